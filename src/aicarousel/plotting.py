@@ -1,0 +1,390 @@
+"""Shared figure style and provenance-stamped saving for every aicarousel figure.
+
+All figure scripts (``figures/fig_*.py``) use this module so that every figure
+has the same fonts, the same colour-blind-safe palette (Okabe-Ito), a journal
+width (single column 3.5 in, double column 7.2 in), units in its axis labels,
+and its provenance (git commit, model hash, scenario, seed) in the file
+metadata.
+
+Typical use::
+
+    from aicarousel import plotting
+    plotting.use_style()
+    fig, ax = plotting.figure("single", height=2.4)
+    ax.plot(ds["time"], ds["Cloud Debt"])
+    ax.set_ylabel(plotting.axis_label(ds["Cloud Debt"]))
+    plotting.savefig(fig, "cloud_debt", plotting.provenance(ds, scenario="baseline"))
+
+``savefig`` writes ``figures/out/<name>.pdf`` (vector) and ``<name>.png``
+(300 dpi). Both are deterministic: saving the same figure twice gives
+byte-identical files (no creation dates in the PDF, fixed PNG text chunks).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files; never open a window
+import matplotlib.pyplot as plt  # noqa: E402
+
+#: Single-column figure width (inches).
+SINGLE = 3.5
+#: Double-column figure width (inches).
+DOUBLE = 7.2
+#: Raster resolution of the PNG copies (dots per inch).
+DPI = 300
+
+#: Okabe-Ito colour-blind-safe palette, by colour name.
+OKABE_ITO = {
+    "blue": "#0072B2",
+    "orange": "#E69F00",
+    "green": "#009E73",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
+    "sky": "#56B4E9",
+    "yellow": "#F0E442",
+    "black": "#000000",
+    "grey": "#999999",
+}
+#: The palette as an ordered list (the default colour cycle of the style file).
+PALETTE = [OKABE_ITO[k] for k in ("blue", "orange", "green", "vermillion", "purple", "sky", "yellow", "black")]
+
+#: One fixed colour per sector and Rest-of-World counterparty, used by all figures.
+SECTOR_COLORS = {
+    "Lab": OKABE_ITO["blue"],
+    "Cloud": OKABE_ITO["orange"],
+    "Chips": OKABE_ITO["green"],
+    "End users": OKABE_ITO["sky"],
+    "Equity investors": OKABE_ITO["purple"],
+    "Lenders": OKABE_ITO["vermillion"],
+    "Cloud customers": OKABE_ITO["yellow"],
+    "Chip buyers": OKABE_ITO["black"],
+    "Suppliers": OKABE_ITO["grey"],
+}
+
+_STYLE_NAME = "aicarousel.mplstyle"
+_UNIT_DISPLAY = {"Dmnl": "dimensionless", "dmnl": "dimensionless", "": ""}
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def style_file() -> Path:
+    """Path of the shared matplotlib style file (``figures/aicarousel.mplstyle``).
+
+    Returns
+    -------
+    pathlib.Path
+        Absolute path of the style file.
+    """
+    try:
+        from aicarousel import paths
+
+        return Path(paths.FIGURES_DIR) / _STYLE_NAME
+    except ImportError:  # pragma: no cover - only before paths.py exists
+        return Path(__file__).resolve().parents[2] / "figures" / _STYLE_NAME
+
+
+def use_style() -> None:
+    """Apply the shared style (fonts, sizes, palette, 300 dpi) to matplotlib.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the style file is missing from ``figures/``.
+    """
+    path = style_file()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"figure style file {path.name} not found in {path.parent.name}/: restore "
+            "figures/aicarousel.mplstyle from git"
+        )
+    plt.style.use(str(path))
+
+
+def figure(width: str | float = "single", height: float | None = None, nrows: int = 1,
+           ncols: int = 1, **kwargs: Any):
+    """Create a figure of journal width with the shared style applied.
+
+    Parameters
+    ----------
+    width : {"single", "double"} or float
+        ``"single"`` (3.5 in), ``"double"`` (7.2 in), or a width in inches.
+    height : float, optional
+        Height in inches; default 2.4 in per panel row, capped at 9 in.
+    nrows, ncols : int
+        Panel grid passed to :func:`matplotlib.pyplot.subplots`.
+    **kwargs
+        Passed to :func:`matplotlib.pyplot.subplots` (e.g. ``sharex=True``).
+
+    Returns
+    -------
+    (matplotlib.figure.Figure, axes)
+        As returned by :func:`matplotlib.pyplot.subplots`.
+    """
+    use_style()
+    w = {"single": SINGLE, "double": DOUBLE}.get(width, width) if isinstance(width, str) else width
+    if isinstance(w, str):
+        raise ValueError(f"figure width {width!r} unknown: use 'single', 'double' or inches")
+    if height is None:
+        height = min(9.0, 2.4 * nrows)
+    return plt.subplots(nrows, ncols, figsize=(float(w), float(height)), **kwargs)
+
+
+def format_unit(unit: str | None) -> str:
+    """Return a display form of a Vensim unit string.
+
+    Parameters
+    ----------
+    unit : str or None
+        Vensim unit, e.g. ``"$B/Year"``, ``"GW"``, ``"Dmnl"``.
+
+    Returns
+    -------
+    str
+        ``"$B/year"``, ``"GW"``, ``"dimensionless"``; ``""`` when unknown. Dollar
+        signs are escaped so matplotlib does not read them as mathtext.
+    """
+    if unit is None:
+        return ""
+    unit = str(unit).strip()
+    if unit in _UNIT_DISPLAY:
+        return _UNIT_DISPLAY[unit]
+    unit = re.sub(r"\bYears?\b", "year", unit)
+    return unit.replace("$", r"\$")
+
+
+def axis_label(obj: Any = None, name: str | None = None, unit: str | None = None) -> str:
+    """Format an axis label ``"Name (unit)"`` from a DataArray's attrs or explicit text.
+
+    Parameters
+    ----------
+    obj : xarray.DataArray, optional
+        Variable whose ``name`` and ``attrs["units"]`` are used.
+    name : str, optional
+        Overrides the variable name in the label.
+    unit : str, optional
+        Overrides the unit (Vensim unit string).
+
+    Returns
+    -------
+    str
+        e.g. ``"Cloud Debt (\\$B)"``; a dimensionless quantity gets ``"(dimensionless)"``.
+
+    Raises
+    ------
+    ValueError
+        If neither a name nor a unit can be found: every axis must carry its unit.
+    """
+    attrs = getattr(obj, "attrs", {}) or {}
+    label = name if name is not None else (getattr(obj, "name", None) or attrs.get("real_name"))
+    u = unit if unit is not None else attrs.get("units", attrs.get("Units"))
+    if label is None:
+        raise ValueError("axis_label needs a DataArray with a name or an explicit name=")
+    if u is None:
+        raise ValueError(
+            f"no unit for axis label {label!r}: pass unit= or use a Dataset from aicarousel.model.run"
+        )
+    shown = format_unit(u)
+    return f"{label} ({shown})" if shown else str(label)
+
+
+def git_commit(short: bool = False) -> str:
+    """Current git commit of the project, with ``-dirty`` when tracked files changed.
+
+    Parameters
+    ----------
+    short : bool
+        Return the abbreviated hash.
+
+    Returns
+    -------
+    str
+        Commit hash, or ``"unknown"`` outside a git checkout.
+    """
+    root = style_file().parents[1]
+    try:
+        cmd = ["git", "-C", str(root), "rev-parse"] + (["--short"] if short else []) + ["HEAD"]
+        head = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+def provenance(ds: Any = None, scenario: str | None = None, seed: int | None = None,
+               **extra: Any) -> dict[str, str]:
+    """Build the provenance dict a figure records in its metadata.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset, optional
+        Results the figure was drawn from; its ``attrs["provenance"]`` (JSON or
+        dict from :func:`aicarousel.model.run`) supplies ``model_hash`` and, if
+        present, ``scenario`` and ``seed``.
+    scenario : str, optional
+        Scenario name(s) shown (comma-separated for several).
+    seed : int, optional
+        Random seed of sampled results.
+    **extra
+        Further string-convertible fields (e.g. ``source="results/experiments.nc"``).
+
+    Returns
+    -------
+    dict of str to str
+        Always holds ``git_commit``, ``model_hash``, ``scenario`` and ``seed``
+        (``"none"`` when not applicable).
+    """
+    info: dict[str, Any] = {}
+    if ds is not None:
+        raw = getattr(ds, "attrs", {}).get("provenance")
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except ValueError:
+                raw = {}
+        if isinstance(raw, Mapping):
+            info.update(raw)
+        for key in ("model_hash", "scenario", "seed"):
+            if key in getattr(ds, "attrs", {}):
+                info.setdefault(key, ds.attrs[key])
+    out = {
+        "git_commit": git_commit(),
+        "model_hash": str(info.get("model_hash", "none")),
+        "scenario": str(scenario if scenario is not None else info.get("scenario", "none")),
+        "seed": str(seed if seed is not None else info.get("seed", "none")),
+    }
+    for key, value in extra.items():
+        out[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return out
+
+
+def out_dir() -> Path:
+    """Directory figures are written to (``figures/out``), created if needed."""
+    try:
+        from aicarousel import paths
+
+        d = Path(getattr(paths, "FIGURES_OUT", Path(paths.FIGURES_DIR) / "out"))
+    except ImportError:  # pragma: no cover - only before paths.py exists
+        d = style_file().parent / "out"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _atomic_save(fig, path: Path, **kwargs: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def savefig(fig, name: str, provenance: Mapping[str, Any], directory: str | os.PathLike | None = None,
+            close: bool = True) -> tuple[Path, Path]:
+    """Save ``fig`` as ``<name>.pdf`` (vector) and ``<name>.png`` (300 dpi) with provenance.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        Figure to save; its size is kept exactly (no tight bounding box), so a
+        3.5 in wide figure gives a 1050 px wide PNG.
+    name : str
+        File stem, letters, digits, ``_``, ``-`` and ``.`` only (e.g. ``"baseline_dashboard"``).
+    provenance : mapping
+        At least ``git_commit``, ``model_hash``, ``scenario`` and ``seed`` (see
+        :func:`provenance`); stored as PDF Subject (JSON) and Keywords, and as
+        PNG text chunks (one per key plus ``Provenance`` JSON).
+    directory : path, optional
+        Output directory; default ``figures/out``.
+    close : bool
+        Close the figure after saving (frees memory in batch builds).
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        Paths of the PDF and the PNG.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a plain file stem or provenance lacks a required key.
+    """
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ValueError(f"figure name {name!r} invalid: use letters, digits, '_', '-', '.' only")
+    missing = [k for k in ("git_commit", "model_hash", "scenario", "seed") if k not in provenance]
+    if missing:
+        raise ValueError(
+            f"provenance for figure {name!r} lacks {', '.join(missing)}: build it with "
+            "aicarousel.plotting.provenance(...)"
+        )
+    prov = {str(k): str(v) for k, v in provenance.items()}
+    width = fig.get_figwidth()
+    if min(abs(width - SINGLE), abs(width - DOUBLE)) > 1e-6:
+        warnings.warn(
+            f"figure {name!r} is {width:.2f} in wide; journals want {SINGLE} (single) or {DOUBLE} (double)",
+            stacklevel=2,
+        )
+    d = Path(directory) if directory is not None else out_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    subject = json.dumps(prov, sort_keys=True)
+    keywords = "; ".join(f"{k}={prov[k]}" for k in sorted(prov))
+    pdf_meta = {
+        "Title": name,
+        "Author": "aicarousel",
+        "Subject": subject,
+        "Keywords": keywords,
+        "Creator": "aicarousel.plotting",
+        "Producer": "matplotlib",
+        "CreationDate": None,
+        "ModDate": None,
+    }
+    png_meta = {"Title": name, "Author": "aicarousel", "Software": "aicarousel.plotting / matplotlib",
+                "Provenance": subject}
+    png_meta.update({k: v for k, v in prov.items() if k not in png_meta})
+    pdf_path, png_path = d / f"{name}.pdf", d / f"{name}.png"
+    _atomic_save(fig, pdf_path, format="pdf", metadata=pdf_meta)
+    _atomic_save(fig, png_path, format="png", dpi=DPI, metadata=png_meta)
+    if close:
+        plt.close(fig)
+    return pdf_path, png_path
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """Read the provenance written by :func:`savefig` back from a PDF or PNG.
+
+    Parameters
+    ----------
+    path : path
+        A ``.pdf`` or ``.png`` file written by :func:`savefig`.
+
+    Returns
+    -------
+    dict of str to str
+        The provenance fields (``git_commit``, ``model_hash``, ``scenario``, ``seed``, ...).
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".png":
+        from PIL import Image
+
+        with Image.open(path) as im:
+            text = dict(getattr(im, "text", {}) or im.info)
+        return json.loads(text.get("Provenance", "{}"))
+    data = path.read_bytes()
+    m = re.search(rb"/Subject \((.*?)(?<!\\)\)", data, re.S)
+    if not m:
+        return {}
+    raw = m.group(1).replace(rb"\(", b"(").replace(rb"\)", b")").replace(rb"\\", b"\\")
+    return json.loads(raw.decode("latin-1"))
