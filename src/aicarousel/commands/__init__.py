@@ -1,0 +1,1 @@
+"""Subcommands of the ``aicarousel`` CLI; each module defines ``register(subparsers)``."""
