@@ -9,7 +9,7 @@ import numpy as np
 
 #: Variables shown in the summary table (those missing from the model are skipped).
 SUMMARY_VARIABLES = [
-    "Lab revenue from end users", "Lab Compute Online", "Installed compute", "Effective Cloud Compute", "Contract Backlog",
+    "Lab revenue from end users", "Lab Compute Online", "Cloud Installed Compute", "Contract Backlog",
     "Cloud Debt", "Lab Cash", "Cloud Cash", "Chips Cash", "Lab Equity from Chips",
     "Lab Market Value", "Cloud Market Value", "Chips Market Value",
 ]
