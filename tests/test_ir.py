@@ -1,0 +1,249 @@
+"""Tests of the intermediate representation and its reference evaluator.
+
+The IR must reproduce PySD's own runs (same numerics) on the carousel model, and the
+reference outputs of the SDXorg test models for every feature it supports.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aicarousel import paths
+from aicarousel.errors import ModelFileError, UnsupportedFeatureError
+from aicarousel.ir import Lookup, Num, Op, Ref, build_ir, evaluate, refs, simulate
+
+TM = paths.TEST_MODELS_DIR
+
+#: Test models the IR does not support, and why (each must raise UnsupportedFeatureError
+#: or, for files PySD itself cannot parse, ModelFileError).
+UNSUPPORTED = {
+    "samples/teacup/teacup_w_diagram.xmile": "non-negative stock",
+    "tests/arithmetics/test_arithmetics.mdl": "subscripts",
+    "tests/control_vars/test_control_vars.mdl": "depends on Time",
+    "tests/delay_fixed/test_delay_fixed.mdl": "DELAY FIXED",
+    "tests/delay_xmile/test_delay_xmile.xmile": "DELAY FIXED",
+    "tests/delays/test_delays.mdl": "order that is not a constant",
+    "tests/multiple_lines_def/test_multiple_lines_def.mdl": "subscripts",
+    "tests/non_negative_stocks/test_non_negative_stocks.xmile": "non-negative stock",
+    "tests/non_negative_stocks/test_non_negative_stocks_behavior.xmile": "non-negative stock",
+    "tests/power/power.mdl": "subscripts",
+    "tests/smooth/test_smooth.mdl": "SMOOTH N",
+    "tests/subscript_1d_arrays/test_subscript_1d_arrays.mdl": "subscripts",
+    "tests/subscript_1d_arrays/test_subscript_1d_arrays.xmile": "cannot be parsed",
+    "tests/subscript_2d_arrays/test_subscript_2d_arrays.mdl": "subscripts",
+    "tests/subscript_aggregation/test_subscript_aggregation.mdl": "subscripts",
+    "tests/subscript_copy/test_subscript_copy.mdl": "subscripts",
+    "tests/subscript_copy/test_subscript_copy2.mdl": "subscripts",
+    "tests/subscript_individually_defined_stocks/"
+    "test_subscript_individually_defined_stocks.mdl": "subscripts",
+    "tests/subscripted_flows/test_subscripted_flows.mdl": "subscripts",
+    "tests/subscripted_flows/test_subscripted_flows.xmile": "cannot be parsed",
+    "tests/subscripted_if_then_else/test_subscripted_if_then_else.mdl": "subscripts",
+    "tests/subscripted_logicals/test_subscripted_logicals.mdl": "subscripts",
+    "tests/subscripted_lookups/test_subscripted_lookups.mdl": "subscripts",
+    "tests/subscripted_xidz/test_subscripted_xidz.mdl": "subscripts",
+    "tests/with_lookup/test_with_lookup.mdl": "subscripts",
+}
+
+#: Models where PySD itself (and so the IR, which follows PySD) differs from Vensim/Stella.
+PYSD_DIFFERS = {
+    # Vensim reads -2^2 as -(2^2); PySD parses the literal -2 and gives 4.
+    "tests/exponentiation/exponentiation.mdl": "unary minus precedence",
+    "tests/exponentiation/exponentiation.xmile": "unary minus precedence",
+}
+
+
+def _model_files() -> list[str]:
+    files = sorted(TM.glob("tests/*/*.mdl")) + sorted(TM.glob("tests/*/*.xmile")) \
+        + sorted(TM.glob("samples/*/*.mdl")) + sorted(TM.glob("samples/*/*.xmile"))
+    return [f.relative_to(TM).as_posix() for f in files]
+
+
+MODEL_FILES = _model_files() if TM.is_dir() else []
+SUPPORTED = [f for f in MODEL_FILES if f not in UNSUPPORTED and f not in PYSD_DIFFERS]
+
+
+def _expected(model: Path) -> pd.DataFrame:
+    """Expected output of a test model: rows = time, columns = variable names."""
+    d = model.parent
+    cands = ["output_stella.csv"] if model.suffix == ".xmile" else []
+    cands += ["output.tab", "output.csv"]
+    for c in cands:
+        p = d / c
+        if p.is_file():
+            df = pd.read_csv(p, sep="\t" if p.suffix == ".tab" else ",", index_col=0)
+            try:
+                df.index = df.index.astype(float)
+            except (ValueError, TypeError):
+                df = df.T
+                df.index = df.index.astype(float)
+            return df
+    raise FileNotFoundError(d)
+
+
+@pytest.mark.skipif(not TM.is_dir(), reason="shared test models not available")
+@pytest.mark.parametrize("rel", SUPPORTED)
+def test_ir_reproduces_reference_outputs(rel):
+    """Every supported test model matches its expected output (rtol = atol = 1e-5)."""
+    model = TM / rel
+    ir = build_ir(model)
+    out = simulate(ir)
+    exp = _expected(model)
+    names = {k.lower(): v for k, v in ir.by_real_name().items()}
+    tt = np.asarray(out["time"])
+    checked = 0
+    for col in exp.columns:
+        py = names.get(str(col).strip().strip('"').lower())
+        if py is None or py not in out:
+            continue
+        for t, val in exp[col].astype(float).items():
+            i = np.argmin(np.abs(tt - t))
+            if abs(tt[i] - t) > 1e-9:
+                continue
+            assert out[py][i] == pytest.approx(val, rel=1e-5, abs=1e-5), (col, t)
+            checked += 1
+    assert checked > 0
+
+
+@pytest.mark.skipif(not TM.is_dir(), reason="shared test models not available")
+@pytest.mark.parametrize("rel", sorted(UNSUPPORTED))
+def test_unsupported_models_raise_clear_errors(rel):
+    """Unsupported features raise an error naming the variable and the feature."""
+    with pytest.raises((UnsupportedFeatureError, ModelFileError)) as exc:
+        build_ir(TM / rel)
+    msg = str(exc.value)
+    assert UNSUPPORTED[rel].lower() in msg.lower()
+    if isinstance(exc.value, UnsupportedFeatureError):
+        assert "variable" in msg
+
+
+@pytest.fixture(scope="session")
+def carousel_ir():
+    return build_ir(paths.MODEL_FILE)
+
+
+@pytest.fixture(scope="session")
+def pysd_carousel(tmp_path_factory):
+    """PySD translation of the carousel, made in a temporary directory."""
+    import pysd
+
+    d = tmp_path_factory.mktemp("pysd_carousel")
+    shutil.copy(paths.MODEL_FILE, d / paths.MODEL_FILE.name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pysd.read_vensim(str(d / paths.MODEL_FILE.name))
+
+
+def test_carousel_structure(carousel_ir):
+    ir = carousel_ir
+    assert ir.time.initial < ir.time.final and ir.time.dt > 0
+    assert len(ir.stocks) >= 20
+    # the SMOOTHI is expanded into exactly one internal stock mapped to PySD's object
+    internal = [s for s in ir.stocks if ir.variables[s].internal]
+    assert internal and all(s in ir.internal_map for s in internal)
+    # evaluation order respects dependencies
+    pos = {n: i for i, n in enumerate(ir.order)}
+    for n in ir.order:
+        for d in ir.dependencies(n):
+            if d in pos:
+                assert pos[d] < pos[n], (d, n)
+    # lookups are called through Lookup nodes
+    assert ir.lookups
+    assert any(isinstance(e, Lookup) for n in ir.order for e in _nodes(ir.variables[n].expr))
+
+
+def _nodes(e):
+    from aicarousel.ir import walk
+    return list(walk(e))
+
+
+def test_carousel_matches_pysd_exactly(carousel_ir, pysd_carousel):
+    """The reference evaluator reproduces PySD's baseline run to a relative 1e-9."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = pysd_carousel.run(reload=True)
+    out = simulate(carousel_ir)
+    assert np.allclose(out["time"], df.index.values.astype(float), rtol=0, atol=1e-9)
+    compared = 0
+    for col in df.columns:
+        py = pysd_carousel.namespace.get(col)
+        if py not in out:
+            continue
+        np.testing.assert_allclose(out[py], df[col].values.astype(float), rtol=1e-9,
+                                   atol=1e-12, err_msg=col)
+        compared += 1
+    assert compared >= 100
+
+
+def test_carousel_params_match_pysd(carousel_ir, pysd_carousel):
+    """Overriding a constant changes the run exactly as in PySD."""
+    ir = carousel_ir
+    stock = ir.stocks[0]
+    const = next(n for n, v in ir.variables.items() if v.kind == "constant"
+                 and n not in ("initial_time", "final_time", "time_step", "saveper")
+                 and v.expr.value != 0 and n in _upstream(ir, stock))
+    val = ir.constants[const] * 1.3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = pysd_carousel.run(params={const: val}, reload=True)
+    out = simulate(ir, params={ir.variables[const].real_name: val})
+    base = simulate(ir)
+    real = ir.variables[stock].real_name
+    np.testing.assert_allclose(out[stock], df[real].values.astype(float), rtol=1e-9)
+    assert not np.allclose(out[stock], base[stock], rtol=1e-6)
+
+
+def _upstream(ir, name):
+    seen, stack = set(), [name]
+    while stack:
+        n = stack.pop()
+        for d in ir.dependencies(n) | ir.initial_dependencies(n):
+            if d not in seen:
+                seen.add(d)
+                stack.append(d)
+    return seen
+
+
+def test_evaluate_matches_simulate_derivative(carousel_ir):
+    """One Euler step of simulate equals state + dt * evaluate's derivative."""
+    ir = carousel_ir
+    out = simulate(ir, every_step=True, final_time=ir.time.initial + 2 * ir.time.dt)
+    state = {s: out[s][0] for s in ir.stocks}
+    _, ddt = evaluate(ir, state)
+    for s in ir.stocks:
+        assert out[s][1] == pytest.approx(state[s] + ddt[s] * ir.time.dt, rel=1e-12, abs=1e-12)
+
+
+def test_refs_and_ops():
+    e = Op("+", (Ref("a"), Op("*", (Num(2.0), Lookup("tab", Ref("b"))))))
+    assert refs(e) == {"a", "b", "tab"}
+
+
+def test_missing_file_is_model_file_error(tmp_path):
+    with pytest.raises(ModelFileError, match="does not exist"):
+        build_ir(tmp_path / "nope.mdl")
+
+
+def test_algebraic_loop_is_reported(tmp_path):
+    mdl = tmp_path / "loop.mdl"
+    mdl.write_text(
+        "{UTF-8}\na = b + 1\n~ ~ |\nb = a * 2\n~ ~ |\nINITIAL TIME = 0\n~ ~ |\n"
+        "FINAL TIME = 1\n~ ~ |\nTIME STEP = 0.5\n~ ~ |\nSAVEPER = TIME STEP\n~ ~ |\n")
+    with pytest.raises(ModelFileError, match="algebraic loop"):
+        build_ir(mdl)
+
+
+def test_unsupported_function_names_variable(tmp_path):
+    mdl = tmp_path / "rnd.mdl"
+    mdl.write_text(
+        "{UTF-8}\nS = INTEG(x, 0)\n~ ~ |\nx = RANDOM UNIFORM(0, 1, 3)\n~ ~ |\n"
+        "INITIAL TIME = 0\n~ ~ |\nFINAL TIME = 1\n~ ~ |\nTIME STEP = 0.5\n~ ~ |\n"
+        "SAVEPER = TIME STEP\n~ ~ |\n")
+    with pytest.raises(UnsupportedFeatureError, match=r"'x'.*RANDOM UNIFORM"):
+        build_ir(mdl)
