@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "aicarousel.commands.run",
     "aicarousel.commands.params",
     "aicarousel.commands.doc",
+    "aicarousel.commands.experiment",
 ]
 
 

@@ -286,6 +286,7 @@ def _atomic_save(fig, path: Path, **kwargs: Any) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, **kwargs)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

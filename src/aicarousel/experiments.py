@@ -1,0 +1,416 @@
+"""Policy and stress experiments: run scenarios, compare the outcomes a paper quotes.
+
+:func:`run_experiments` validates every requested scenario first
+(:func:`aicarousel.scenarios.validate_all`), runs each through
+:func:`aicarousel.model.run` at the model's TIME STEP (so cumulative flows are
+exact Euler sums, equal to the change of the stocks they feed), and returns
+
+- one :class:`xarray.Dataset` with dimensions ``scenario`` x ``time`` (stored at
+  the model's SAVEPER), written atomically to ``results/experiments.nc``;
+- a comparison table (one row per scenario, units in the column names),
+  written to ``results/experiments_table.csv`` and ``.tex``.
+
+Outcomes (see :func:`outcomes`) are read from the model's own tags: money flows
+``[flow: <from> -> <to>]``, sector cash ``[cash: <sector>]`` and claims
+``[claim: <debtor> -> <creditor>]`` in the variables' comments, so the table
+follows the model when flows are added.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import paths
+from .errors import AicarouselError, OutputError
+
+#: Cash cover (years of Lab's planned spending) below which Lab's cash counts as run out.
+#: An analysis threshold (one month of spending), not a model parameter.
+CASH_OUT_COVER = 1.0 / 12.0
+
+#: Variables the table reads by name (Vensim names in the model).
+INSTALLED_GW = "Cloud Installed Compute"
+CLOUD_DEBT = "Cloud Debt"
+LAB_CASH = "Lab Cash"
+LAB_PLANNED_SPENDING = "Lab planned spending"
+MARKET_VALUE = "{sector} Market Value"
+
+#: Default output files.
+DATASET_FILE = "experiments.nc"
+TABLE_STEM = "experiments_table"
+
+_FLOW_RE = re.compile(r"^\s*\[flow:\s*([^\]]+?)\s*->\s*([^\]]+?)\s*\]")
+_CASH_RE = re.compile(r"^\s*\[cash:\s*([^\]]+?)\s*\]")
+_CLAIM_RE = re.compile(r"^\s*\[claim:\s*([^\]]+?)\s*->\s*([^\]]+?)\s*\]")
+
+
+# --------------------------------------------------------------------------- tags
+def tagged(ds: xr.Dataset) -> dict[str, Any]:
+    """Read the machine-readable tags from the variables' descriptions.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Result of :func:`aicarousel.model.run` (attrs ``description`` per variable).
+
+    Returns
+    -------
+    dict
+        ``flows``: {variable: (from, to)}; ``cash``: {sector: variable};
+        ``claims``: {variable: (debtor, creditor)}; ``sectors``: sorted sector names
+        (those with a cash stock); ``outside``: counterparties that are not sectors.
+    """
+    flows, cash, claims = {}, {}, {}
+    for name, var in ds.data_vars.items():
+        desc = str(var.attrs.get("description", ""))
+        if m := _FLOW_RE.match(desc):
+            flows[name] = (m.group(1), m.group(2))
+        elif m := _CASH_RE.match(desc):
+            cash[m.group(1)] = name
+        elif m := _CLAIM_RE.match(desc):
+            claims[name] = (m.group(1), m.group(2))
+    sectors = sorted(cash)
+    outside = sorted({a for a, _ in flows.values()} | {b for _, b in flows.values()} - set(sectors))
+    outside = [o for o in outside if o not in sectors]
+    return {"flows": flows, "cash": cash, "claims": claims, "sectors": sectors, "outside": outside}
+
+
+def _cumulative(da: xr.DataArray, dt: float) -> float:
+    """Euler sum of a flow over the run: sum of flow(t_i) * dt for all steps but the last."""
+    v = np.asarray(da.values, dtype=float)
+    return float(v[:-1].sum() * dt)
+
+
+def _max_drawdown(v: np.ndarray) -> float:
+    """Largest fall from a running peak, as a fraction of that peak (0 when it never falls)."""
+    v = np.asarray(v, dtype=float)
+    peak = np.maximum.accumulate(v)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dd = np.where(peak > 0, (peak - v) / peak, 0.0)
+    return float(np.max(dd)) if dd.size else 0.0
+
+
+def outcomes(ds: xr.Dataset, dt: float | None = None) -> dict[str, float]:
+    """The outcomes a paper would quote, from one run.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        One run on an evenly spaced time grid (best at the model's TIME STEP:
+        cumulative sums are then exact).
+    dt : float, optional
+        Spacing of ``ds.time`` (years); default read from the grid.
+
+    Returns
+    -------
+    dict of str to float
+        Keys are column names with units, e.g. ``"Peak installed compute (GW)"``;
+        NaN where an outcome does not apply (e.g. Lab's cash never runs out).
+    """
+    t = np.asarray(ds["time"].values, dtype=float)
+    dt = float(np.median(np.diff(t))) if dt is None else float(dt)
+    tags = tagged(ds)
+    out: dict[str, float] = {}
+    gw = np.asarray(ds[INSTALLED_GW].values)
+    i = int(np.argmax(gw))
+    out["Peak installed compute (GW)"] = float(gw[i])
+    out["Year of peak installed compute (year)"] = float(t[i])
+    inflow: dict[str, float] = {o: 0.0 for o in tags["outside"]}
+    for var, (src, dst) in tags["flows"].items():
+        if src in inflow and dst in tags["sectors"]:
+            inflow[src] += _cumulative(ds[var], dt)
+    for src in sorted(inflow):
+        if inflow[src] != 0.0 or any(s == src for s, _ in tags["flows"].values()):
+            out[f"Money in from {src} ($B)"] = inflow[src]
+    out["Money in from outside, total ($B)"] = float(sum(inflow.values()))
+    debt = np.asarray(ds[CLOUD_DEBT].values)
+    out["Peak Cloud debt ($B)"] = float(debt.max())
+    cloud_mv = MARKET_VALUE.format(sector="Cloud")
+    if cloud_mv in ds:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lev = debt / np.asarray(ds[cloud_mv].values)
+        out["Peak Cloud debt to market value (ratio)"] = float(np.nanmax(lev))
+    for sector in tags["sectors"]:
+        mv = MARKET_VALUE.format(sector=sector)
+        if mv in ds:
+            out[f"Largest fall in {sector} market value (%)"] = 100.0 * _max_drawdown(ds[mv].values)
+    cash = np.asarray(ds[LAB_CASH].values)
+    spend = np.asarray(ds[LAB_PLANNED_SPENDING].values)
+    short = np.nonzero(cash < CASH_OUT_COVER * spend)[0]
+    out["Year Lab's cash runs out (year)"] = float(t[short[0]]) if short.size else float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cover = np.where(spend > 0, cash / spend, np.inf)
+    out["Lowest Lab cash cover (year)"] = float(np.min(cover))
+    lab_in = sum(_cumulative(ds[v], dt) for v, (s, d) in tags["flows"].items()
+                 if s == "End users" and d == "Lab")
+    lab_out = sum(_cumulative(ds[v], dt) for v, (s, d) in tags["flows"].items() if s == "Lab")
+    out["Lab spending paid by end users (%)"] = 100.0 * lab_in / lab_out if lab_out > 0 else float("nan")
+    for var, (debtor, creditor) in tags["claims"].items():
+        if debtor == "Lab" and creditor in tags["sectors"]:
+            out[f"{creditor}' stake in Lab at end ($B)" if creditor.endswith("s")
+                else f"{creditor}'s stake in Lab at end ($B)"] = float(ds[var].values[-1])
+    return out
+
+
+# --------------------------------------------------------------------------- tables
+def _fmt(value: float, col: str) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "--"
+    if col.startswith("Year") and "(year)" in col:
+        return f"{value:.1f}"
+    if "(year)" in col:
+        return f"{value:.2f}"
+    if "(ratio)" in col:
+        return f"{value:.2f}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}".replace(",", "{,}")
+    return f"{value:.1f}"
+
+
+def _tex_escape(s: str) -> str:
+    rep = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+           "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(rep.get(c, c) for c in s)
+
+
+def latex_table(table: pd.DataFrame, caption: str | None = None, label: str = "tab:experiments") -> str:
+    """Figure-ready LaTeX of the comparison table: outcomes as rows, scenarios as columns.
+
+    Needs ``\\usepackage{booktabs,graphicx}``. Scenario names are set vertically so
+    eleven scenarios fit a double-column page (``table*``).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per scenario (index: scenario names), columns with units.
+    caption : str, optional
+        Table caption.
+    label : str
+        LaTeX label.
+
+    Returns
+    -------
+    str
+        A complete ``table*`` environment.
+    """
+    cols = list(table.columns)
+    scen = list(table.index)
+    caption = caption or ("Outcomes of the policy and stress experiments, 2024--2035. Money is "
+                          "cumulative over the run; -- means the event does not happen.")
+    lines = [
+        "% Generated by aicarousel.experiments.latex_table; do not edit by hand.",
+        r"\begin{table*}[t]",
+        r"\centering",
+        r"\footnotesize",
+        r"\setlength{\tabcolsep}{3pt}",
+        f"\\caption{{{_tex_escape(caption)}}}",
+        f"\\label{{{label}}}",
+        r"\begin{tabular}{l" + "r" * len(scen) + "}",
+        r"\toprule",
+        "Outcome & " + " & ".join(f"\\rotatebox{{90}}{{{_tex_escape(s.replace('_', ' '))}}}"
+                                  for s in scen) + r" \\",
+        r"\midrule",
+    ]
+    for c in cols:
+        cells = [_fmt(float(table.loc[s, c]), c) for s in scen]
+        lines.append(_tex_escape(c) + " & " + " & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table*}", ""]
+    return "\n".join(lines)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {paths.relative_to_root(path)}: {exc.strerror}") from None
+
+
+def write_table(table: pd.DataFrame, stem: str | os.PathLike) -> tuple[Path, Path]:
+    """Write the comparison table as ``<stem>.csv`` and ``<stem>.tex`` (atomic writes).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`run_experiments`.
+    stem : path
+        Output path without suffix.
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        CSV and LaTeX paths.
+    """
+    stem = Path(stem)
+    csv, tex = stem.with_suffix(".csv"), stem.with_suffix(".tex")
+    _atomic_text(csv, table.to_csv(index_label="scenario", float_format="%.6g", lineterminator="\n"))
+    _atomic_text(tex, latex_table(table))
+    return csv, tex
+
+
+# --------------------------------------------------------------------------- running
+def run_experiments(names: Iterable[str] | None = None, *, scenarios_dir: str | os.PathLike | None = None,
+                    model_file: str | os.PathLike | None = None,
+                    output: str | os.PathLike | None = "default",
+                    table: str | os.PathLike | None = "default",
+                    progress: bool = True) -> tuple[xr.Dataset, pd.DataFrame]:
+    """Validate, run and compare scenarios.
+
+    Parameters
+    ----------
+    names : iterable of str, optional
+        Scenario names; default every file in ``scenarios/`` (baseline first).
+    scenarios_dir, model_file : path, optional
+        Defaults ``scenarios/`` and ``models/ai_carousel.mdl``.
+    output : path or None
+        netCDF file for the Dataset; ``"default"`` = ``results/experiments.nc``; None: no file.
+    table : path or None
+        Stem of the table files; ``"default"`` = ``results/experiments_table``; None: no files.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    (xarray.Dataset, pandas.DataFrame)
+        Dataset with dims ``scenario`` x ``time`` (model SAVEPER) and coords
+        ``description`` and ``params_changed`` (JSON) per scenario; the comparison
+        table indexed by scenario.
+
+    Raises
+    ------
+    aicarousel.errors.ScenarioError
+        Before any run, if any requested scenario is invalid.
+    aicarousel.errors.SimulationError, OutputError
+        If a run fails or a file cannot be written (nothing half-written is left).
+    """
+    from tqdm.auto import tqdm
+
+    from . import model as _model
+    from . import scenarios as _sc
+
+    resolved = _sc.validate_all(names, scenarios_dir=scenarios_dir, model_file=model_file)
+    facts = _sc.model_facts(model_file)
+    m = _model.load(model_file)
+    dt = float(m.components.time_step())
+    saveper = float(m.components.saveper())
+    stride = max(1, int(round(saveper / dt)))
+    runs, rows = [], {}
+    for name, rs in tqdm(resolved.items(), desc="scenarios", unit="run", disable=not progress):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Replacing a constant value with a time-dependent",
+                                    category=UserWarning)
+            ds = _model.run(params=rs.overrides(facts), model_file=model_file, saveper=dt)
+        rows[name] = outcomes(ds, dt)
+        coarse = ds.isel(time=slice(None, None, stride))
+        if float(coarse.time[-1]) != float(ds.time[-1]):
+            coarse = ds.isel(time=sorted(set(range(0, ds.sizes["time"], stride)) | {ds.sizes["time"] - 1}))
+        runs.append(coarse)
+    table_df = pd.DataFrame.from_dict(rows, orient="index")
+    table_df.index.name = "scenario"
+    names_list = list(resolved)
+    first_attrs = dict(runs[0].attrs)
+    combined = xr.concat([r.drop_attrs(deep=False) if hasattr(r, "drop_attrs") else r for r in runs],
+                         dim=pd.Index(names_list, name="scenario"), combine_attrs="drop_conflicts")
+    for v in combined.data_vars:
+        combined[v].attrs = dict(runs[0][v].attrs)
+    combined = combined.assign_coords(
+        description=("scenario", [resolved[n].description for n in names_list]),
+        params_changed=("scenario", [_params_json(resolved[n], facts) for n in names_list]),
+        extends_chain=("scenario", [" > ".join(resolved[n].chain) for n in names_list]),
+    )
+    attrs = {k: v for k, v in first_attrs.items() if k not in ("params_changed", "run_control")}
+    attrs["scenarios"] = json.dumps(names_list)
+    attrs["run_control"] = json.dumps({"time_step": dt, "saveper": saveper,
+                                       "initial_time": facts.initial_time, "final_time": facts.final_time})
+    attrs["outcomes_note"] = ("cumulative money is the Euler sum at TIME STEP over the whole run; "
+                              f"Lab's cash runs out when it falls below {CASH_OUT_COVER:.4g} years "
+                              "of planned spending")
+    combined.attrs = attrs
+    if output is not None:
+        out = paths.RESULTS_DIR / DATASET_FILE if output == "default" else Path(output)
+        _model.write_netcdf(combined, out)
+    if table is not None:
+        stem = paths.RESULTS_DIR / TABLE_STEM if table == "default" else Path(table)
+        write_table(table_df, stem)
+    return combined, table_df
+
+
+def _params_json(rs: Any, facts: Any) -> str:
+    data: dict[str, Any] = {}
+    for k, v in rs.overrides(facts).items():
+        if isinstance(v, pd.Series):
+            data[k] = [[float(t), float(x)] for t, x in v.items()]
+        else:
+            data[k] = float(v)
+    return json.dumps(data, sort_keys=True)
+
+
+def load_results(path: str | os.PathLike | None = None) -> xr.Dataset:
+    """Open ``results/experiments.nc`` (or ``path``) for analysis and figures.
+
+    Parameters
+    ----------
+    path : path, optional
+        Default ``results/experiments.nc``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Loaded into memory (the file is closed).
+
+    Raises
+    ------
+    AicarouselError
+        If the file does not exist, with the command that makes it.
+    """
+    p = Path(path) if path is not None else paths.RESULTS_DIR / DATASET_FILE
+    if not p.is_file():
+        raise AicarouselError(
+            f"{paths.relative_to_root(p)} not found: run `aicarousel experiment` (or `make figures`) first"
+        )
+    with xr.open_dataset(p) as ds:
+        return ds.load()
+
+
+def load_table(path: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Read the comparison table CSV written by :func:`run_experiments`.
+
+    Parameters
+    ----------
+    path : path, optional
+        Default ``results/experiments_table.csv``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by scenario.
+    """
+    p = Path(path) if path is not None else (paths.RESULTS_DIR / TABLE_STEM).with_suffix(".csv")
+    if not p.is_file():
+        raise AicarouselError(
+            f"{paths.relative_to_root(p)} not found: run `aicarousel experiment` (or `make figures`) first"
+        )
+    return pd.read_csv(p, index_col="scenario")
+
+
+def scenario_labels(names: Iterable[str]) -> dict[str, str]:
+    """Short human labels for scenario names (``funding_stop`` -> ``Funding stop``)."""
+    return {n: n.replace("_", " ").capitalize().replace("Gpu", "GPU") for n in names}
+
+
+__all__ = ["run_experiments", "outcomes", "tagged", "latex_table", "write_table", "load_results",
+           "load_table", "scenario_labels", "CASH_OUT_COVER"]
