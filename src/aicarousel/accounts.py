@@ -1,0 +1,1147 @@
+"""Stock-flow-consistent accounts and money tracing ("who paid?").
+
+Everything here is derived from the model's own tags, found at the start of each variable's
+comment (documentation) field:
+
+``[flow: A -> B]``
+    a money flow ($B/Year) that leaves sector ``A`` and enters sector ``B``;
+``[cash: X]``
+    the cash stock of loop sector ``X`` (a sector that has a cash stock is a *loop sector*;
+    every other sector named in a flow tag belongs to the Rest of World, RoW);
+``[claim: D -> C]``
+    a financial claim stock: a liability of debtor ``D`` and an asset of creditor ``C``, at
+    book value (equity is paid-in capital, debt is principal outstanding);
+``[real: X]``
+    a real (non-financial) asset of ``X`` at book value;
+``[memo]``
+    an off-balance-sheet commitment (shown below the balance sheet, never summed).
+
+Accounting conventions (Godley and Lavoie, *Monetary Economics*, 2007)
+-----------------------------------------------------------------------
+Transaction-flow matrix (TFM)
+    One row per tagged flow, one column per sector; the flow's value is entered with a minus
+    sign in the paying column and a plus sign in the receiving column, so every row sums to
+    zero. A flow is *financial* when it changes a ``[claim]`` stock (it appears in the stock's
+    INTEG equation: equity issued, new borrowing, repayment); all other flows are *current*
+    (revenue, payments, interest, dividends, capital expenditure). For a loop sector the sum of
+    its column over all rows is its net cash flow and equals the change of its ``[cash]``
+    stock; the sum over current rows only is its net lending, which equals the change of its
+    net financial worth (cash plus claims held minus claims owed, book value). Values over a
+    period are the flows integrated with the model's own Euler scheme
+    (``sum(dt * flow(t))`` over the steps ``start <= t < end``), so they match stock changes to
+    rounding.
+Balance-sheet matrix (BSM)
+    One row per cash, claim and real stock; assets positive, liabilities negative. Claim rows
+    sum to zero across sectors; cash is an asset whose issuer (the banking system) lies outside
+    the model and real assets have no counterpart, so those rows do not. The bottom row is each
+    sector's net worth at book value (market values are not on the balance sheet).
+
+Money tracing (well-mixed assumption)
+-------------------------------------
+The cash of every loop sector is split by *origin*: each RoW sector that pays into the loop
+(end users, equity investors, lenders, outside cloud customers, outside chip buyers, ...), the
+``Opening balances`` of the cash stocks, and ``Overdraft``. A flow from a RoW sector brings its
+own origin. Cash in a sector is assumed *well mixed*: every outflow of a sector in a time step
+carries the origin mix of that sector's cash at the start of the step, and a flow from another
+loop sector brings the payer's mix. The tracing is integrated with the model's own Euler steps
+from a run saved at every time step, so it is exact with respect to the model (the sum over
+origins equals the model's cash stock to rounding), not sampled.
+
+Negative cash: when a step's outflows exceed the cash at the start of the step, the excess is
+paid with ``Overdraft`` money (money the payer does not have, in reality a credit line), and
+the sector's deficit grows. Later inflows first repay the deficit (that money leaves the
+tracing, recorded as ``repaid``) before they add to the sector's cash. The holding of origin
+``Overdraft`` is therefore negative while a sector is overdrawn, and its share is 1 when the
+cash stock is negative.
+
+Definitions of the answers are in the docstrings of :func:`who_paid`,
+:func:`who_paid_by_year` and :func:`market_value_per_commitment`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import re
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import paths
+from .errors import AicarouselError
+
+#: Canonical order of the Rest-of-World sectors in tables (others follow alphabetically).
+ROW_ORDER = ("End users", "Equity investors", "Lenders", "Cloud customers", "Chip buyers",
+             "Suppliers")
+#: Origin of the cash stocks' initial values.
+OPENING = "Opening balances"
+#: Origin of money paid out of a negative cash balance.
+OVERDRAFT = "Overdraft"
+#: The flows of the carousel loop (R1), in loop order.
+LOOP_FLOWS = ("Lab payments to Cloud", "GPU purchases", "Chips investment in Lab")
+
+_TAG_RE = re.compile(r"^\s*\[(?P<kind>flow|cash|claim|real|memo|stock)\s*(?::\s*(?P<body>[^\]]*))?\]")
+_ARROW_RE = re.compile(r"^\s*(?P<a>[^-][^>]*?)\s*->\s*(?P<b>.+?)\s*$")
+
+
+class AccountingError(AicarouselError):
+    """The model's accounts do not add up (message names the row, sector and time)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Structure: tags and INTEG equations
+# --------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Flow:
+    """A tagged money flow.
+
+    Attributes
+    ----------
+    name : str
+        Vensim name of the flow variable ($B/Year).
+    source, target : str
+        Paying and receiving sector.
+    financial : bool
+        True when the flow changes a ``[claim]`` stock (a financial transaction).
+    """
+
+    name: str
+    source: str
+    target: str
+    financial: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Holding:
+    """A tagged stock on (or below) the balance sheet.
+
+    Attributes
+    ----------
+    name : str
+        Vensim name of the stock ($B).
+    kind : str
+        ``"cash"``, ``"claim"``, ``"real"`` or ``"memo"``.
+    holder : str or None
+        Sector holding the asset (cash, real) or the creditor (claim); None for memo items.
+    debtor : str or None
+        Sector owing a claim; None otherwise.
+    """
+
+    name: str
+    kind: str
+    holder: str | None = None
+    debtor: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Accounts:
+    """The accounting structure read from a model's tags and INTEG equations.
+
+    Attributes
+    ----------
+    flows : tuple of Flow
+        Tagged money flows in model order.
+    holdings : tuple of Holding
+        Tagged cash, claim, real and memo stocks in model order.
+    loop_sectors : tuple of str
+        Sectors with a ``[cash]`` stock, in model order.
+    row_sectors : tuple of str
+        Rest-of-World sectors (named in flow or claim tags, without a cash stock).
+    stock_flows : dict
+        For each tagged stock, its INTEG net flow as ``((sign, flow name), ...)``; ``None``
+        when the net flow is not a signed sum of variables.
+    model_file : str
+        Model file the structure was read from (relative to the repository when inside it).
+    """
+
+    flows: tuple[Flow, ...]
+    holdings: tuple[Holding, ...]
+    loop_sectors: tuple[str, ...]
+    row_sectors: tuple[str, ...]
+    stock_flows: Mapping[str, tuple[tuple[int, str], ...] | None]
+    model_file: str = ""
+
+    @property
+    def sectors(self) -> tuple[str, ...]:
+        """Loop sectors then RoW sectors: the columns of both matrices."""
+        return self.loop_sectors + self.row_sectors
+
+    @property
+    def cash(self) -> dict[str, str]:
+        """Cash stock name by loop sector."""
+        return {h.holder: h.name for h in self.holdings if h.kind == "cash"}
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """Origins of traced money: paying RoW sectors, opening balances, overdraft."""
+        payers = {f.source for f in self.flows if f.source in self.row_sectors}
+        return tuple(s for s in self.row_sectors if s in payers) + (OPENING, OVERDRAFT)
+
+    def flow(self, name: str) -> Flow:
+        """Return the tagged flow called ``name`` (case-insensitive).
+
+        Raises
+        ------
+        AccountingError
+            Unknown flow; the message suggests the closest tagged flow names.
+        """
+        for f in self.flows:
+            if f.name.lower() == name.strip().lower():
+                return f
+        names = [f.name for f in self.flows]
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.3)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else \
+            f"tagged flows are: {', '.join(names)}"
+        raise AccountingError(f"unknown flow {name!r}: {hint}")
+
+
+def _parse_tag(comment: str) -> tuple[str, str | None] | None:
+    m = _TAG_RE.match(comment or "")
+    if not m:
+        return None
+    return m.group("kind"), (m.group("body") or "").strip() or None
+
+
+def _arrow(body: str | None, name: str, kind: str) -> tuple[str, str]:
+    m = _ARROW_RE.match(body or "")
+    if not m:
+        raise AccountingError(f"variable {name!r}: malformed tag [{kind}: {body}]; write "
+                              f"[{kind}: <from sector> -> <to sector>]")
+    a, b = m.group("a").strip(), m.group("b").strip()
+    if a == b:
+        raise AccountingError(f"variable {name!r}: tag [{kind}: {body}] names the same sector "
+                              f"twice; a flow or claim links two different sectors")
+    return a, b
+
+
+def _signed_refs(expr: Any) -> list[tuple[int, str]] | None:
+    """Flatten an IR expression that is a signed sum of references.
+
+    Returns ``[(sign, py_name), ...]`` or None when the expression is anything else.
+    """
+    from .ir import Op, Ref
+    if isinstance(expr, Ref):
+        return [(1, expr.name)]
+    if isinstance(expr, Op) and expr.op == "neg" and len(expr.args) == 1:
+        inner = _signed_refs(expr.args[0])
+        return None if inner is None else [(-s, n) for s, n in inner]
+    if isinstance(expr, Op) and expr.op in ("+", "-") and len(expr.args) == 2:
+        a, b = _signed_refs(expr.args[0]), _signed_refs(expr.args[1])
+        if a is None or b is None:
+            return None
+        sign = 1 if expr.op == "+" else -1
+        return a + [(sign * s, n) for s, n in b]
+    return None
+
+
+def read_accounts(model_file: str | os.PathLike | None = None, check: bool = True) -> Accounts:
+    """Read the accounting structure from a model's tags and INTEG equations.
+
+    Parameters
+    ----------
+    model_file : path, optional
+        Vensim (.mdl) or XMILE model; default ``paths.MODEL_FILE``.
+    check : bool
+        Run :func:`check_structure` (default True).
+
+    Returns
+    -------
+    Accounts
+
+    Raises
+    ------
+    AccountingError
+        Malformed tags, or (with ``check``) a cash or claim stock whose INTEG flows are not
+        exactly the tagged flows touching it.
+    """
+    path = Path(model_file) if model_file is not None else paths.MODEL_FILE
+    if not path.is_file():
+        raise AccountingError(f"model file not found: {path} (give an existing .mdl or .xmile)")
+    from .errors import ModelFileError, UnsupportedFeatureError
+    from .ir import build_ir
+    try:
+        ir = build_ir(path)
+    except (ModelFileError, UnsupportedFeatureError) as exc:
+        raise AccountingError(f"cannot read the accounts of {path.name}: {exc}") from None
+    flows, holdings, integ = [], [], {}
+    for el in (v for v in ir.variables.values() if not v.internal):
+        if el.kind == "stock":
+            refs = _signed_refs(el.expr)
+            integ[el.real_name] = None if refs is None else tuple(
+                (s, ir.variables[n].real_name if n in ir.variables else n) for s, n in refs)
+        tag = _parse_tag(el.comment or "")
+        if tag is None:
+            continue
+        kind, body = tag
+        if kind == "flow":
+            a, b = _arrow(body, el.real_name, kind)
+            flows.append(Flow(el.real_name, a, b))
+        elif kind == "claim":
+            d, c = _arrow(body, el.real_name, kind)
+            holdings.append(Holding(el.real_name, "claim", holder=c, debtor=d))
+        elif kind in ("cash", "real"):
+            if not body:
+                raise AccountingError(f"variable {el.real_name!r}: tag [{kind}] names no sector; "
+                                      f"write [{kind}: <sector>]")
+            holdings.append(Holding(el.real_name, kind, holder=body))
+        elif kind == "memo":
+            holdings.append(Holding(el.real_name, "memo"))
+    for h in holdings:
+        if h.name not in integ:
+            raise AccountingError(f"variable {h.name!r} is tagged [{h.kind}] but is not a stock "
+                                  f"(INTEG); tag only stocks as cash, claim, real or memo")
+    cash_sectors = [h.holder for h in holdings if h.kind == "cash"]
+    dup = {s for s in cash_sectors if cash_sectors.count(s) > 1}
+    if dup:
+        raise AccountingError(f"sector(s) {sorted(dup)} have more than one [cash] stock; "
+                              f"tag exactly one cash stock per sector")
+    if not cash_sectors:
+        raise AccountingError(f"{path.name}: no [cash: X] stock is tagged; the accounts need at "
+                              f"least one sector with cash")
+    named = []
+    for f in flows:
+        named += [f.source, f.target]
+    for h in holdings:
+        named += [x for x in (h.holder, h.debtor) if x]
+    row = {s for s in named if s not in cash_sectors}
+    row_sectors = tuple(s for s in ROW_ORDER if s in row) + tuple(sorted(row - set(ROW_ORDER)))
+    claim_flows = {n for h in holdings if h.kind == "claim" for _, n in (integ[h.name] or ())}
+    flows = [dataclasses.replace(f, financial=f.name in claim_flows) for f in flows]
+    acc = Accounts(tuple(flows), tuple(holdings), tuple(cash_sectors), row_sectors,
+                   {h.name: integ[h.name] for h in holdings}, paths.relative_to_root(path))
+    if check:
+        check_structure(acc)
+    return acc
+
+
+def check_structure(acc: Accounts) -> None:
+    """Check that the model's equations agree with its tags.
+
+    Each ``[cash: X]`` stock's INTEG net flow must be exactly the tagged flows touching X,
+    inflows with ``+`` and outflows with ``-``, each once. Each ``[claim: D -> C]`` stock
+    may only change through tagged flows between D and C: ``+`` for a flow C -> D (the
+    creditor pays in), ``-`` for a flow D -> C (repayment).
+
+    Parameters
+    ----------
+    acc : Accounts
+
+    Raises
+    ------
+    AccountingError
+        Names the stock, the offending or missing flow and the fix.
+    """
+    by_name = {f.name: f for f in acc.flows}
+    for h in acc.holdings:
+        terms = acc.stock_flows.get(h.name)
+        if h.kind == "cash":
+            if terms is None:
+                raise AccountingError(f"cash stock {h.name!r}: its INTEG net flow is not a sum of "
+                                      f"flow variables; write it as inflows minus outflows")
+            x = h.holder
+            expected = {f.name: (1 if f.target == x else -1) for f in acc.flows
+                        if x in (f.source, f.target)}
+            seen: dict[str, int] = {}
+            for sign, name in terms:
+                if name in seen:
+                    raise AccountingError(f"cash stock {h.name!r}: flow {name!r} appears twice "
+                                          f"in its INTEG equation; enter each flow once")
+                seen[name] = sign
+            for name, sign in seen.items():
+                if name not in expected:
+                    why = (f"it is tagged [flow: {by_name[name].source} -> {by_name[name].target}]"
+                           if name in by_name else "it carries no [flow: A -> B] tag")
+                    raise AccountingError(f"cash stock {h.name!r} (sector {x}) changes with "
+                                          f"{name!r} but {why}; tag the flow with the sectors it "
+                                          f"links or remove it from the INTEG equation")
+                if sign != expected[name]:
+                    raise AccountingError(f"cash stock {h.name!r} (sector {x}): flow {name!r} "
+                                          f"enters with sign {'+' if sign > 0 else '-'} but its "
+                                          f"tag makes it an {'inflow' if expected[name] > 0 else 'outflow'}"
+                                          f" of {x}; fix the sign or the tag")
+            for name, sign in expected.items():
+                if name not in seen:
+                    f = by_name[name]
+                    raise AccountingError(f"cash stock {h.name!r} (sector {x}) is missing flow "
+                                          f"{name!r} tagged [flow: {f.source} -> {f.target}]; add "
+                                          f"'{'+' if sign > 0 else '-'} {name}' to its INTEG "
+                                          f"equation or fix the tag")
+        elif h.kind == "claim" and terms is not None:
+            for sign, name in terms:
+                f = by_name.get(name)
+                ok = f is not None and (
+                    (sign > 0 and (f.source, f.target) == (h.holder, h.debtor)) or
+                    (sign < 0 and (f.source, f.target) == (h.debtor, h.holder)))
+                if not ok:
+                    tag = f"[flow: {f.source} -> {f.target}]" if f else "no flow tag"
+                    raise AccountingError(f"claim stock {h.name!r} [claim: {h.debtor} -> "
+                                          f"{h.holder}] changes with {'+' if sign > 0 else '-'}"
+                                          f"{name!r} which has {tag}; a claim grows with a flow "
+                                          f"creditor -> debtor and shrinks with one debtor -> "
+                                          f"creditor")
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+
+def needed_columns(acc: Accounts, extra: Iterable[str] = ()) -> list[str]:
+    """Variables a run must return for the accounts, tracing and the market-value answer."""
+    cols = [f.name for f in acc.flows] + [h.name for h in acc.holdings]
+    cols += [f"{s} Market Value" for s in acc.loop_sectors]
+    cols += list(extra)
+    return list(dict.fromkeys(cols))
+
+
+def run_for_accounts(params: Mapping[str, Any] | None = None,
+                     model_file: str | os.PathLike | None = None,
+                     acc: Accounts | None = None) -> xr.Dataset:
+    """Run the model saved at every time step (SAVEPER = TIME STEP), as tracing needs.
+
+    Parameters
+    ----------
+    params : mapping, optional
+        Overrides by Vensim name, as for :func:`aicarousel.model.run`.
+    model_file : path, optional
+        Model file; default ``paths.MODEL_FILE``.
+    acc : Accounts, optional
+        Structure already read from ``model_file``.
+
+    Returns
+    -------
+    xarray.Dataset
+        All model variables at every time step.
+    """
+    from .model import run
+    params = dict(params or {})
+    ts = params.get("TIME STEP")
+    if ts is None:
+        from .model import load
+        ts = float(load(model_file).components.time_step())
+    params.pop("SAVEPER", None)
+    return run(params=params, model_file=model_file, saveper=float(ts))
+
+
+def _time_step(ds: xr.Dataset) -> float:
+    t = np.asarray(ds["time"].values, dtype=float)
+    if t.size < 2:
+        raise AccountingError("the run has fewer than two saved times; run with SAVEPER = TIME STEP")
+    d = np.diff(t)
+    dt = float(d[0])
+    if not np.allclose(d, dt, rtol=1e-9, atol=0):
+        raise AccountingError("the run's saved times are not evenly spaced; run with SAVEPER = "
+                              "TIME STEP (aicarousel.accounts.run_for_accounts)")
+    ts = _control(ds, "time_step")
+    if ts is not None and not math.isclose(ts, dt, rel_tol=1e-9):
+        raise AccountingError(f"the run was saved every {dt:g} years but its time step is {ts:g}; "
+                              f"exact accounts and tracing need every step: run with SAVEPER = "
+                              f"TIME STEP (aicarousel.accounts.run_for_accounts)")
+    return dt
+
+
+def _control(ds: xr.Dataset, key: str) -> float | None:
+    import json
+    for name in ("TIME STEP",) if key == "time_step" else ():
+        if name in ds and ds[name].ndim == 1:
+            return float(ds[name].values[0])
+    raw = ds.attrs.get("run_control") or ds.attrs.get("provenance")
+    if isinstance(raw, str):
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            return None
+        obj = obj.get("run_control", obj) if isinstance(obj, dict) else {}
+        if isinstance(obj, dict) and key in obj:
+            return float(obj[key])
+    return None
+
+
+def _values(ds: xr.Dataset, name: str) -> np.ndarray:
+    if name not in ds:
+        raise AccountingError(f"the run has no variable {name!r}; run with all variables "
+                              f"(aicarousel.accounts.run_for_accounts)")
+    return np.asarray(ds[name].values, dtype=float)
+
+
+def _period_mask(t: np.ndarray, period: tuple[float, float] | None) -> np.ndarray:
+    if period is None:
+        return np.ones(t.size - 1, dtype=bool) if t.size > 1 else np.zeros(0, dtype=bool)
+    start, end = period
+    check_period(period, (float(t[0]), float(t[-1])))
+    tt = t[:-1]  # flows at the last saved time are never integrated
+    eps = 1e-9 * max(1.0, abs(end))
+    return (tt >= start - eps) & (tt < end - eps)
+
+
+def check_period(period: tuple[float, float], bounds: tuple[float, float]) -> None:
+    """Check a period [start, end) lies in the run.
+
+    Raises
+    ------
+    AccountingError
+        Start not before end, or outside the run's time range.
+    """
+    start, end = period
+    t0, t1 = bounds
+    if not (np.isfinite(start) and np.isfinite(end)) or start >= end:
+        raise AccountingError(f"bad period {start:g}:{end:g}: the start must come before the end "
+                              f"(e.g. 2025:2030)")
+    if start < t0 - 1e-9 or end > t1 + 1e-9:
+        raise AccountingError(f"period {start:g}:{end:g} lies outside the run ({t0:g}:{t1:g}); "
+                              f"choose years within it")
+
+
+def parse_period(text: str) -> tuple[float, float]:
+    """Parse ``"2025:2030"`` into ``(2025.0, 2030.0)``: the half-open interval [start, end).
+
+    Raises
+    ------
+    AccountingError
+        Not two numbers separated by a colon, or start not before end.
+    """
+    parts = str(text).split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        start, end = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise AccountingError(f"bad period {text!r}: write START:END in years, e.g. 2025:2030 "
+                              f"(from the start of 2025 to the start of 2030)") from None
+    if not (np.isfinite(start) and np.isfinite(end)) or start >= end:
+        raise AccountingError(f"bad period {text!r}: the start must come before the end "
+                              f"(e.g. 2025:2030)")
+    return start, end
+
+
+# --------------------------------------------------------------------------------------------
+# Matrices
+# --------------------------------------------------------------------------------------------
+
+def _flow_matrix(ds: xr.Dataset, acc: Accounts) -> np.ndarray:
+    """Flow values, shape (time, flow), $B/Year."""
+    return np.stack([_values(ds, f.name) for f in acc.flows], axis=1)
+
+
+def _incidence(acc: Accounts) -> np.ndarray:
+    """Sign matrix (flow, sector): -1 payer, +1 receiver."""
+    cols = {s: j for j, s in enumerate(acc.sectors)}
+    m = np.zeros((len(acc.flows), len(acc.sectors)))
+    for i, f in enumerate(acc.flows):
+        m[i, cols[f.source]] = -1.0
+        m[i, cols[f.target]] = 1.0
+    return m
+
+
+def transaction_matrix(ds: xr.Dataset, acc: Accounts, time: float | None = None,
+                       period: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Transaction-flow matrix at one time ($B/Year) or integrated over a period ($B).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A run; a period needs a run saved at every time step.
+    acc : Accounts
+    time : float, optional
+        Year at which to read the flows (nearest saved time). Exclusive with ``period``.
+    period : (float, float), optional
+        Half-open interval [start, end) in years; flows are integrated with the model's Euler
+        steps. Default when neither is given: the whole run.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows: one per flow (index ``(kind, flow)`` with kind ``current`` or ``financial``),
+        then ``Net lending (sum of current rows)`` and ``Net cash flow (column sum)``; columns:
+        sectors, then ``Row sum`` (zero for every flow row).
+    """
+    if time is not None and period is not None:
+        raise AccountingError("give either a time or a period, not both")
+    F = _flow_matrix(ds, acc)
+    if time is not None:
+        t = np.asarray(ds["time"].values, dtype=float)
+        k = int(np.argmin(np.abs(t - time)))
+        vals = F[k]
+    else:
+        dt = _time_step(ds)
+        mask = _period_mask(np.asarray(ds["time"].values, dtype=float), period)
+        vals = dt * F[:-1][mask].sum(axis=0)
+    M = _incidence(acc) * vals[:, None]
+    idx = pd.MultiIndex.from_tuples([("financial" if f.financial else "current", f.name)
+                                     for f in acc.flows], names=["kind", "flow"])
+    df = pd.DataFrame(M, index=idx, columns=list(acc.sectors))
+    df = df.sort_index(level=0, sort_remaining=False, key=lambda s: s.map({"current": 0,
+                                                                           "financial": 1}))
+    current = df.xs("current", level=0).sum(axis=0) if "current" in df.index.get_level_values(0) \
+        else pd.Series(0.0, index=df.columns)
+    total = df.sum(axis=0)
+    df.loc[("total", "Net lending (sum of current rows)"), :] = current.values
+    df.loc[("total", "Net cash flow (column sum)"), :] = total.values
+    df["Row sum"] = df.sum(axis=1)
+    return df
+
+
+def balance_sheet(ds: xr.Dataset, acc: Accounts, time: float) -> pd.DataFrame:
+    """Balance-sheet matrix at a time ($B, book values).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+    acc : Accounts
+    time : float
+        Year (nearest saved time).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``(kind, stock)`` for cash, claim and real stocks (assets +, liabilities -), then
+        ``Net worth (book)``, then memo items (not summed); columns: sectors and ``Row sum``
+        (zero for every claim row).
+    """
+    t = np.asarray(ds["time"].values, dtype=float)
+    k = int(np.argmin(np.abs(t - time)))
+    rows, idx = [], []
+    memo_rows, memo_idx = [], []
+    for h in acc.holdings:
+        v = float(_values(ds, h.name)[k])
+        r = dict.fromkeys(acc.sectors, 0.0)
+        if h.kind == "memo":
+            memo_idx.append(("memo", h.name))
+            memo_rows.append({**r, "Row sum": v})
+            continue
+        r[h.holder] = v
+        if h.kind == "claim":
+            r[h.debtor] = -v
+        rows.append(r)
+        idx.append((h.kind, h.name))
+    df = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(idx, names=["kind", "stock"]),
+                      columns=list(acc.sectors))
+    order = {"cash": 0, "claim": 1, "real": 2}
+    df = df.sort_index(level=0, sort_remaining=False, key=lambda s: s.map(order))
+    df["Row sum"] = df.sum(axis=1)
+    net = df[list(acc.sectors)].sum(axis=0)
+    df.loc[("total", "Net worth (book)"), :] = list(net.values) + [float(net.sum())]
+    if memo_rows:
+        memo = pd.DataFrame(memo_rows, index=pd.MultiIndex.from_tuples(memo_idx,
+                                                                       names=["kind", "stock"]))
+        memo[list(acc.sectors)] = np.nan
+        df = pd.concat([df, memo[df.columns]])
+    return df
+
+
+def net_financial_worth(ds: xr.Dataset, acc: Accounts) -> pd.DataFrame:
+    """Net financial worth of each sector over time ($B, book): cash + claims held - owed.
+
+    RoW sectors have no cash stock in the model; their column holds only their claims.
+    """
+    out = {s: np.zeros(ds.sizes["time"]) for s in acc.sectors}
+    for h in acc.holdings:
+        if h.kind == "cash":
+            out[h.holder] = out[h.holder] + _values(ds, h.name)
+        elif h.kind == "claim":
+            v = _values(ds, h.name)
+            out[h.holder] = out[h.holder] + v
+            out[h.debtor] = out[h.debtor] - v
+    return pd.DataFrame(out, index=pd.Index(ds["time"].values, name="time"))
+
+
+def check_accounts(ds: xr.Dataset, acc: Accounts, rtol: float = 1e-9) -> dict[str, float]:
+    """Check the accounts at every saved step; raise on the first violation.
+
+    Checks, for every step t -> t + dt of a run saved at every time step:
+
+    1. every TFM row sums to zero (each flow leaves one sector and enters another);
+    2. each loop sector's column sum times dt equals the change of its cash stock;
+    3. each sector's net lending (current rows) times dt equals the change of its net
+       financial worth (from the balance sheet);
+    4. the change of each claim stock equals dt times its financial flows.
+
+    The residual of each check is relative to the gross flow through the sector (or stock)
+    over the step, ``dt * sum(|flows|)``, floored at 1e-12 $B.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Run saved at every time step (:func:`run_for_accounts`).
+    acc : Accounts
+    rtol : float
+        Largest relative residual allowed (default 1e-9).
+
+    Returns
+    -------
+    dict
+        Largest relative residual of each check (keys ``rows``, ``cash``, ``net_worth``,
+        ``claims``).
+
+    Raises
+    ------
+    AccountingError
+        Names the row (flow or stock), the sector and the time of the first violation.
+    """
+    dt = _time_step(ds)
+    t = np.asarray(ds["time"].values, dtype=float)
+    F = _flow_matrix(ds, acc)[:-1]           # flows at the start of each step
+    inc = _incidence(acc)
+    worst = {"rows": 0.0, "cash": 0.0, "net_worth": 0.0, "claims": 0.0}
+    # 1. row sums: entries are built as -v, +v, so this verifies the tags link two sectors
+    rows = np.abs(inc.sum(axis=1))
+    if rows.max(initial=0.0) > 0:
+        i = int(np.argmax(rows))
+        raise AccountingError(f"row {acc.flows[i].name!r} does not sum to zero across sectors "
+                              f"at time {t[0]:g}")
+    cols = {s: j for j, s in enumerate(acc.sectors)}
+    gross_by_sector = dt * (np.abs(F) @ np.abs(inc))           # (time, sector)
+    net_by_sector = dt * (F @ inc)
+    current = np.array([not f.financial for f in acc.flows], dtype=float)
+    lending = dt * (F @ (inc * current[:, None]))
+
+    def _fail(kind: str, row: str, sector: str, k: int, resid: float, scale: float) -> None:
+        raise AccountingError(f"accounts do not add up: row {row!r}, sector {sector}, time "
+                              f"{t[k]:g}: {kind} residual {resid:.3g} $B is {resid / scale:.3g} of "
+                              f"the gross flow (tolerance {rtol:g}); check that flow tags and "
+                              f"INTEG equations agree")
+
+    for s, cname in acc.cash.items():
+        j = cols[s]
+        c = _values(ds, cname)
+        resid = np.abs(np.diff(c) - net_by_sector[:, j])
+        scale = np.maximum(gross_by_sector[:, j], 1e-12)
+        rel = resid / scale
+        worst["cash"] = max(worst["cash"], float(rel.max(initial=0.0)))
+        if (rel > rtol).any():
+            k = int(np.argmax(rel > rtol))
+            _fail("cash", cname, s, k, float(resid[k]), float(scale[k]))
+    nfw = net_financial_worth(ds, acc)
+    claim_gross = np.zeros_like(gross_by_sector)
+    for h in acc.holdings:
+        if h.kind != "claim":
+            continue
+        v = _values(ds, h.name)
+        terms = acc.stock_flows.get(h.name) or ()
+        idx = {f.name: i for i, f in enumerate(acc.flows)}
+        expected = np.zeros(t.size - 1)
+        gross = np.zeros(t.size - 1)
+        for sign, name in terms:
+            if name in idx:
+                expected += sign * dt * F[:, idx[name]]
+                gross += dt * np.abs(F[:, idx[name]])
+        resid = np.abs(np.diff(v) - expected)
+        scale = np.maximum(gross, 1e-12)
+        rel = resid / scale
+        worst["claims"] = max(worst["claims"], float(rel.max(initial=0.0)))
+        if (rel > rtol).any():
+            k = int(np.argmax(rel > rtol))
+            _fail("claim", h.name, f"{h.debtor} -> {h.holder}", k, float(resid[k]), float(scale[k]))
+        claim_gross[:, cols[h.holder]] += gross
+        claim_gross[:, cols[h.debtor]] += gross
+    for s in acc.loop_sectors:
+        j = cols[s]
+        resid = np.abs(np.diff(nfw[s].to_numpy()) - lending[:, j])
+        scale = np.maximum(gross_by_sector[:, j] + claim_gross[:, j], 1e-12)
+        rel = resid / scale
+        worst["net_worth"] = max(worst["net_worth"], float(rel.max(initial=0.0)))
+        if (rel > rtol).any():
+            k = int(np.argmax(rel > rtol))
+            _fail("net financial worth", "Net lending", s, k, float(resid[k]), float(scale[k]))
+    return worst
+
+
+# --------------------------------------------------------------------------------------------
+# Money tracing
+# --------------------------------------------------------------------------------------------
+
+def trace_origins(ds: xr.Dataset, acc: Accounts) -> xr.Dataset:
+    """Trace each loop sector's cash back to its origins (well-mixed, exact Euler).
+
+    See the module docstring for the rules. The state of sector X at time t is its funded
+    pool ``P[X, o] >= 0`` by origin and its deficit ``D[X] >= 0`` (cash = sum(P) - D). In the
+    step from t to t + dt, with gross outflow ``O = dt * sum(outflows of X)(t)``:
+
+    - outflow mix ``m[X](t)`` = ``P / sum(P)`` if ``sum(P) >= O``; else the whole pool plus
+      ``O - sum(P)`` of ``Overdraft``, divided by ``O``; ``Overdraft`` alone when ``P`` is empty;
+    - ``P`` loses ``O * m`` (the overdraft part adds to ``D``);
+    - inflows arrive with their origin (RoW payer) or the payer's mix ``m[Y](t)`` (loop payer),
+      first repay ``D`` (pro rata across their origins; recorded in ``repaid``), then add to ``P``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Run saved at every time step (:func:`run_for_accounts`).
+    acc : Accounts
+
+    Returns
+    -------
+    xarray.Dataset
+        Dimensions ``sector`` (loop sectors), ``origin`` (:attr:`Accounts.origins`), ``time``.
+        ``holdings`` ($B): cash of each sector by origin (``Overdraft`` holds minus the
+        deficit), sums over origins to the cash stock; ``shares`` (1): holdings / cash (NaN
+        when cash is exactly 0); ``outflow_mix`` (1): the mix ``m`` of the sector's outflows
+        in the step starting at ``time``; ``repaid`` ($B): cumulative inflow used to repay
+        deficits, by origin.
+    """
+    dt = _time_step(ds)
+    t = np.asarray(ds["time"].values, dtype=float)
+    n_t = t.size
+    L = list(acc.loop_sectors)
+    origins = list(acc.origins)
+    o_idx = {o: i for i, o in enumerate(origins)}
+    ovd = o_idx[OVERDRAFT]
+    s_idx = {s: i for i, s in enumerate(L)}
+    F = _flow_matrix(ds, acc)
+    nL, nO = len(L), len(origins)
+    P = np.zeros((nL, nO))
+    D = np.zeros(nL)
+    cash0 = np.array([_values(ds, acc.cash[s])[0] for s in L])
+    for i, c in enumerate(cash0):
+        if c >= 0:
+            P[i, o_idx[OPENING]] = c
+        else:
+            D[i] = -c
+    holdings = np.zeros((nL, nO, n_t))
+    mixes = np.full((nL, nO, n_t), np.nan)
+    repaid = np.zeros((nL, nO, n_t))
+    rep_cum = np.zeros((nL, nO))
+    src = np.array([s_idx.get(f.source, -1) for f in acc.flows])
+    dst = np.array([s_idx.get(f.target, -1) for f in acc.flows])
+    row_origin = np.array([o_idx.get(f.source, -1) for f in acc.flows])
+    e_ovd = np.zeros(nO)
+    e_ovd[ovd] = 1.0
+    for k in range(n_t):
+        H = P.copy()
+        H[:, ovd] -= D
+        holdings[:, :, k] = H
+        repaid[:, :, k] = rep_cum
+        amounts = dt * F[k]
+        if k == n_t - 1:
+            amounts = np.zeros_like(amounts)  # no step follows the last time
+        O = np.zeros(nL)                      # gross outflow of each sector in the step
+        R = np.zeros((nL, nO))                # inflows from RoW, by origin
+        A = np.zeros((nL, nL))                # A[y, x]: amount loop sector y pays x
+        for j in range(len(acc.flows)):
+            if src[j] >= 0:
+                O[src[j]] += amounts[j]
+                if dst[j] >= 0:
+                    A[src[j], dst[j]] += amounts[j]
+            elif dst[j] >= 0:
+                R[dst[j], row_origin[j]] += amounts[j]
+        # the pool of the step: start-of-step cash plus the step's inflows; its total does not
+        # depend on the payers' mixes (they sum to 1), so the regime of each sector is known
+        tot = P.sum(axis=1) + R.sum(axis=1) + A.sum(axis=0)
+        avail = tot - D
+        w = np.where(O > 0, np.clip(avail / np.where(O > 0, O, 1.0), 0.0, 1.0),
+                     (avail > 0).astype(float))
+        c = np.where(tot > 0, w / np.where(tot > 0, tot, 1.0), 0.0)
+        # m_x = c_x * (P_x + R_x + sum_y A[y, x] m_y) + (1 - w_x) e_ovd : linear in the mixes
+        lhs = np.eye(nL) - c[:, None] * A.T
+        rhs = c[:, None] * (P + R) + (1.0 - w)[:, None] * e_ovd[None, :]
+        try:
+            M = np.linalg.solve(lhs, rhs)
+        except np.linalg.LinAlgError:
+            M = np.linalg.lstsq(lhs, rhs, rcond=None)[0]
+        mixes[:, :, k] = M
+        if k == n_t - 1:
+            break
+        pool = P + R + A.T @ M
+        for i in range(nL):
+            pt = pool[i].sum()
+            if D[i] > 0 and pt > 0:              # inflows first repay the deficit
+                pay = min(D[i], pt)
+                used = pool[i] * (pay / pt)
+                rep_cum[i] += used
+                pool[i] -= used
+                D[i] -= pay
+                pt -= pay
+            take = min(O[i], max(pt, 0.0))
+            if pt > 0 and take > 0:
+                pool[i] *= (1.0 - take / pt)
+            D[i] += O[i] - take
+        P = np.maximum(pool, 0.0) if (pool < 0).any() and np.abs(pool[pool < 0]).max() < 1e-12 \
+            else pool
+    cash = np.stack([_values(ds, acc.cash[s]) for s in L])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = holdings / np.where(cash == 0, np.nan, cash)[:, None, :]
+    coords = {"sector": L, "origin": origins, "time": t}
+    out = xr.Dataset(
+        {"holdings": (("sector", "origin", "time"), holdings,
+                      {"units": "$B", "description": "cash of each loop sector by origin"}),
+         "shares": (("sector", "origin", "time"), shares,
+                    {"units": "1", "description": "holdings / cash stock"}),
+         "outflow_mix": (("sector", "origin", "time"), mixes,
+                         {"units": "1", "description": "origin mix of the sector's outflows in "
+                                                      "the step starting at time"}),
+         "repaid": (("sector", "origin", "time"), repaid,
+                    {"units": "$B", "description": "cumulative inflow used to repay the "
+                                                   "sector's overdraft, by origin"}),
+         "cash": (("sector", "time"), cash, {"units": "$B", "description": "model cash stock"})},
+        coords=coords)
+    out.attrs.update({k: v for k, v in ds.attrs.items() if isinstance(v, (str, int, float))})
+    out.attrs["assumption"] = "well-mixed cash; outflows carry the payer's start-of-step mix"
+    out.attrs["time_step"] = dt
+    return out
+
+
+def flow_origins(ds: xr.Dataset, trace: xr.Dataset, acc: Accounts, flow: str) -> xr.DataArray:
+    """Amount of a flow paid by each origin in each step ($B per step).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The traced run.
+    trace : xarray.Dataset
+        :func:`trace_origins` of ``ds``.
+    acc : Accounts
+    flow : str
+        Vensim name of a tagged flow.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dimensions ``(origin, time)``: ``dt * flow(t) * mix(t)``; the last time is 0 (no step
+        follows it).
+    """
+    f = acc.flow(flow)
+    dt = _time_step(ds)
+    v = dt * _values(ds, f.name)
+    v[-1] = 0.0
+    if f.source in acc.loop_sectors:
+        mix = trace["outflow_mix"].sel(sector=f.source).transpose("origin", "time").values
+        mix = np.nan_to_num(mix)
+    else:
+        mix = np.zeros((len(acc.origins), v.size))
+        mix[list(acc.origins).index(f.source)] = 1.0
+    return xr.DataArray(mix * v[None, :], dims=("origin", "time"),
+                        coords={"origin": list(acc.origins), "time": trace["time"].values},
+                        name=f.name, attrs={"units": "$B", "flow": f.name})
+
+
+def who_paid(ds: xr.Dataset, trace: xr.Dataset, acc: Accounts, flow: str,
+             period: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Who paid for a flow over a period: amount and share by origin.
+
+    Definition: the amount of ``flow`` paid by origin ``o`` over [start, end) is
+    ``sum(dt * flow(t) * mix_o(t))`` over the model's steps ``start <= t < end``, where
+    ``mix(t)`` is the paying sector's outflow mix (well-mixed cash) or, for a flow paid by a
+    RoW sector, 1 for that sector's own origin.
+
+    Parameters
+    ----------
+    ds, trace, acc
+        The run, its :func:`trace_origins` and the accounts structure.
+    flow : str
+        Vensim name of a tagged flow, e.g. ``"Chips investment in Lab"``.
+    period : (float, float), optional
+        Half-open interval in years; default the whole run.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: origins, then ``Total``; columns ``amount`` ($B) and ``share`` (1; sums to 1).
+    """
+    per = flow_origins(ds, trace, acc, flow)
+    mask = _period_mask(np.asarray(ds["time"].values, dtype=float), period)
+    amounts = per.values[:, :-1][:, mask].sum(axis=1)
+    total = float(amounts.sum())
+    df = pd.DataFrame({"amount": amounts,
+                       "share": amounts / total if total != 0 else np.full(amounts.size, np.nan)},
+                      index=pd.Index(list(acc.origins), name="origin"))
+    df.loc["Total"] = [total, 1.0 if total != 0 else np.nan]
+    return df
+
+
+def who_paid_by_year(ds: xr.Dataset, trace: xr.Dataset, acc: Accounts, flow: str,
+                     period: tuple[float, float] | None = None,
+                     cumulative: bool = True) -> pd.DataFrame:
+    """Who paid for a flow, year by year.
+
+    Definition: row ``y`` holds the amount of ``flow`` paid by each origin in the steps
+    ``y <= t < y + 1`` (see :func:`who_paid`); with ``cumulative`` the running total from the
+    start of the period to the end of year ``y``.
+
+    Parameters
+    ----------
+    ds, trace, acc
+    flow : str
+    period : (float, float), optional
+        Years to include, [start, end); default the whole run.
+    cumulative : bool
+        Running totals (default) or amounts within each year.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``year`` (int); columns: origins then ``Total`` ($B).
+    """
+    per = flow_origins(ds, trace, acc, flow)
+    t = np.asarray(ds["time"].values, dtype=float)
+    mask = _period_mask(t, period)
+    tt = t[:-1][mask]
+    vals = per.values[:, :-1][:, mask]
+    years = np.floor(tt + 1e-9).astype(int)
+    df = pd.DataFrame(vals.T, columns=list(acc.origins))
+    df["year"] = years
+    table = df.groupby("year").sum()
+    if cumulative:
+        table = table.cumsum()
+    table["Total"] = table.sum(axis=1)
+    table.columns.name = "origin"
+    return table
+
+
+def market_value_per_commitment(ds: xr.Dataset, trace: xr.Dataset, acc: Accounts,
+                                window: tuple[float, float] | None = None,
+                                after: float = 0.25,
+                                backing_period: tuple[float, float] | None = None,
+                                contract_flow: str = "New Cloud contracts",
+                                vendor_flow: str = "Vendor commitment signing",
+                                backed_flow: str = "Lab payments to Cloud") -> pd.DataFrame:
+    """Market value each loop sector gained per dollar of commitment, and its revenue backing.
+
+    Definitions
+    -----------
+    window
+        [start, end): by default from the earlier of ``Announced contract time`` and
+        ``Vendor commitment time`` to the later plus ``Signing duration`` plus ``after`` years
+        (the market values adjust with a delay), all read from the run.
+    commitment ($B)
+        ``New Cloud contracts`` plus ``Vendor commitment signing`` integrated over the window.
+    gain ($B)
+        ``<Sector> Market Value`` at the end of the window minus at its start.
+    gain per dollar (1)
+        gain / commitment.
+    end-user backing (1)
+        share of ``Lab payments to Cloud`` over ``backing_period`` (default: from the window's
+        start to the end of the run) paid with money whose origin is ``End users``: the part
+        of the contract's cash actually funded by AI revenue rather than by investors,
+        lenders, vendor financing round trips or opening balances.
+    backed gain ($B)
+        gain times end-user backing: market value backed by end-user revenue.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per loop sector with a market-value stock, plus ``All loop sectors``; columns
+        ``window_start``, ``window_end``, ``commitment``, ``mv_start``, ``mv_end``, ``gain``,
+        ``gain_per_dollar``, ``end_user_backing``, ``backed_gain``, ``backed_gain_per_dollar``.
+    """
+    t = np.asarray(ds["time"].values, dtype=float)
+    dt = _time_step(ds)
+    if window is None:
+        def const(name: str) -> float:
+            return float(_values(ds, name)[0])
+        times = [const("Announced contract time"), const("Vendor commitment time")]
+        window = (min(times), max(times) + const("Signing duration") + after)
+    check_period(window, (float(t[0]), float(t[-1])))
+    mask = _period_mask(t, window)
+    commit = float(dt * (_values(ds, contract_flow)[:-1][mask]
+                         + _values(ds, vendor_flow)[:-1][mask]).sum())
+    k0 = int(np.argmin(np.abs(t - window[0])))
+    k1 = int(np.argmin(np.abs(t - window[1])))
+    if backing_period is None:
+        backing_period = (window[0], float(t[-1]))
+    paid = who_paid(ds, trace, acc, backed_flow, backing_period)
+    backing = float(paid.loc["End users", "share"]) if "End users" in paid.index else 0.0
+    rows = {}
+    for s in acc.loop_sectors:
+        name = f"{s} Market Value"
+        if name not in ds:
+            continue
+        mv = _values(ds, name)
+        rows[s] = (mv[k0], mv[k1])
+    if not rows:
+        raise AccountingError("the run has no '<Sector> Market Value' stock for any loop sector; "
+                              "market value per dollar of commitment needs them")
+    rows["All loop sectors"] = (sum(a for a, _ in rows.values()), sum(b for _, b in rows.values()))
+    out = []
+    for s, (a, b) in rows.items():
+        gain = b - a
+        out.append({"sector": s, "window_start": t[k0], "window_end": t[k1], "commitment": commit,
+                    "mv_start": a, "mv_end": b, "gain": gain,
+                    "gain_per_dollar": gain / commit if commit else np.nan,
+                    "end_user_backing": backing, "backed_gain": gain * backing,
+                    "backed_gain_per_dollar": gain * backing / commit if commit else np.nan})
+    return pd.DataFrame(out).set_index("sector")
+
+
+# --------------------------------------------------------------------------------------------
+# Export
+# --------------------------------------------------------------------------------------------
+
+def _flat(df: pd.DataFrame) -> pd.DataFrame:
+    if isinstance(df.index, pd.MultiIndex):
+        df = df.reset_index()
+    else:
+        df = df.reset_index()
+    return df
+
+
+def _atomic_write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _latex_escape(s: Any) -> str:
+    s = str(s)
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
+                 ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("->", r"$\to$")):
+        s = s.replace(a, b) if a != "->" else s.replace(a, b)
+    return s
+
+
+def to_latex(df: pd.DataFrame, caption: str = "", label: str = "", digits: int = 1) -> str:
+    """Render a table as a LaTeX ``tabular`` (booktabs), numbers with ``digits`` decimals.
+
+    Written without pandas' Styler so it needs no jinja2.
+    """
+    flat = _flat(df)
+    cols = list(flat.columns)
+    num = [pd.api.types.is_numeric_dtype(flat[c]) and not pd.api.types.is_integer_dtype(flat[c])
+           for c in cols]
+    align = "".join("r" if pd.api.types.is_numeric_dtype(flat[c]) else "l" for c in cols)
+    lines = [r"\begin{table}[htbp]", r"\centering"]
+    if caption:
+        lines.append(r"\caption{" + _latex_escape(caption) + "}")
+    if label:
+        lines.append(r"\label{" + label + "}")
+    lines += [r"\begin{tabular}{" + align + "}", r"\toprule",
+              " & ".join(_latex_escape(c) for c in cols) + r" \\", r"\midrule"]
+    for _, r in flat.iterrows():
+        cells = []
+        for c, isnum in zip(cols, num):
+            v = r[c]
+            if isnum:
+                cells.append("" if pd.isna(v) else f"{float(v):.{digits}f}")
+            else:
+                cells.append(_latex_escape(v))
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def write_table(df: pd.DataFrame, directory: str | os.PathLike, name: str, caption: str = "",
+                digits: int = 1) -> tuple[Path, Path]:
+    """Write ``df`` as ``<name>.csv`` and ``<name>.tex`` atomically.
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        The CSV and LaTeX files.
+    """
+    d = Path(directory)
+    csv = _atomic_write(d / f"{name}.csv", _flat(df).to_csv(index=False, float_format="%.12g"))
+    tex = _atomic_write(d / f"{name}.tex", to_latex(df, caption=caption,
+                                                   label=f"tab:{name}", digits=digits))
+    return csv, tex
