@@ -160,6 +160,8 @@ class Accounts:
         when the net flow is not a signed sum of variables.
     model_file : str
         Model file the structure was read from (relative to the repository when inside it).
+    time : (float, float, float)
+        INITIAL TIME, FINAL TIME and TIME STEP of the model (years).
     """
 
     flows: tuple[Flow, ...]
@@ -168,6 +170,7 @@ class Accounts:
     row_sectors: tuple[str, ...]
     stock_flows: Mapping[str, tuple[tuple[int, str], ...] | None]
     model_file: str = ""
+    time: tuple[float, float, float] = (math.nan, math.nan, math.nan)
 
     @property
     def sectors(self) -> tuple[str, ...]:
@@ -316,7 +319,8 @@ def read_accounts(model_file: str | os.PathLike | None = None, check: bool = Tru
     claim_flows = {n for h in holdings if h.kind == "claim" for _, n in (integ[h.name] or ())}
     flows = [dataclasses.replace(f, financial=f.name in claim_flows) for f in flows]
     acc = Accounts(tuple(flows), tuple(holdings), tuple(cash_sectors), row_sectors,
-                   {h.name: integ[h.name] for h in holdings}, paths.relative_to_root(path))
+                   {h.name: integ[h.name] for h in holdings}, paths.relative_to_root(path),
+                   (float(ir.time.initial), float(ir.time.final), float(ir.time.dt)))
     if check:
         check_structure(acc)
     return acc
@@ -424,8 +428,11 @@ def run_for_accounts(params: Mapping[str, Any] | None = None,
     params = dict(params or {})
     ts = params.get("TIME STEP")
     if ts is None:
-        from .model import load
-        ts = float(load(model_file).components.time_step())
+        if acc is None:
+            from .model import load
+            ts = float(load(model_file).components.time_step())
+        else:
+            ts = acc.time[2]
     params.pop("SAVEPER", None)
     return run(params=params, model_file=model_file, saveper=float(ts))
 
@@ -1074,11 +1081,11 @@ def market_value_per_commitment(ds: xr.Dataset, trace: xr.Dataset, acc: Accounts
 # --------------------------------------------------------------------------------------------
 
 def _flat(df: pd.DataFrame) -> pd.DataFrame:
-    if isinstance(df.index, pd.MultiIndex):
-        df = df.reset_index()
-    else:
-        df = df.reset_index()
-    return df
+    """Index as leading columns; multi-level column names joined by a space."""
+    df = df.copy()
+    if isinstance(df.columns, pd.MultiIndex):
+        df.columns = [" ".join(str(p) for p in c if str(p)) for c in df.columns]
+    return df.reset_index()
 
 
 def _atomic_write(path: Path, text: str) -> Path:
@@ -1145,3 +1152,137 @@ def write_table(df: pd.DataFrame, directory: str | os.PathLike, name: str, capti
     tex = _atomic_write(d / f"{name}.tex", to_latex(df, caption=caption,
                                                    label=f"tab:{name}", digits=digits))
     return csv, tex
+
+
+# --------------------------------------------------------------------------------------------
+# One call for the command line and the analysis script
+# --------------------------------------------------------------------------------------------
+
+def paid_rates(ds: xr.Dataset, trace: xr.Dataset, acc: Accounts,
+               flows: Sequence[str] = LOOP_FLOWS) -> xr.DataArray:
+    """Rate at which each origin pays each flow over time ($B/Year).
+
+    Returns
+    -------
+    xarray.DataArray
+        Dimensions ``(flow, origin, time)``: ``flow(t) * mix(t)`` (see :func:`flow_origins`).
+    """
+    dt = _time_step(ds)
+    arrs = []
+    for name in flows:
+        a = flow_origins(ds, trace, acc, name) / dt
+        a.values[:, -1] = _values(ds, acc.flow(name).name)[-1] * (
+            trace["outflow_mix"].sel(sector=acc.flow(name).source).values[:, -1]
+            if acc.flow(name).source in acc.loop_sectors else
+            (np.array(acc.origins) == acc.flow(name).source).astype(float))
+        arrs.append(a)
+    out = xr.concat(arrs, dim=pd.Index([acc.flow(f).name for f in flows], name="flow"))
+    out.name = "paid_rate"
+    out.attrs = {"units": "$B/Year", "description": "rate at which each origin pays each flow"}
+    return out
+
+
+def analyse(params: Mapping[str, Any] | None = None, model_file: str | os.PathLike | None = None,
+            acc: Accounts | None = None, check: bool = True
+            ) -> tuple[Accounts, xr.Dataset, xr.Dataset]:
+    """Read the accounts, run the model at every time step, check the accounts and trace.
+
+    Parameters
+    ----------
+    params : mapping, optional
+        Overrides (e.g. ``aicarousel.scenarios.to_params(name)``).
+    model_file : path, optional
+    acc : Accounts, optional
+        Structure already read from ``model_file``.
+    check : bool
+        Run :func:`check_accounts` (default True).
+
+    Returns
+    -------
+    (Accounts, xarray.Dataset, xarray.Dataset)
+        Structure, run (every time step), :func:`trace_origins`.
+    """
+    acc = acc or read_accounts(model_file)
+    ds = run_for_accounts(params, model_file=model_file, acc=acc)
+    if check:
+        check_accounts(ds, acc)
+    return acc, ds, trace_origins(ds, acc)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def who_paid_summary(ds: xr.Dataset, trace: xr.Dataset, acc: Accounts,
+                     flows: Sequence[str] = LOOP_FLOWS,
+                     period: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Amount ($B) and share (1) paid by each origin for several flows over one period.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: origins and ``Total``; columns ``(flow, "amount" | "share")``.
+    """
+    parts = {acc.flow(f).name: who_paid(ds, trace, acc, f, period) for f in flows}
+    return pd.concat(parts, axis=1, names=["flow", "measure"])
+
+
+def write_results(directory: str | os.PathLike, acc: Accounts, ds: xr.Dataset, trace: xr.Dataset,
+                  flows: Sequence[str] = LOOP_FLOWS, period: tuple[float, float] | None = None,
+                  scenario: str = "baseline") -> Path:
+    """Write every "who paid" table (CSV and LaTeX) and the traced series (netCDF).
+
+    The directory is built under a temporary name and renamed into place, so a failure never
+    leaves it half-written. Files: ``who_paid.{csv,tex}`` (the flows over the period),
+    ``who_paid_by_year_<flow>.{csv,tex}`` (cumulative, one per flow), ``tfm.{csv,tex}``
+    (transaction-flow matrix over the period), ``balance_sheet.{csv,tex}`` (at the end of the
+    period), ``mv_per_commitment.{csv,tex}``, ``trace.nc`` (holdings, shares, outflow mixes,
+    ``paid_rate`` of the loop flows; attrs: scenario, period, provenance).
+
+    Returns
+    -------
+    pathlib.Path
+        The written directory.
+    """
+    import shutil
+    from .model import write_netcdf
+    out = Path(directory)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
+    t = np.asarray(ds["time"].values, dtype=float)
+    per = period or (float(t[0]), float(t[-1]))
+    label = f"{per[0]:g}:{per[1]:g}"
+    try:
+        tmp.mkdir()
+        write_table(who_paid_summary(ds, trace, acc, flows, per), tmp, "who_paid",
+                    caption=f"Who paid, {scenario}, {label} ($B and share)", digits=3)
+        for f in flows:
+            write_table(who_paid_by_year(ds, trace, acc, f, per), tmp,
+                        f"who_paid_by_year_{_slug(acc.flow(f).name)}",
+                        caption=f"{acc.flow(f).name}: cumulative amount paid by origin, "
+                                f"{scenario} ($B)")
+        write_table(transaction_matrix(ds, acc, period=per), tmp, "tfm",
+                    caption=f"Transaction-flow matrix, {scenario}, {label} ($B)")
+        write_table(balance_sheet(ds, acc, per[1]), tmp, "balance_sheet",
+                    caption=f"Balance sheet at {per[1]:g}, {scenario} ($B, book value)")
+        try:
+            mv = market_value_per_commitment(ds, trace, acc)
+            write_table(mv, tmp, "mv_per_commitment",
+                        caption=f"Market value per dollar of commitment, {scenario}", digits=3)
+        except AccountingError:
+            pass  # a model without the announced commitments
+        tr = trace.copy()
+        tr["paid_rate"] = paid_rates(ds, trace, acc, flows)
+        tr.attrs.update({"scenario": scenario, "period": label})
+        write_netcdf(tr, tmp / "trace.nc")
+        if out.exists():
+            old = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.old"
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
