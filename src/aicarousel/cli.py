@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "aicarousel.commands.params",
     "aicarousel.commands.doc",
     "aicarousel.commands.experiment",
+    "aicarousel.commands.whopaid",
 ]
 
 
