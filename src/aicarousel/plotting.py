@@ -389,3 +389,55 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         return {}
     raw = m.group(1).replace(rb"\(", b"(").replace(rb"\)", b")").replace(rb"\\", b"\\")
     return json.loads(raw.decode("latin-1"))
+
+
+def script_dirs(argv: list[str] | None = None, description: str = "") -> tuple[Path, Path]:
+    """Parse the two options every figure script takes.
+
+    ``--results DIR`` (where to read results; default ``results/``) and ``--out DIR``
+    (where to write the figure; default ``figures/out/``), so tests can build a
+    figure from small data into a temporary directory.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+    description : str
+        Help text of the script.
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        Results directory and output directory.
+    """
+    import argparse
+
+    from aicarousel import paths
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--results", default=None, metavar="DIR", help="results directory (default results/)")
+    ap.add_argument("--out", default=None, metavar="DIR", help="output directory (default figures/out/)")
+    args = ap.parse_args(argv)
+    results = Path(args.results) if args.results else Path(paths.RESULTS_DIR)
+    out = Path(args.out) if args.out else out_dir()
+    return results, out
+
+
+def require(path: str | os.PathLike, made_by: str) -> Path:
+    """Return ``path`` if it exists, else raise a clear error naming the step that makes it.
+
+    Parameters
+    ----------
+    path : path
+        Result file a figure needs.
+    made_by : str
+        Command that produces it (e.g. ``"python analysis/experiments.py"``).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p.name} not found in {p.parent}: run `{made_by}` (or `make figures`) first")
+    return p

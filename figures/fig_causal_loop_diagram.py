@@ -1,0 +1,182 @@
+"""Causal loop diagram of the carousel, drawn from the model's own structure.
+
+Reads ``results/model_structure.json`` (written by ``analysis/model_structure.py``
+from the shared IR): stocks are the nodes, placed in one column per model group
+(Lab, Cloud, Chips, Investors), together with the auxiliaries whose comments
+name a feedback loop. For each loop code (R1-R3, B1-B4) the analysis finds the
+shortest cycle through the variables that name it; the diagram draws the union
+of these cycles and labels each loop at its centre. An arrow A -> B means B (or
+B's net flow) depends on A through unnamed auxiliaries; solid for a positive,
+dashed for a negative measured polarity, dotted where the link is inactive in
+the baseline (e.g. a MIN branch never taken).
+Output: ``figures/out/causal_loop_diagram.{pdf,png}`` (double column).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+
+import networkx as nx
+import numpy as np
+from matplotlib.patches import FancyArrowPatch
+
+from aicarousel import plotting
+
+#: Results this figure reads.
+NEEDS = ["results/model_structure.json"]
+#: Columns with more nodes than this are drawn as a zig-zag of half-width ``ZIGZAG`` (column units).
+ZIGZAG_ABOVE = 6
+ZIGZAG = 0.3
+#: Column order of the model groups.
+COLUMN_ORDER = ["Lab", "Investors", "Cloud", "Chips"]
+#: Loop names shown beside the codes (from the model's comments and the brief, section 4).
+LOOP_NAMES = {
+    "R1": "vendor financing", "R2": "valuation", "R3": "compute-revenue",
+    "B1": "debt service", "B2": "spot price", "B3": "Lab cash", "B4": "obsolescence",
+}
+
+
+def layout(nodes, edges, columns):
+    """Deterministic layered layout: sectors in columns, barycentre ordering within.
+
+    Parameters
+    ----------
+    nodes : list of dict
+        Node records (``id``, ``sector``).
+    edges : list of (str, str)
+    columns : list of str
+        Sector order, left to right.
+
+    Returns
+    -------
+    dict
+        ``id -> (x, y)`` in data units (x: column index, y in [0, 1]).
+    """
+    g = nx.DiGraph()
+    g.add_nodes_from(n["id"] for n in nodes)
+    g.add_edges_from(edges)
+    col = {n["id"]: columns.index(n["sector"]) if n["sector"] in columns else len(columns) for n in nodes}
+    members = {c: [n["id"] for n in nodes if col[n["id"]] == c] for c in sorted(set(col.values()))}
+    order = {c: list(m) for c, m in members.items()}  # model order to start
+    pos_rank = {}
+    for _ in range(8):  # barycentre sweeps
+        for c, ids in order.items():
+            for i, n in enumerate(ids):
+                pos_rank[n] = (i + 0.5) / len(ids)
+        for c, ids in order.items():
+            def bary(n):
+                nb = [pos_rank[m] for m in nx.all_neighbors(g, n) if col[m] != c]
+                return (np.mean(nb) if nb else pos_rank[n], pos_rank[n], n)
+            order[c] = sorted(ids, key=bary)
+    pos = {}
+    x = 0.0
+    for c in sorted(order):
+        ids = order[c]
+        k = len(ids)
+        zig = ZIGZAG if k > ZIGZAG_ABOVE else 0.0
+        x += zig
+        for i, n in enumerate(ids):
+            y = 0.5 if k == 1 else 1.0 - i / (k - 1)
+            pos[n] = (x + (zig if i % 2 else -zig), y)
+        pos[f"__column_{c}"] = (x, 1.0)
+        x += 1.0 + zig
+    return pos
+
+
+def main(argv=None) -> int:
+    """Build the figure."""
+    results, out = plotting.script_dirs(argv, __doc__.splitlines()[0])
+    path = plotting.require(results / "model_structure.json", "python analysis/model_structure.py")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    pol = {(e["source"], e["target"]): e["polarity"] for e in data["edges"]}
+    ring_edges = []
+    for loop in data["loops"]:
+        cyc = loop["cycle"]
+        ring_edges += [(a, b) for a, b in zip(cyc, cyc[1:] + cyc[:1])]
+    ring_edges = sorted(set(ring_edges))
+    on_loop = {n for e in ring_edges for n in e}
+    nodes = [n for n in data["nodes"] if n["id"] in on_loop]
+    columns = [c for c in COLUMN_ORDER if c in {n["sector"] for n in nodes}]
+    columns += sorted({n["sector"] for n in nodes} - set(columns))
+    pos = layout(nodes, ring_edges, columns)
+
+    fig, ax = plotting.figure("double", height=5.2)
+    ax.set_axis_off()
+    ax.grid(False)
+    xscale, yscale = 1.55, 4.6  # data units per column / per unit height
+    P = {n: (x * xscale, y * yscale) for n, (x, y) in pos.items()}
+    node_xy = {n: p for n, p in P.items() if not n.startswith("__")}
+    sector_color = {c: plotting.SECTOR_COLORS.get(c, plotting.OKABE_ITO["grey"]) for c in columns}
+    for i, c in enumerate(columns):
+        ax.text(P[f"__column_{i}"][0], yscale + 0.5, c, ha="center", va="bottom", fontsize=8, fontweight="bold",
+                color=sector_color[c])
+    boxes = {}
+    for n in nodes:
+        x, y = P[n["id"]]
+        label = "\n".join(textwrap.wrap(n["name"], 15))
+        stock = n["kind"] == "stock"
+        t = ax.text(x, y, label, ha="center", va="center", fontsize=6.2, zorder=3,
+                    fontweight="bold" if stock else "normal",
+                    bbox=dict(boxstyle="square,pad=0.3" if stock else "round,pad=0.3", fc="white",
+                              ec=sector_color.get(n["sector"], "grey") if stock else "#bbbbbb", lw=0.9))
+        boxes[n["id"]] = t
+    style = {"+": dict(color=plotting.OKABE_ITO["blue"], linestyle="-"),
+             "-": dict(color=plotting.OKABE_ITO["vermillion"], linestyle=(0, (3, 2))),
+             "?": dict(color=plotting.OKABE_ITO["grey"], linestyle=(0, (1, 1.5)))}
+    for a, b in ring_edges:
+        (xa, ya), (xb, yb) = P[a], P[b]
+        same_col = abs(xa - xb) < 0.5 * xscale
+        rad = (0.25 if abs(ya - yb) > 1.2 else 0.12) if same_col else 0.1
+        arrow = FancyArrowPatch(
+            (xa, ya), (xb, yb), connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>,head_length=3,head_width=1.6",
+            patchA=boxes[a].get_bbox_patch(), patchB=boxes[b].get_bbox_patch(), shrinkA=1, shrinkB=1,
+            lw=0.7, zorder=2, **style[pol.get((a, b), "?")])
+        ax.add_patch(arrow)
+    # loop labels: as near the centre of each loop's cycle as possible without covering a box
+    xs = [p[0] for p in node_xy.values()]
+    ax.set_xlim(min(xs) - 0.85, max(xs) + 0.85)
+    ax.set_ylim(-0.55, yscale + 0.9)
+    renderer = fig.canvas.get_renderer()
+    to_data = ax.transData.inverted()
+
+    def extent(artist, pad=0.04):
+        bb = artist.get_window_extent(renderer).transformed(to_data)
+        return (bb.x0 - pad, bb.y0 - pad, bb.x1 + pad, bb.y1 + pad)
+
+    def overlaps(r, q):
+        return not (r[2] < q[0] or q[2] < r[0] or r[3] < q[1] or q[3] < r[1])
+
+    taken = [extent(t) for t in boxes.values()]
+    candidates = sorted(((dx * 0.12, dy * 0.12) for dx in range(-14, 15) for dy in range(-14, 15)),
+                        key=lambda d: (d[0] ** 2 + (1.6 * d[1]) ** 2, d))
+    for loop in data["loops"]:
+        pts = np.array([node_xy[s] for s in loop["cycle"] if s in node_xy])
+        if not len(pts):
+            continue
+        cx, cy = pts.mean(axis=0)
+        reinforcing = loop["code"].startswith("R")
+        label = ax.text(cx, cy, f"{loop['code']}\n{LOOP_NAMES.get(loop['code'], '')}".strip(), ha="center",
+                        va="center", fontsize=6.5, fontweight="bold", zorder=4,
+                        color=plotting.OKABE_ITO["green"] if reinforcing else plotting.OKABE_ITO["purple"],
+                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
+        for dx, dy in candidates:
+            label.set_position((cx + dx, cy + dy))
+            r = extent(label)
+            inside = r[1] > -0.3 and r[3] < yscale + 0.4
+            if inside and not any(overlaps(r, q) for q in taken):
+                break
+        taken.append(extent(label))
+    for k, lab in (("+", "positive link (+)"), ("-", "negative link (−)"),
+                   ("?", "inactive in the baseline")):
+        ax.plot([], [], label=lab, **style[k])
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.05), ncol=3, fontsize=7)
+    prov = plotting.provenance(scenario="baseline", source="results/model_structure.json")
+    prov["model_hash"] = data.get("model_hash", "none")
+    plotting.savefig(fig, "causal_loop_diagram", prov, directory=out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
