@@ -357,9 +357,11 @@ def run(params: Mapping[str, Any] | None = None, model_file: str | os.PathLike |
         with warnings.catch_warnings():
             _filter_pandas_warnings()
             warnings.filterwarnings("ignore", category=RuntimeWarning)  # NaN reported below
+            warnings.filterwarnings("ignore", message="Replacing a constant value with a time-dependent",
+                                    category=UserWarning)  # a time-series override, validated above
             df = model.run(params=clean, return_columns=return_columns, **kwargs)
     except Exception as exc:
-        raise SimulationError(f"the run failed: {type(exc).__name__}: {exc}") from None
+        raise SimulationError(_describe_failure(exc, model, doc)) from None
     if check_finite:
         _check_finite(df)
     source = _resolve_model_file(model_file)
@@ -370,6 +372,25 @@ def run(params: Mapping[str, Any] | None = None, model_file: str | os.PathLike |
     if output is not None:
         write_netcdf(ds, output)
     return ds
+
+
+def _describe_failure(exc: Exception, model, doc: pd.DataFrame) -> str:
+    """Message for an exception raised inside the translated model: variable, time, cause."""
+    import traceback
+    var = None
+    by_py = dict(zip(doc["Py Name"], doc.index))
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if Path(frame.filename).name == "model.py" and frame.name in by_py:
+            var = by_py[frame.name]
+            break
+    try:
+        t = f" at time {float(model.time()):g}"
+    except Exception:
+        t = ""
+    what = f" while computing {var!r}" if var else ""
+    hint = " (a zero duration, price or divisor among its inputs?)" if isinstance(exc, ZeroDivisionError) \
+        else " (check the parameters that feed it)"
+    return f"the run failed{what}{t}: {type(exc).__name__}: {exc}{hint}"
 
 
 def _control_json(model) -> dict[str, float]:
