@@ -1,0 +1,55 @@
+"""``aicarousel whopaid``: output files, printed table and one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from aicarousel import accounts as A
+from aicarousel.cli import main
+
+
+def _err(capsys, argv):
+    status = main(argv)
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_unknown_flow_names_the_closest_match(capsys):
+    err = _err(capsys, ["whopaid", "--flow", "Chips investmnt in Lab"])
+    assert "unknown flow" in err and "'Chips investment in Lab'" in err
+
+
+@pytest.mark.parametrize("period, words", [("2030:2025", "start must come before"),
+                                           ("2025-2030", "START:END"),
+                                           ("1990:2030", "outside the run")])
+def test_bad_period_is_refused(capsys, period, words):
+    err = _err(capsys, ["whopaid", "--period", period])
+    assert "period" in err and words in err
+
+
+def test_unknown_scenario_is_refused(capsys):
+    err = _err(capsys, ["whopaid", "--scenario", "no_such_scenario"])
+    assert "no_such_scenario" in err
+
+
+def test_whopaid_prints_and_writes_tables(capsys, tmp_path):
+    out = tmp_path / "wp"
+    status = main(["whopaid", "--flow", "chips investment in lab", "--period", "2025:2030",
+                   "--output-dir", str(out)])
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "Chips investment in Lab" in printed and "End users" in printed
+    for name in ("who_paid", "who_paid_by_year_chips_investment_in_lab", "tfm", "balance_sheet"):
+        assert (out / f"{name}.csv").exists() and (out / f"{name}.tex").exists()
+    assert (out / "trace.nc").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left over
+    table = pd.read_csv(out / "who_paid.csv").set_index("origin")
+    shares = table["Chips investment in Lab share"].drop("Total")
+    assert shares.sum() == pytest.approx(1.0, rel=1e-9)
+    by_year = pd.read_csv(out / "who_paid_by_year_chips_investment_in_lab.csv")
+    assert list(by_year["year"]) == [2025, 2026, 2027, 2028, 2029]
+    assert by_year["Total"].iloc[-1] == pytest.approx(
+        table.loc["Total", "Chips investment in Lab amount"], rel=1e-9)
