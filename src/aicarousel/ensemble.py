@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import itertools
 import math
 import threading
 from dataclasses import dataclass, field
@@ -89,6 +90,38 @@ def _modulo(x, m):
     return x - _quantum(x, m)
 
 
+def _pow_one(a: float, b: float) -> float:
+    try:
+        return math.pow(a, b)
+    except (ValueError, OverflowError):
+        try:
+            r = a ** b
+        except (ZeroDivisionError, OverflowError):
+            return math.inf
+        return r if isinstance(r, float) else math.nan  # complex -> nan
+
+
+def _pow(a, b):
+    """Vensim ``^`` with libm's ``pow`` element by element.
+
+    numpy's vectorised ``power`` (SIMD) differs from the C library's ``pow`` in the last bit for
+    a few percent of inputs, and PySD evaluates ``^`` with Python floats (the C library). This
+    model amplifies such one-ulp differences in some parameter regions, so the engine uses the
+    C library too: results are then bit-identical to PySD.
+    """
+    if np.ndim(a) == 0 and np.ndim(b) == 0:
+        return _pow_one(float(a), float(b))
+    a_arr, b_arr = np.broadcast_arrays(np.asarray(a, float), np.asarray(b, float))
+    flat_a = a_arr.ravel().tolist()
+    flat_b = b_arr.ravel().tolist() if np.ndim(b) else itertools.repeat(float(b))
+    try:
+        out = np.fromiter(map(math.pow, flat_a, flat_b), float, count=len(flat_a))
+    except (ValueError, OverflowError):
+        flat_b = b_arr.ravel().tolist()
+        out = np.fromiter(map(_pow_one, flat_a, flat_b), float, count=len(flat_a))
+    return out.reshape(a_arr.shape)
+
+
 _RUNTIME = {
     "np": np,
     "_xidz": _xidz,
@@ -98,9 +131,10 @@ _RUNTIME = {
     "_ramp": _ramp,
     "_quantum": _quantum,
     "_modulo": _modulo,
+    "_pow": _pow,
 }
 
-_BINARY = {"+": "+", "-": "-", "*": "*", "/": "/", "^": "**",
+_BINARY = {"+": "+", "-": "-", "*": "*", "/": "/",
            "<": "<", ">": ">", "<=": "<=", ">=": ">=", "=": "==", "<>": "!="}
 _UNARY_NP = {"abs": "np.abs", "exp": "np.exp", "ln": "np.log", "sqrt": "np.sqrt",
              "sin": "np.sin", "cos": "np.cos", "tan": "np.tan", "arcsin": "np.arcsin",
@@ -151,13 +185,31 @@ def _uses_time(node) -> bool:
 
 
 class _Codegen:
-    """Turn IR expressions into numpy source text."""
+    """Turn IR expressions into numpy source text.
 
-    def __init__(self, var_name: str):
+    With ``hoist`` (a dict) and ``dynamic`` (names recomputed each step), every compound
+    subexpression that depends on neither is replaced by a name ``h_<k>`` computed once before
+    the time loop (identical subtrees share one name). Whole subtrees are hoisted, so the
+    floating-point operation order, and hence every result bit, is unchanged.
+    """
+
+    def __init__(self, var_name: str, hoist: dict | None = None,
+                 dynamic: set[str] | None = None):
         self.var_name = var_name  # variable being compiled, for error messages
+        self.hoist = hoist
+        self.dynamic = dynamic or set()
+
+    def _static(self, node) -> bool:
+        return not _uses_time(node) and not (_refs(node) & self.dynamic)
 
     def __call__(self, node) -> str:
         k = _kind(node)
+        if self.hoist is not None and k in ("Op", "Call", "Lookup") and self._static(node):
+            name = self.hoist.get(node)
+            if name is None:
+                name = f"h_{len(self.hoist)}"
+                self.hoist[node] = name
+            return name
         if k == "Num":
             v = float(node.value)
             if math.isinf(v):
@@ -181,6 +233,8 @@ class _Codegen:
 
     def _op(self, node) -> str:
         op, a = node.op, [self(x) for x in node.args]
+        if op == "^" and len(a) == 2:
+            return f"_pow({a[0]}, {a[1]})"
         if op in _BINARY and len(a) == 2:
             return f"({a[0]} {_BINARY[op]} {a[1]})"
         if op == "neg" or (op == "-" and len(a) == 1):
@@ -212,7 +266,7 @@ class _Codegen:
                 return f"(np.log({a[0]})/np.log({a[1]}))"
             return f"np.log10({a[0]})"
         if f == "power" and len(a) == 2:
-            return f"np.power({a[0]}, {a[1]})"
+            return f"_pow({a[0]}, {a[1]})"
         if f == "pi" and not a:
             return "np.pi"
         if f == "if_then_else" and len(a) == 3:
@@ -477,7 +531,7 @@ class CompiledModel:
         for name in self.ir.variables:
             if ir.variables[name].kind == "lookup":
                 L.append(f"    LX_{name}, LY_{name} = LOOKUPS[{name!r}]")
-        # initial evaluation in dependency order
+        # initial evaluation in dependency order (every variable, at the initial time)
         for name in self._order_all:
             var = ir.variables[name]
             if name in ts_names:
@@ -491,13 +545,23 @@ class CompiledModel:
                 L.append(f"    v_{name} = {_Codegen(name)(var.initial)}")
             else:
                 L.append(f"    v_{name} = {_Codegen(name)(var.expr)}")
+        hoist: dict = {}
+        body = []
+        for name in dyn_aux:
+            body.append(f"        v_{name} = "
+                        f"{_Codegen(name, hoist, dyn)(ir.variables[name].expr)}")
+        flows = []
+        for name in stocks:
+            flows.append(f"        d_{name} = "
+                         f"{_Codegen(name, hoist, dyn)(ir.variables[name].expr)}")
+        for node, hname in hoist.items():
+            L.append(f"    {hname} = {_Codegen(hname)(node)}")
         L.append("    j = 0")
         L.append("    last = len(times) - 1")
         L.append("    while True:")
         for name in sorted(ts_names):
             L.append(f"        v_{name} = TS[{name!r}][k]")
-        for name in dyn_aux:
-            L.append(f"        v_{name} = {_Codegen(name)(ir.variables[name].expr)}")
+        L.extend(body)
         L.append("        if save[k]:")
         if outputs:
             for i, name in enumerate(outputs):
@@ -505,8 +569,7 @@ class CompiledModel:
         L.append("            j += 1")
         L.append("        if k == last:")
         L.append("            break")
-        for name in stocks:
-            L.append(f"        d_{name} = {_Codegen(name)(ir.variables[name].expr)}")
+        L.extend(flows)
         for name in stocks:
             L.append(f"        v_{name} = v_{name} + d_{name} * dt")
         L.append("        k += 1")
