@@ -441,3 +441,106 @@ def require(path: str | os.PathLike, made_by: str) -> Path:
     if not p.is_file():
         raise FileNotFoundError(f"{p.name} not found in {p.parent}: run `{made_by}` (or `make figures`) first")
     return p
+
+
+def panel(ax, ds, variables: Mapping[str, str] | list[str], quantity: str,
+          colors: Mapping[str, str] | list[str] | None = None, logy: bool = False,
+          legend: bool = True, time_dim: str = "time", **line_kw: Any):
+    """Plot several variables of one unit against time on one axis.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    ds : xarray.Dataset
+        One run (dimension ``time``); variable attrs carry ``units``.
+    variables : list of str or mapping
+        Vensim names, or ``{Vensim name: legend label}``.
+    quantity : str
+        What the y axis shows, e.g. ``"Market value"``; the unit is appended from
+        the variables' attrs.
+    colors : list or mapping, optional
+        Line colours (default: the palette in order).
+    logy : bool
+        Logarithmic y axis.
+    legend : bool
+        Draw a legend when there is more than one line.
+    time_dim : str
+        Name of the time coordinate.
+    **line_kw
+        Passed to :meth:`matplotlib.axes.Axes.plot`.
+
+    Returns
+    -------
+    list of matplotlib.lines.Line2D
+
+    Raises
+    ------
+    ValueError
+        If the variables do not share one unit (an axis has one unit).
+    """
+    labels = dict(variables) if isinstance(variables, Mapping) else {v: v for v in variables}
+    units = {str(ds[v].attrs.get("units", "")) for v in labels}
+    if len(units) != 1:
+        raise ValueError(f"variables {list(labels)} have different units {sorted(units)}: one axis, one unit")
+    if colors is None:
+        colors = PALETTE
+    lines = []
+    t = ds[time_dim].values
+    for i, (v, lab) in enumerate(labels.items()):
+        c = colors[v] if isinstance(colors, Mapping) else colors[i % len(colors)]
+        lines += ax.plot(t, ds[v].values, color=c, label=lab, **line_kw)
+    ax.set_ylabel(axis_label(name=quantity, unit=units.pop()))
+    if logy:
+        ax.set_yscale("log")
+    if legend and len(labels) > 1:
+        ax.legend(loc="best")
+    return lines
+
+
+def panel_letters(axes, x: float = -0.02, y: float = 1.02) -> None:
+    """Label panels (a), (b), ... at their top-left corner.
+
+    Parameters
+    ----------
+    axes : iterable of matplotlib.axes.Axes
+    x, y : float
+        Position in axes coordinates.
+    """
+    for i, ax in enumerate(list(axes)):
+        ax.text(x, y, f"({chr(97 + i)})", transform=ax.transAxes, ha="right", va="bottom",
+                fontsize=8, fontweight="bold")
+
+
+def year_axis(ax, step: int = 2) -> None:
+    """Whole-year ticks every ``step`` years on the x axis (no ``2027.5``).
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    step : int
+        Years between labelled ticks.
+    """
+    from matplotlib.ticker import FormatStrFormatter, MultipleLocator
+
+    ax.xaxis.set_major_locator(MultipleLocator(step))
+    ax.xaxis.set_minor_locator(MultipleLocator(1))
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%d"))
+
+
+def legend(ax, **kwargs: Any):
+    """Legend with a light frame so it stays readable over lines.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    **kwargs
+        Passed to :meth:`matplotlib.axes.Axes.legend` (default ``loc="best"``, fontsize 6).
+
+    Returns
+    -------
+    matplotlib.legend.Legend
+    """
+    opts = dict(loc="best", fontsize=6, frameon=True, framealpha=0.85, edgecolor="none",
+                facecolor="white", borderpad=0.3, handlelength=1.4)
+    opts.update(kwargs)
+    return ax.legend(**opts)
