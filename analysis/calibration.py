@@ -1,0 +1,49 @@
+"""Calibration table: the baseline against the brief's 2024-2025 anchor points.
+
+Writes ``results/calibration.csv`` (model vs data, relative error, tolerance, pass) and
+``results/calibration.tex`` (booktabs table for a paper), each with a provenance header line.
+
+Usage::
+
+    .venv/bin/python analysis/calibration.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+
+from aicarousel import paths
+from aicarousel.calibration import calibration_run, compare, to_latex
+
+
+def _atomic_write(path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def main() -> int:
+    """Run the baseline, compare with the targets, write CSV and LaTeX, print a summary."""
+    ds = calibration_run()
+    table = compare(ds)
+    prov = {k: ds.attrs[k] for k in ("model_hash", "git_commit", "created")}
+    header = f"# made by analysis/calibration.py; provenance: {json.dumps(prov)}\n"
+    _atomic_write(paths.RESULTS_DIR / "calibration.csv", header + table.to_csv(float_format="%.6g"))
+    _atomic_write(paths.RESULTS_DIR / "calibration.tex", "% " + header[2:] + to_latex(table))
+    with_cols = table[["what", "period", "data", "model", "unit", "error", "tolerance", "pass"]]
+    print(with_cols.to_string(float_format=lambda v: f"{v:.3g}"))
+    print(f"{int(table['pass'].sum())}/{len(table)} points within tolerance; wrote "
+          f"results/calibration.csv and results/calibration.tex")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
