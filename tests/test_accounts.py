@@ -311,3 +311,26 @@ def test_period_parsing_and_bounds():
             A.parse_period(bad)
     with pytest.raises(A.AccountingError, match="outside the run"):
         A.check_period((1990.0, 2030.0), (2024.0, 2035.0))
+
+
+def test_inflows_of_a_step_fund_that_step_so_no_false_overdraft():
+    """Lab has no cash but receives 10 a year and spends 10 a year: cash stays 0 and the
+    spending is 100 % equity investors' money, not overdraft."""
+    acc, ds, trace = A.analyse({"Lab other cost level": 10, "Lab payment rate": 0},
+                               model_file=TINY)
+    assert np.abs(ds["Lab Cash"].values).max() == 0.0
+    tab = A.who_paid(ds, trace, acc, "Lab other costs")
+    assert tab.loc["Equity investors", "share"] == pytest.approx(1.0, rel=1e-12)
+    assert tab.loc[A.OVERDRAFT, "amount"] == 0.0
+
+
+def test_market_value_counterfactual_against_itself_is_zero_and_adds_up(baseline):
+    acc, ds, trace = baseline
+    same = A.market_value_counterfactual(ds, ds, trace, acc)
+    assert np.allclose(same["gain"], 0.0) and np.allclose(same["commitment"], 0.0)
+    _, ds_cf, _ = A.analyse(A.NO_COMMITMENTS, acc=acc, check=False)
+    mv = A.market_value_counterfactual(ds, ds_cf, trace, acc)
+    assert (mv["commitment"] > 0).all()
+    assert np.allclose(mv["gain"], mv["mv"] - mv["mv_counterfactual"])
+    assert mv.loc["All loop sectors", "gain"] == pytest.approx(
+        mv.loc[list(acc.loop_sectors), "gain"].sum())

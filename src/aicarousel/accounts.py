@@ -41,18 +41,21 @@ Money tracing (well-mixed assumption)
 The cash of every loop sector is split by *origin*: each RoW sector that pays into the loop
 (end users, equity investors, lenders, outside cloud customers, outside chip buyers, ...), the
 ``Opening balances`` of the cash stocks, and ``Overdraft``. A flow from a RoW sector brings its
-own origin. Cash in a sector is assumed *well mixed*: every outflow of a sector in a time step
-carries the origin mix of that sector's cash at the start of the step, and a flow from another
-loop sector brings the payer's mix. The tracing is integrated with the model's own Euler steps
-from a run saved at every time step, so it is exact with respect to the model (the sum over
-origins equals the model's cash stock to rounding), not sampled.
+own origin. Cash in a sector is assumed *well mixed*: money is not earmarked, so every outflow
+of a sector carries the origin mix of the cash it is paid from, and a flow from another loop
+sector brings the payer's mix. The tracing follows the model's own Euler steps (flows constant
+over a step, read from a run saved at every time step), so it is exact with respect to the
+model: the sum over origins equals the model's cash stock to rounding, at every step.
 
-Negative cash: when a step's outflows exceed the cash at the start of the step, the excess is
-paid with ``Overdraft`` money (money the payer does not have, in reality a credit line), and
-the sector's deficit grows. Later inflows first repay the deficit (that money leaves the
-tracing, recorded as ``repaid``) before they add to the sector's cash. The holding of origin
-``Overdraft`` is therefore negative while a sector is overdrawn, and its share is 1 when the
-cash stock is negative.
+Within a step, the cash a sector pays from is its cash at the start of the step plus the
+step's inflows (the flows are simultaneous over the step); the mixes of the three loop sectors
+in a step are therefore solved together (a small linear system, since they pay each other).
+
+Negative cash: if a step's outflows exceed that cash, the excess is paid with ``Overdraft``
+money (money the payer does not have; in reality a credit line) and the sector's deficit
+grows. Later inflows first repay the deficit (that money leaves the tracing and is recorded
+as ``repaid``) before they add to the sector's cash. The holding of origin ``Overdraft`` is
+negative while a sector is overdrawn, and its share is 1 when the cash stock is negative.
 
 Definitions of the answers are in the docstrings of :func:`who_paid`,
 :func:`who_paid_by_year` and :func:`market_value_per_commitment`.
@@ -769,13 +772,17 @@ def trace_origins(ds: xr.Dataset, acc: Accounts) -> xr.Dataset:
 
     See the module docstring for the rules. The state of sector X at time t is its funded
     pool ``P[X, o] >= 0`` by origin and its deficit ``D[X] >= 0`` (cash = sum(P) - D). In the
-    step from t to t + dt, with gross outflow ``O = dt * sum(outflows of X)(t)``:
+    step from t to t + dt, with gross outflow ``O[X] = dt * sum(outflows of X)(t)``, inflows
+    ``R[X, o]`` from RoW origins and ``A[Y, X]`` from loop sector Y:
 
-    - outflow mix ``m[X](t)`` = ``P / sum(P)`` if ``sum(P) >= O``; else the whole pool plus
-      ``O - sum(P)`` of ``Overdraft``, divided by ``O``; ``Overdraft`` alone when ``P`` is empty;
-    - ``P`` loses ``O * m`` (the overdraft part adds to ``D``);
-    - inflows arrive with their origin (RoW payer) or the payer's mix ``m[Y](t)`` (loop payer),
-      first repay ``D`` (pro rata across their origins; recorded in ``repaid``), then add to ``P``.
+    - the step's pool is ``Q[X] = P[X] + R[X] + sum_Y A[Y, X] * m[Y]``, where ``m[Y]`` is
+      Y's outflow mix in the step; its total does not depend on the mixes;
+    - ``Q`` first repays ``D`` (pro rata across origins; recorded in ``repaid``); what is left,
+      ``avail = sum(Q) - D``, pays the outflows; if ``avail < O`` the rest, ``O - avail``, is
+      ``Overdraft`` and adds to ``D``;
+    - hence ``m[X] = w * Q[X] / sum(Q[X]) + (1 - w) * e_Overdraft`` with
+      ``w = clip(avail / O, 0, 1)``: linear in the mixes, solved exactly each step;
+    - the new pool is what is left of ``Q`` after the repayment and the outflows.
 
     Parameters
     ----------
@@ -1074,6 +1081,77 @@ def market_value_per_commitment(ds: xr.Dataset, trace: xr.Dataset, acc: Accounts
                     "end_user_backing": backing, "backed_gain": gain * backing,
                     "backed_gain_per_dollar": gain * backing / commit if commit else np.nan})
     return pd.DataFrame(out).set_index("sector")
+
+
+#: Overrides that remove the announced commitments (the counterfactual of
+#: :func:`market_value_counterfactual`).
+NO_COMMITMENTS = {"Announced contract value": 0.0, "Vendor commitment value": 0.0}
+
+
+def market_value_counterfactual(ds: xr.Dataset, ds_cf: xr.Dataset, trace: xr.Dataset,
+                                acc: Accounts, at: float | None = None, after: float = 0.25,
+                                contract_flow: str = "New Cloud contracts",
+                                vendor_flow: str = "Vendor commitment signing",
+                                backed_flow: str = "Lab payments to Cloud") -> pd.DataFrame:
+    """Market value the commitments created, against a run without them.
+
+    Definitions
+    -----------
+    counterfactual
+        ``ds_cf``: the same scenario with the announced commitments removed (e.g.
+        :data:`NO_COMMITMENTS`), everything else equal.
+    at
+        Year of comparison; default the end of the announcement window of
+        :func:`market_value_per_commitment`.
+    commitment ($B)
+        Extra ``New Cloud contracts`` plus ``Vendor commitment signing`` up to ``at`` in
+        ``ds`` compared with ``ds_cf`` (includes contracts the announcement induced).
+    gain ($B)
+        ``<Sector> Market Value`` at ``at`` in ``ds`` minus in ``ds_cf``.
+    end-user backing (1)
+        as in :func:`market_value_per_commitment` (from ``at`` minus the window to the end).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per loop sector plus ``All loop sectors``; columns ``at``, ``commitment``,
+        ``mv``, ``mv_counterfactual``, ``gain``, ``gain_per_dollar``, ``end_user_backing``,
+        ``backed_gain``, ``backed_gain_per_dollar``.
+    """
+    window = market_value_per_commitment(ds, trace, acc, after=after, contract_flow=contract_flow,
+                                         vendor_flow=vendor_flow, backed_flow=backed_flow)
+    t = np.asarray(ds["time"].values, dtype=float)
+    t_cf = np.asarray(ds_cf["time"].values, dtype=float)
+    if t.shape != t_cf.shape or not np.allclose(t, t_cf):
+        raise AccountingError("the run and its counterfactual have different time grids; run "
+                              "both with run_for_accounts")
+    at = float(window["window_end"].iloc[0]) if at is None else float(at)
+    check_period((float(t[0]), at), (float(t[0]), float(t[-1])))
+    dt = _time_step(ds)
+    k = int(np.argmin(np.abs(t - at)))
+
+    def committed(d: xr.Dataset) -> float:
+        return float(dt * (_values(d, contract_flow)[:k] + _values(d, vendor_flow)[:k]).sum())
+
+    commit = committed(ds) - committed(ds_cf)
+    backing = float(window["end_user_backing"].iloc[0])
+    rows = []
+    for s in list(window.index):
+        if s == "All loop sectors":
+            mv = sum(float(_values(ds, f"{x} Market Value")[k]) for x in acc.loop_sectors
+                     if f"{x} Market Value" in ds)
+            cf = sum(float(_values(ds_cf, f"{x} Market Value")[k]) for x in acc.loop_sectors
+                     if f"{x} Market Value" in ds_cf)
+        else:
+            mv = float(_values(ds, f"{s} Market Value")[k])
+            cf = float(_values(ds_cf, f"{s} Market Value")[k])
+        gain = mv - cf
+        rows.append({"sector": s, "at": t[k], "commitment": commit, "mv": mv,
+                     "mv_counterfactual": cf, "gain": gain,
+                     "gain_per_dollar": gain / commit if commit else np.nan,
+                     "end_user_backing": backing, "backed_gain": gain * backing,
+                     "backed_gain_per_dollar": gain * backing / commit if commit else np.nan})
+    return pd.DataFrame(rows).set_index("sector")
 
 
 # --------------------------------------------------------------------------------------------
