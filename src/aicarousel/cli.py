@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "aicarousel.commands.doc",
     "aicarousel.commands.experiment",
     "aicarousel.commands.whopaid",
+    "aicarousel.commands.sensitivity",
 ]
 
 

@@ -1,0 +1,197 @@
+"""``aicarousel sensitivity`` and ``aicarousel montecarlo``: sweeps over the parameter table.
+
+Both run a chunked sweep into ``<out>/sweep.zarr`` (in-process, ``--workers N`` on a dask
+LocalCluster, or ``--scheduler ADDRESS``), continue an interrupted sweep with ``--resume``, and
+write the analysis only once every chunk is done (``<out>/indices.nc`` or ``<out>/bands.nc``,
+written to a temp file and renamed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+#: Outputs analysed when none are given.
+DEFAULT_SENSITIVITY_OUTPUTS = ["peak(Cloud Debt)", "final(Lab Cash)", "peak(Lab Market Value)"]
+DEFAULT_MONTECARLO_OUTPUTS = ["Cloud Debt", "Lab Cash", "Lab Revenue", "Cloud Installed Compute",
+                              "Lab Market Value", "Cloud Market Value"]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--n", type=int, required=True, metavar="N",
+                   help="sample size (Morris: trajectories; Sobol: base samples, a power of 2; "
+                        "Monte Carlo: runs)")
+    p.add_argument("--output", action="append", default=None, metavar="NAME",
+                   help="model output by Vensim name (repeatable)")
+    p.add_argument("--param", action="append", default=None, metavar="NAME",
+                   help="vary only these parameters (repeatable; default every parameter of "
+                        "data/parameters.csv with a range)")
+    p.add_argument("--range", dest="ranges", action="append", default=[], metavar='"NAME=LOW:HIGH"',
+                   help="override the range of a parameter, e.g. --range \"Construction time=1:3\"")
+    p.add_argument("--scenario", default=None, help="scenario applied to every run (scenarios/*.yaml)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default=None, metavar="DIR", help="output directory")
+    p.add_argument("--workers", type=int, default=None, help="run on a dask LocalCluster with N workers")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on an existing dask cluster (tcp://host:port)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
+    p.add_argument("--chunk-size", type=int, default=None, help="runs per task (default 2048)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
+
+
+def register(subparsers) -> None:
+    """Add the ``sensitivity`` and ``montecarlo`` subcommands."""
+    p = subparsers.add_parser(
+        "sensitivity", help="Morris or Sobol sensitivity of model outputs",
+        description="Morris screening (mu*, sigma) or Sobol indices (S1, ST with confidence "
+                    "intervals) of model outputs over the parameter ranges of "
+                    "data/parameters.csv. Outputs: a Vensim name (value at FINAL TIME) or "
+                    "final(X), peak(X), min(X), mean(X), at(X, YEAR), cross(X, LEVEL), "
+                    "drop(X, LEVEL).")
+    p.add_argument("--method", choices=["morris", "sobol"], required=True)
+    _common(p)
+    p.set_defaults(func=_sensitivity)
+    q = subparsers.add_parser(
+        "montecarlo", help="Monte Carlo / Latin hypercube percentile bands over time",
+        description="Sample the parameter ranges (Latin hypercube by default), run the model "
+                    "for every sample and write percentile bands over time.")
+    q.add_argument("--method", choices=["lhs", "mc"], default="lhs")
+    q.add_argument("--percentiles", default="5,25,50,75,95",
+                   help="comma-separated percentiles (default 5,25,50,75,95)")
+    _common(q)
+    q.set_defaults(func=_montecarlo)
+
+
+def _parse_ranges(items):
+    from ..errors import ParameterValueError
+
+    out = {}
+    for text in items:
+        name, sep, rng = text.rpartition("=")
+        lo, sep2, hi = rng.partition(":")
+        try:
+            if not sep or not sep2 or not name.strip():
+                raise ValueError
+            out[name.strip()] = (float(lo), float(hi))
+        except ValueError:
+            raise ParameterValueError(f"--range {text!r}: write it as \"NAME=LOW:HIGH\"") from None
+    return out
+
+
+def _definition(args, kind):
+    from ..sensitivity import load_problem
+    from ..sweep import DEFAULT_SWEEP_CHUNK, make_definition
+
+    ranges = _parse_ranges(args.ranges)
+    params = args.param
+    if params is not None:
+        params = list(dict.fromkeys(params + [r for r in ranges if r not in params]))
+    problem = load_problem(params, ranges)
+    outputs = args.output or (DEFAULT_SENSITIVITY_OUTPUTS if kind == "sensitivity"
+                              else DEFAULT_MONTECARLO_OUTPUTS)
+    return make_definition(kind, args.method, args.n, args.seed, problem, outputs,
+                           scenario=args.scenario,
+                           chunk_size=args.chunk_size or DEFAULT_SWEEP_CHUNK)
+
+
+def _out_dir(args, default: str) -> Path:
+    from .. import paths
+
+    return Path(args.out) if args.out else paths.RESULTS_DIR / default
+
+
+def _prepare_out(out: Path, args) -> Path:
+    from ..sweep import SweepError
+
+    store = out / "sweep.zarr"
+    if args.force and args.resume:
+        raise SweepError("give --force or --resume, not both")
+    if args.force and out.exists():
+        shutil.rmtree(out)
+    if store.exists() and not args.resume:
+        raise SweepError(f"{out} already holds a sweep; pass --resume to continue it or --force "
+                         "to replace it")
+    if args.resume and not store.exists():
+        raise SweepError(f"--resume: no sweep store in {out}; run without --resume first")
+    return store
+
+
+def _write_atomic(ds, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _sensitivity(args) -> int:
+    from ..sensitivity import analyze
+    from ..sweep import open_results, run_sweep
+
+    d = _definition(args, "sensitivity")
+    out = _out_dir(args, f"sensitivity/{args.method}")
+    store = _prepare_out(out, args)
+    run_sweep(d, store, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
+              progress=not args.quiet)
+    d, X, Y = open_results(store)
+    res = analyze(d.problem, X, Y, d.method, seed=d.seed)
+    res.attrs.update(definition_hash=d.hash, model_hash=d.model_hash, n=d.n,
+                     n_runs=d.n_runs, scenario=d.scenario or "baseline")
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomic(res, out / "indices.nc")
+    if not args.quiet:
+        key = "mu_star" if d.method == "morris" else "ST"
+        for lab in res["output"].values:
+            v = res[key].sel(output=lab).values
+            order = [i for i in v.argsort()[::-1] if v[i] == v[i]][:5]
+            top = ", ".join(f"{res['param'].values[i]} {v[i]:.3g}" for i in order)
+            print(f"{lab}: top {key}: {top}")
+        print(f"wrote {out / 'indices.nc'} ({d.n_runs} runs)")
+    return 0
+
+
+def _montecarlo(args) -> int:
+    import numpy as np
+    import xarray as xr
+
+    from ..errors import ParameterValueError
+    from ..sensitivity import percentile_bands
+    from ..sweep import open_results, run_sweep
+
+    try:
+        pct = [float(x) for x in args.percentiles.split(",")]
+    except ValueError:
+        raise ParameterValueError(f"--percentiles {args.percentiles!r}: give numbers like "
+                                  "5,50,95") from None
+    if not pct or any(not 0 <= p <= 100 for p in pct):
+        raise ParameterValueError("--percentiles must lie between 0 and 100")
+    d = _definition(args, "montecarlo")
+    out = _out_dir(args, "montecarlo")
+    store = _prepare_out(out, args)
+    run_sweep(d, store, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
+              progress=not args.quiet)
+    d, X, data = open_results(store)
+    t = data.pop("time")
+    ds = xr.Dataset({k: (("run", "time"), v) for k, v in data.items()},
+                    coords={"run": np.arange(X.shape[0]), "time": t})
+    from ..ensemble import compile_model
+
+    cm = compile_model()
+    for k in ds.data_vars:
+        var = cm.ir.variables[cm.py_name(k)]
+        ds[k].attrs.update(units=var.units or "", description=var.comment or "")
+    bands = percentile_bands(ds, pct)
+    bands.attrs.update(definition_hash=d.hash, model_hash=d.model_hash, n_runs=d.n_runs,
+                       method=d.method, seed=d.seed, scenario=d.scenario or "baseline")
+    _write_atomic(bands, out / "bands.nc")
+    if not args.quiet:
+        print(f"wrote {out / 'bands.nc'} ({d.n_runs} runs)")
+    return 0

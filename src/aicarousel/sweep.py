@@ -1,0 +1,464 @@
+"""Chunked, resumable sweeps streamed to a Zarr store, in-process or on dask.distributed.
+
+A *sweep* is fully defined by a :class:`SweepDefinition` (model hash, kind, method, N, seed,
+parameters and ranges, outputs, scenario, chunk size). Its sample is drawn once from that
+definition and written to the store; the runs are split into chunks of ``chunk_size`` runs, one
+task per chunk. Each task evaluates its chunk with the vectorised engine, writes its rows into
+the Zarr arrays (distinct Zarr chunks per task, so tasks never touch the same file), then
+drops a completion marker ``_done/<i>`` (written to a temp file and renamed). When every chunk
+is done the manifest is flagged ``complete``.
+
+``resume=True`` reopens an interrupted store, refuses it if its definition differs (naming what
+differs), and runs only the chunks without a marker. Chunk boundaries are part of the
+definition, so a resumed sweep gives bit-for-bit the same numbers as an uninterrupted one.
+
+Execution: ``workers=None, scheduler=None`` runs in this process; ``workers=N`` starts a dask
+``LocalCluster`` with N single-threaded worker processes; ``scheduler="tcp://host:port"`` uses an
+existing cluster (an unreachable address fails within ``connect_timeout`` seconds).
+
+Store layout (Zarr v3 group)::
+
+    attrs: manifest (definition), definition_hash, complete, n_runs, n_chunks, created
+    X            (run, param)   the sample
+    time         (time,)        saved times (montecarlo)
+    y_<k>        (run,)         scalar output k (sensitivity); attrs label, variable, reducer
+    v_<k>        (run, time)    time series of variable k (montecarlo); attrs name, units
+    _done/<i>                   completion marker of chunk i
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .errors import AicarouselError, ParameterValueError
+from .sensitivity import Problem, check_n, n_runs, parse_output, sample
+
+#: Environment variable: seconds to sleep after each chunk (testing aid for kill/resume tests).
+TASK_DELAY_ENV = "AICAROUSEL_SWEEP_TASK_DELAY"
+DEFAULT_SWEEP_CHUNK = 2048
+
+__all__ = ["SweepDefinition", "SweepError", "run_sweep", "open_results", "store_status"]
+
+
+class SweepError(AicarouselError):
+    """A sweep cannot start, resume or reach its cluster (message says why and what to do)."""
+
+
+@dataclass(frozen=True)
+class SweepDefinition:
+    """Everything that determines a sweep's numbers.
+
+    Attributes
+    ----------
+    kind : {"sensitivity", "montecarlo"}
+        Scalar outputs per run, or whole time series per run.
+    method : {"morris", "sobol", "lhs", "mc"}
+    n : int
+        Base sample size (Morris trajectories, Sobol base samples, or runs).
+    seed : int
+    problem : Problem
+    outputs : tuple of str
+        Output specs (sensitivity) or Vensim variable names (montecarlo).
+    model_hash : str
+        SHA-256 of the model file.
+    scenario : str or None
+        Scenario applied to every run (its overrides are fixed, not sampled).
+    chunk_size : int
+        Runs per task (fixes chunk boundaries, so results are reproducible bit for bit).
+    """
+
+    kind: str
+    method: str
+    n: int
+    seed: int
+    problem: Problem
+    outputs: tuple[str, ...]
+    model_hash: str
+    scenario: str | None = None
+    chunk_size: int = DEFAULT_SWEEP_CHUNK
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form."""
+        return {"kind": self.kind, "method": self.method, "n": int(self.n),
+                "seed": int(self.seed), "parameters": list(self.problem.names),
+                "ranges": [list(map(float, b)) for b in self.problem.bounds],
+                "units": list(self.problem.units), "outputs": list(self.outputs),
+                "model_hash": self.model_hash, "scenario": self.scenario,
+                "chunk_size": int(self.chunk_size)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "SweepDefinition":
+        """Inverse of :meth:`to_dict`."""
+        prob = Problem(tuple(d["parameters"]), tuple(tuple(b) for b in d["ranges"]),
+                       tuple(d.get("units", ())))
+        return cls(d["kind"], d["method"], int(d["n"]), int(d["seed"]), prob,
+                   tuple(d["outputs"]), d["model_hash"], d.get("scenario"),
+                   int(d["chunk_size"]))
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 of the canonical JSON of the definition."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+    @property
+    def n_runs(self) -> int:
+        """Total model runs."""
+        return n_runs(self.method, self.n, self.problem)
+
+    @property
+    def n_chunks(self) -> int:
+        """Number of tasks."""
+        return -(-self.n_runs // self.chunk_size)
+
+
+def make_definition(kind: str, method: str, n: int, seed: int, problem: Problem,
+                    outputs: Sequence[str], *, scenario: str | None = None,
+                    chunk_size: int = DEFAULT_SWEEP_CHUNK) -> SweepDefinition:
+    """Validate inputs and build a :class:`SweepDefinition` (canonical names, model hash).
+
+    Raises
+    ------
+    UnknownParameterError, ParameterValueError
+        Unknown parameter/output names, bad ranges, N too small for the method.
+    """
+    from .ensemble import compile_model
+
+    if kind not in ("sensitivity", "montecarlo"):
+        raise ParameterValueError(f"sweep kind must be 'sensitivity' or 'montecarlo', not {kind!r}")
+    check_n(method, n, problem)
+    if int(chunk_size) < 1:
+        raise ParameterValueError(f"chunk size must be >= 1, got {chunk_size}")
+    cm = compile_model()
+    # canonical parameter names (checked against the model's constants)
+    names = tuple(cm.real_name(cm.py_name(p, kinds={"constant"}, what="parameter"))
+                  for p in problem.names)
+    problem = Problem(names, problem.bounds, problem.units)
+    if not outputs:
+        raise ParameterValueError("no outputs: give at least one --output")
+    if kind == "sensitivity":
+        outs = tuple(parse_output(o, cm).label for o in outputs)
+    else:
+        outs = tuple(cm.real_name(cm.py_name(o, what="output")) for o in outputs)
+    if len(set(outs)) != len(outs):
+        raise ParameterValueError(f"outputs repeat: {list(outs)}")
+    if scenario is not None:
+        _scenario_params(scenario)  # validate early
+    return SweepDefinition(kind, method, int(n), int(seed), problem, outs, cm.model_hash,
+                           scenario, int(chunk_size))
+
+
+def _scenario_params(name: str | None) -> dict:
+    if name is None:
+        return {}
+    from .scenarios import to_params
+    return to_params(name)
+
+
+# ----------------------------------------------------------------------------------------------
+# store handling
+# ----------------------------------------------------------------------------------------------
+def _diff(a: dict, b: dict) -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if a.get(k) != b.get(k):
+            sa, sb = json.dumps(a.get(k)), json.dumps(b.get(k))
+            if len(sa) > 60:
+                sa = sa[:57] + "..."
+            if len(sb) > 60:
+                sb = sb[:57] + "..."
+            out.append(f"{k} (store {sa}, requested {sb})")
+    return out
+
+
+def _done_dir(store: Path) -> Path:
+    return store / "_done"
+
+
+def _done_chunks(store: Path) -> set[int]:
+    d = _done_dir(store)
+    if not d.is_dir():
+        return set()
+    return {int(p.name) for p in d.iterdir() if p.name.isdigit()}
+
+
+def _mark_done(store: Path, i: int) -> None:
+    d = _done_dir(store)
+    d.mkdir(exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp")
+    os.close(fd)
+    os.replace(tmp, d / str(i))
+
+
+def store_status(store: str | os.PathLike) -> dict:
+    """Manifest and progress of a store.
+
+    Returns
+    -------
+    dict
+        ``manifest``, ``definition_hash``, ``complete`` (bool), ``done`` (chunks), ``n_chunks``.
+    """
+    import zarr
+
+    store = Path(store)
+    try:
+        g = zarr.open_group(str(store), mode="r")
+        attrs = dict(g.attrs)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not a sweep store"
+        raise SweepError(f"{store.name!r} is not a sweep store ({type(exc).__name__}); pass the "
+                         "directory a previous sweep wrote with --out") from None
+    if "manifest" not in attrs:
+        raise SweepError(f"{store.name!r} is not a sweep store (no manifest); pass the directory "
+                         "a previous sweep wrote with --out")
+    return {"manifest": attrs["manifest"], "definition_hash": attrs.get("definition_hash"),
+            "complete": bool(attrs.get("complete")), "done": len(_done_chunks(store)),
+            "n_chunks": attrs.get("n_chunks")}
+
+
+def _create_store(store: Path, d: SweepDefinition) -> None:
+    import zarr
+
+    from .ensemble import compile_model, time_grid
+
+    X = sample(d.problem, d.method, d.n, d.seed)
+    tmp = store.with_name(store.name + ".creating")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    g = zarr.open_group(str(tmp), mode="w")
+    cs = d.chunk_size
+    xa = g.create_array("X", shape=X.shape, chunks=(cs, X.shape[1]), dtype="f8")
+    xa[:] = X
+    xa.attrs["params"] = list(d.problem.names)
+    if d.kind == "sensitivity":
+        for k, label in enumerate(d.outputs):
+            a = g.create_array(f"y_{k}", shape=(X.shape[0],), chunks=(cs,), dtype="f8",
+                               fill_value=np.nan)
+            spec = parse_output(label)
+            a.attrs.update(label=label, variable=spec.variable, reducer=spec.reducer)
+    else:
+        cm = compile_model()
+        ts = cm.ir.time
+        t, save = time_grid(float(ts.initial), float(ts.final), float(ts.dt), float(ts.saveper))
+        tt = t[save]
+        ta = g.create_array("time", shape=tt.shape, chunks=tt.shape, dtype="f8")
+        ta[:] = tt
+        for k, name in enumerate(d.outputs):
+            a = g.create_array(f"v_{k}", shape=(X.shape[0], tt.size), chunks=(cs, tt.size),
+                               dtype="f8", fill_value=np.nan)
+            var = cm.ir.variables[cm.py_name(name)]
+            a.attrs.update(name=name, units=var.units or "")
+    g.attrs.update(manifest=d.to_dict(), definition_hash=d.hash, complete=False,
+                   n_runs=int(X.shape[0]), n_chunks=int(d.n_chunks),
+                   created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    os.replace(tmp, store)
+
+
+def _prepare(store: Path, d: SweepDefinition, resume: bool) -> None:
+    if store.exists():
+        if not resume:
+            raise SweepError(f"output store {store.name!r} already exists; pass --resume to "
+                             "continue it or choose another --out")
+        st = store_status(store)
+        diffs = _diff(st["manifest"], d.to_dict())
+        if diffs:
+            raise SweepError(f"store {store.name!r} was made by a different sweep; differs in: "
+                             + "; ".join(diffs) + ". Use the same settings or a new --out")
+    else:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        _create_store(store, d)
+
+
+# ----------------------------------------------------------------------------------------------
+# tasks
+# ----------------------------------------------------------------------------------------------
+def run_chunk(store: str, definition: dict, i: int) -> int:
+    """Evaluate chunk ``i`` of a sweep and write it to the store (runs in any process).
+
+    Parameters
+    ----------
+    store : str
+        Path of the Zarr store.
+    definition : dict
+        :meth:`SweepDefinition.to_dict`.
+    i : int
+        Chunk index.
+
+    Returns
+    -------
+    int
+        ``i``.
+    """
+    import zarr
+
+    from .ensemble import compile_model
+    from .sensitivity import OutputSpec
+
+    d = SweepDefinition.from_dict(definition)
+    cm = compile_model()
+    if cm.model_hash != d.model_hash:
+        raise SweepError("the model file changed since this sweep started (model hash "
+                         "differs); start a new sweep")
+    g = zarr.open_group(store, mode="r+")
+    s, e = i * d.chunk_size, min(d.n_runs, (i + 1) * d.chunk_size)
+    X = g["X"][s:e]
+    params = dict(_scenario_params(d.scenario))
+    params.update({name: X[:, j] for j, name in enumerate(d.problem.names)})
+    if d.kind == "sensitivity":
+        specs = [parse_output(lab) for lab in d.outputs]
+        variables = list(dict.fromkeys(sp.variable for sp in specs))
+        t, vals = cm.run_arrays(params, n=e - s, outputs=variables, chunk_size=d.chunk_size)
+        by_real = {cm.real_name(k): v for k, v in vals.items()}
+        for k, sp in enumerate(specs):
+            g[f"y_{k}"][s:e] = OutputSpec.reduce(sp, t, by_real[sp.variable])
+    else:
+        t, vals = cm.run_arrays(params, n=e - s, outputs=list(d.outputs),
+                                chunk_size=d.chunk_size)
+        by_real = {cm.real_name(k): v for k, v in vals.items()}
+        for k, name in enumerate(d.outputs):
+            g[f"v_{k}"][s:e] = by_real[name]
+    delay = float(os.environ.get(TASK_DELAY_ENV, "0") or 0)
+    if delay > 0:
+        time.sleep(delay)
+    _mark_done(Path(store), i)
+    return i
+
+
+def _client(workers: int | None, scheduler: str | None, connect_timeout: float):
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout=f"{connect_timeout}s"), None
+        except (OSError, TimeoutError) as exc:
+            raise SweepError(f"cannot reach the dask scheduler at {scheduler!r} within "
+                             f"{connect_timeout:g} s ({type(exc).__name__}); check the address "
+                             "or drop --scheduler to run in-process") from None
+    cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def run_sweep(definition: SweepDefinition, store: str | os.PathLike, *, resume: bool = False,
+              workers: int | None = None, scheduler: str | None = None,
+              connect_timeout: float = 3.0, progress: bool = True) -> Path:
+    """Run (or continue) a sweep into a Zarr store.
+
+    Parameters
+    ----------
+    definition : SweepDefinition
+    store : path
+        Zarr store directory (created if missing).
+    resume : bool
+        Continue an existing store made by the same definition.
+    workers : int, optional
+        Start a dask LocalCluster with this many worker processes.
+    scheduler : str, optional
+        Address of an existing dask scheduler (``tcp://host:port``).
+    connect_timeout : float
+        Seconds to wait for the scheduler.
+    progress : bool
+        tqdm bar with ETA over chunks.
+
+    Returns
+    -------
+    Path
+        The store, flagged complete.
+
+    Raises
+    ------
+    SweepError
+        Store exists without ``resume``, store from a different sweep, unreachable scheduler.
+    """
+    import zarr
+    from tqdm.auto import tqdm
+
+    if workers is not None and scheduler is not None:
+        raise SweepError("give either --workers or --scheduler, not both")
+    if workers is not None and int(workers) < 1:
+        raise SweepError(f"--workers must be >= 1, got {workers}")
+    store = Path(store)
+    client = cluster = None
+    if scheduler is not None:  # fail fast on a bad address, before writing anything
+        client, cluster = _client(None, scheduler, connect_timeout)
+    try:
+        _prepare(store, definition, resume)
+        todo = [i for i in range(definition.n_chunks) if i not in _done_chunks(store)]
+        dd = definition.to_dict()
+        bar = tqdm(total=definition.n_chunks, initial=definition.n_chunks - len(todo),
+                   desc=f"{definition.method} sweep", unit="chunk", disable=not progress)
+        with bar:
+            if client is None and workers is None:
+                for i in todo:
+                    run_chunk(str(store), dd, i)
+                    bar.update(1)
+            elif todo:
+                if client is None:
+                    client, cluster = _client(workers, None, connect_timeout)
+                from distributed import as_completed
+                futs = [client.submit(run_chunk, str(store.resolve()), dd, i, pure=False)
+                        for i in todo]
+                for fut in as_completed(futs):
+                    fut.result()
+                    bar.update(1)
+        missing = [i for i in range(definition.n_chunks) if i not in _done_chunks(store)]
+        if missing:
+            raise SweepError(f"{len(missing)} chunk(s) did not finish; rerun with --resume")
+        g = zarr.open_group(str(store), mode="r+")
+        g.attrs["complete"] = True
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    return store
+
+
+def open_results(store: str | os.PathLike, *, allow_incomplete: bool = False):
+    """Read a sweep store.
+
+    Parameters
+    ----------
+    store : path
+    allow_incomplete : bool
+        Read a store whose sweep has not finished (missing rows are NaN).
+
+    Returns
+    -------
+    definition : SweepDefinition
+    X : numpy.ndarray
+        Sample (runs, D).
+    data : dict
+        Sensitivity: ``{label: (runs,)}``; montecarlo: ``{"time": (T,), name: (runs, T)}``.
+
+    Raises
+    ------
+    SweepError
+        Not a store, or incomplete (unless ``allow_incomplete``).
+    """
+    import zarr
+
+    st = store_status(store)
+    if not st["complete"] and not allow_incomplete:
+        raise SweepError(f"sweep store {Path(store).name!r} is incomplete ({st['done']} of "
+                         f"{st['n_chunks']} chunks); finish it with --resume")
+    d = SweepDefinition.from_dict(st["manifest"])
+    g = zarr.open_group(str(store), mode="r")
+    X = g["X"][:]
+    data: dict[str, np.ndarray] = {}
+    if d.kind == "sensitivity":
+        for k, label in enumerate(d.outputs):
+            data[label] = g[f"y_{k}"][:]
+    else:
+        data["time"] = g["time"][:]
+        for k, name in enumerate(d.outputs):
+            data[name] = g[f"v_{k}"][:]
+    return d, X, data
