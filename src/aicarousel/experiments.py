@@ -407,9 +407,25 @@ def load_table(path: str | os.PathLike | None = None) -> pd.DataFrame:
     return pd.read_csv(p, index_col="scenario")
 
 
+def results_attrs(results_dir: str | os.PathLike | None = None) -> dict:
+    """Global attributes (provenance) of ``experiments.nc`` in ``results_dir``, or {} if absent.
+
+    Lets figures drawn from the CSV table record the model hash of the runs behind it.
+    """
+    p = Path(results_dir if results_dir is not None else paths.RESULTS_DIR) / DATASET_FILE
+    if not p.is_file():
+        return {}
+    with xr.open_dataset(p) as ds:
+        return dict(ds.attrs)
+
+
 def scenario_labels(names: Iterable[str]) -> dict[str, str]:
     """Short human labels for scenario names (``funding_stop`` -> ``Funding stop``)."""
-    return {n: n.replace("_", " ").capitalize().replace("Gpu", "GPU") for n in names}
+    out = {}
+    for n in names:
+        words = n.replace("_", " ").capitalize().split(" ")
+        out[n] = " ".join(w.upper() if w.lower() in ("gpu", "gpus", "ai") else w for w in words)
+    return out
 
 
 __all__ = ["run_experiments", "outcomes", "tagged", "latex_table", "write_table", "load_results",

@@ -228,8 +228,8 @@ def provenance(ds: Any = None, scenario: str | None = None, seed: int | None = N
 
     Parameters
     ----------
-    ds : xarray.Dataset, optional
-        Results the figure was drawn from; its ``attrs["provenance"]`` (JSON or
+    ds : xarray.Dataset or mapping, optional
+        Results the figure was drawn from (or their attrs); its ``attrs["provenance"]`` (JSON or
         dict from :func:`aicarousel.model.run`) supplies ``model_hash`` and, if
         present, ``scenario`` and ``seed``.
     scenario : str, optional
@@ -246,6 +246,8 @@ def provenance(ds: Any = None, scenario: str | None = None, seed: int | None = N
         (``"none"`` when not applicable).
     """
     info: dict[str, Any] = {}
+    if isinstance(ds, Mapping):  # plain attrs of a results file
+        ds = type("_Attrs", (), {"attrs": dict(ds)})()
     if ds is not None:
         raw = getattr(ds, "attrs", {}).get("provenance")
         if isinstance(raw, str):
@@ -260,9 +262,9 @@ def provenance(ds: Any = None, scenario: str | None = None, seed: int | None = N
                 info.setdefault(key, ds.attrs[key])
     out = {
         "git_commit": git_commit(),
-        "model_hash": str(info.get("model_hash", "none")),
+        "model_hash": str(info.get("model_hash") or "none"),
         "scenario": str(scenario if scenario is not None else info.get("scenario", "none")),
-        "seed": str(seed if seed is not None else info.get("seed", "none")),
+        "seed": str(seed if seed is not None else (info.get("seed") or "none")),
     }
     for key, value in extra.items():
         out[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
