@@ -876,8 +876,7 @@ def trace_origins(ds: xr.Dataset, acc: Accounts) -> xr.Dataset:
             if pt > 0 and take > 0:
                 pool[i] *= (1.0 - take / pt)
             D[i] += O[i] - take
-        P = np.maximum(pool, 0.0) if (pool < 0).any() and np.abs(pool[pool < 0]).max() < 1e-12 \
-            else pool
+        P = pool
     cash = np.stack([_values(ds, acc.cash[s]) for s in L])
     with np.errstate(invalid="ignore", divide="ignore"):
         shares = holdings / np.where(cash == 0, np.nan, cash)[:, None, :]
@@ -976,7 +975,8 @@ def who_paid_by_year(ds: xr.Dataset, trace: xr.Dataset, acc: Accounts, flow: str
 
     Definition: row ``y`` holds the amount of ``flow`` paid by each origin in the steps
     ``y <= t < y + 1`` (see :func:`who_paid`); with ``cumulative`` the running total from the
-    start of the period to the end of year ``y``.
+    start of the period to the end of year ``y``. A period starting or ending inside a year
+    gives partial first or last rows (only the steps inside the period count).
 
     Parameters
     ----------
@@ -1178,12 +1178,15 @@ def _atomic_write(path: Path, text: str) -> Path:
     return path
 
 
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "->": r"$\to$", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}"}
+_LATEX_RE = re.compile("|".join(re.escape(k) for k in sorted(_LATEX_SPECIAL, key=len, reverse=True)))
+
+
 def _latex_escape(s: Any) -> str:
-    s = str(s)
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
-                 ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("->", r"$\to$")):
-        s = s.replace(a, b) if a != "->" else s.replace(a, b)
-    return s
+    """Escape LaTeX's special characters in one pass (``->`` becomes an arrow)."""
+    return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group(0)], str(s))
 
 
 def to_latex(df: pd.DataFrame, caption: str = "", label: str = "", digits: int = 1) -> str:
@@ -1245,15 +1248,17 @@ def paid_rates(ds: xr.Dataset, trace: xr.Dataset, acc: Accounts,
     xarray.DataArray
         Dimensions ``(flow, origin, time)``: ``flow(t) * mix(t)`` (see :func:`flow_origins`).
     """
-    dt = _time_step(ds)
     arrs = []
     for name in flows:
-        a = flow_origins(ds, trace, acc, name) / dt
-        a.values[:, -1] = _values(ds, acc.flow(name).name)[-1] * (
-            trace["outflow_mix"].sel(sector=acc.flow(name).source).values[:, -1]
-            if acc.flow(name).source in acc.loop_sectors else
-            (np.array(acc.origins) == acc.flow(name).source).astype(float))
-        arrs.append(a)
+        f = acc.flow(name)
+        if f.source in acc.loop_sectors:
+            mix = np.nan_to_num(trace["outflow_mix"].sel(sector=f.source)
+                                .transpose("origin", "time").values)
+        else:
+            mix = (np.array(acc.origins) == f.source).astype(float)[:, None]
+        arrs.append(xr.DataArray(mix * _values(ds, f.name)[None, :], dims=("origin", "time"),
+                                 coords={"origin": list(acc.origins),
+                                         "time": trace["time"].values}))
     out = xr.concat(arrs, dim=pd.Index([acc.flow(f).name for f in flows], name="flow"))
     out.name = "paid_rate"
     out.attrs = {"units": "$B/Year", "description": "rate at which each origin pays each flow"}
