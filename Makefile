@@ -1,0 +1,50 @@
+# aicarousel: two commands on a fresh machine with Python 3.11 and make.
+#   make run    builds the pinned virtual environment if missing, runs the baseline
+#               (results/baseline.nc) and builds the figures (figures/out/)
+#   make test   same environment, runs the whole test suite
+# The environment is rebuilt when requirements.lock or pyproject.toml change.
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.aicarousel-installed
+PYTEST_ARGS ?= -n 2
+
+.PHONY: all venv run baseline figures test clean help
+
+all: run
+
+help:
+	@echo "make venv     create $(VENV) from requirements.lock (with $(PYTHON)) and install aicarousel"
+	@echo "make run      venv + baseline run (results/baseline.nc) + figures"
+	@echo "make test     venv + the whole test suite (pytest $(PYTEST_ARGS))"
+	@echo "make figures  build every figure from results/ (figures/build.py)"
+	@echo "make clean    remove results/, figures/out/, caches (keeps $(VENV))"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+baseline: $(STAMP)
+	$(BIN)/aicarousel run --output results/baseline.nc
+
+run: baseline
+	$(MAKE) figures
+
+figures: $(STAMP)
+	@if [ -f figures/build.py ]; then \
+		$(BIN)/python figures/build.py; \
+	else \
+		echo "figures/build.py not present yet: no figures built"; \
+	fi
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf results figures/out bench/out .cache .pytest_cache
+	find . -name __pycache__ -type d -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
