@@ -1,0 +1,395 @@
+"""Feedback loops of a model, found from the IR dependency graph.
+
+Every cycle of the variable graph (auxiliaries and stocks; an edge x -> y when y's equation
+or net flow uses x) is a feedback loop. For each loop the module gives
+
+* its variables (py_names, in causal order),
+* its polarity: the sign of the product of the link gains dy/dx along it, each evaluated by
+  central finite differences on the IR equations at one baseline state (``"R"`` positive,
+  ``"B"`` negative, ``"0"`` when a link is inactive there, e.g. the unused branch of a MIN);
+* its gain where linearisable: the product of the link gains times the residence time
+  ``tau_s = -1 / (d rhs_s / d s)`` of each stock s on it (the steady-state gain of a
+  first-order stock); ``None`` when a stock on the loop is a pure integrator
+  (``d rhs_s / d s = 0``, e.g. a cash balance) or grows on its own.
+
+Named loops (R1-R3, B1-B4 of the carousel) are defined in ``models/named_loops.yaml`` by a
+few key variables each must pass through; :func:`match_named_loops` reports, for each, the
+cycles that contain all of them, the shortest such cycle and its polarity.
+
+:func:`compare_with_simlin` lists pysimlin's loops (its Loops That Matter engine) next to
+ours, mapped onto the same variable names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import networkx as nx
+import numpy as np
+
+from aicarousel.errors import AicarouselError
+from aicarousel.ir import ModelIR, _State, eval_expr, simulate
+
+__all__ = ["FeedbackLoop", "LoopReport", "dependency_graph", "find_loops", "link_gains",
+           "stock_residence_times", "baseline_point", "match_named_loops", "load_named_loops",
+           "compare_with_simlin", "analyse_loops", "DEFAULT_MAX_LOOPS"]
+
+#: Most cycles enumerated before stopping (the carousel has a few tens of thousands).
+DEFAULT_MAX_LOOPS = 200_000
+
+
+@dataclass
+class FeedbackLoop:
+    """One feedback loop.
+
+    Attributes
+    ----------
+    variables : list of str
+        py_names in causal order (each influences the next; the last influences the first).
+    polarity : str
+        ``"R"`` (reinforcing), ``"B"`` (balancing) or ``"0"`` (a link is inactive at the
+        evaluation point).
+    gain : float or None
+        Linearised loop gain (dimensionless), or None when not linearisable.
+    link_gains : list of float
+        dy/dx of each link, in order (units of y per unit of x).
+    note : str
+        Why the gain is None, if it is.
+    """
+
+    variables: list[str]
+    polarity: str
+    gain: float | None
+    link_gains: list[float] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def stocks(self) -> list[str]:
+        """Stocks on the loop (filled by :func:`find_loops`)."""
+        return self._stocks
+
+    _stocks: list[str] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class LoopReport:
+    """All loops of a model plus the named-loop matches."""
+
+    loops: list[FeedbackLoop]
+    truncated: bool
+    time: float
+    named: dict[str, dict] = field(default_factory=dict)
+
+
+def dependency_graph(ir: ModelIR) -> nx.DiGraph:
+    """Directed graph of auxiliaries and stocks (constants and lookup tables left out).
+
+    Edge ``x -> y`` when y's equation (for a stock: its net flow) references x.
+    """
+    g = nx.DiGraph()
+    for n, v in ir.variables.items():
+        if v.kind in ("aux", "stock"):
+            g.add_node(n, kind=v.kind, real_name=v.real_name)
+    for n in list(g.nodes):
+        for d in ir.dependencies(n):
+            if d in g:
+                g.add_edge(d, n)
+    return g
+
+
+def baseline_point(ir: ModelIR, time: float | None = None,
+                   params: Mapping | None = None) -> tuple[float, dict[str, float]]:
+    """Stock values of the baseline run at ``time`` (default: mid-run).
+
+    Returns
+    -------
+    (t, state) : tuple
+        The saved time nearest ``time`` and the stock values there.
+    """
+    out = simulate(ir, params=params)
+    tt = out["time"]
+    if time is None:
+        time = 0.5 * (ir.time.initial + ir.time.final)
+    i = int(np.argmin(np.abs(tt - time)))
+    return float(tt[i]), {s: float(out[s][i]) for s in ir.stocks}
+
+
+def _env(ir: ModelIR, t: float, state: Mapping[str, float], params=None):
+    st = _State(ir, params)
+    with np.errstate(all="ignore"):
+        env = st.env_at(t, state)
+    return st, env
+
+
+def link_gains(ir: ModelIR, t: float, state: Mapping[str, float],
+               params: Mapping | None = None, graph: nx.DiGraph | None = None,
+               rel_step: float = 1e-6) -> dict[tuple[str, str], float]:
+    """Partial derivative dy/dx of every edge, by central differences at one point.
+
+    For an edge into a stock, y is the stock's net flow (so an outflow has gain -1).
+    """
+    g = graph if graph is not None else dependency_graph(ir)
+    st, env = _env(ir, t, state, params)
+    dt = st.time.dt
+    out = {}
+    with np.errstate(all="ignore"):
+        for x, y in g.edges:
+            expr = ir.variables[y].expr
+            x0 = env[x]
+            h = rel_step * max(abs(x0), 1.0)
+            e = dict(env)
+            e[x] = x0 + h
+            fp = float(eval_expr(expr, e, ir, t, dt))
+            e[x] = x0 - h
+            fm = float(eval_expr(expr, e, ir, t, dt))
+            out[(x, y)] = (fp - fm) / (2 * h)
+    return out
+
+
+def stock_residence_times(ir: ModelIR, t: float, state: Mapping[str, float],
+                          params: Mapping | None = None,
+                          rel_step: float = 1e-6) -> dict[str, float]:
+    """``tau_s = -1 / (d rhs_s / d s)`` for each stock (inf for a pure integrator).
+
+    The derivative is total (through all auxiliaries), by central differences.
+    """
+    st = _State(ir, params)
+    out = {}
+    with np.errstate(all="ignore"):
+        for s in ir.stocks:
+            h = rel_step * max(abs(state[s]), 1.0)
+            sp_ = dict(state)
+            sp_[s] = state[s] + h
+            fp = st.derivatives(st.env_at(t, sp_), t)[s]
+            sp_[s] = state[s] - h
+            fm = st.derivatives(st.env_at(t, sp_), t)[s]
+            d = (fp - fm) / (2 * h)
+            out[s] = float("inf") if abs(d) < 1e-12 else -1.0 / d
+    return out
+
+
+def find_loops(ir: ModelIR, time: float | None = None, params: Mapping | None = None,
+               max_loops: int = DEFAULT_MAX_LOOPS, length_bound: int | None = None,
+               point: tuple[float, dict] | None = None) -> LoopReport:
+    """Enumerate the feedback loops of a model with polarity and gain.
+
+    Parameters
+    ----------
+    ir : ModelIR
+    time : float, optional
+        Baseline time at which polarities and gains are evaluated (default mid-run).
+    params : mapping, optional
+        Constant overrides for the baseline run.
+    max_loops : int
+        Stop after this many cycles (``LoopReport.truncated`` is then True).
+    length_bound : int, optional
+        Only cycles with at most this many variables.
+    point : (t, state), optional
+        Evaluate at this point instead of on the baseline run.
+
+    Returns
+    -------
+    LoopReport
+        Loops sorted by length, then name.
+
+    Raises
+    ------
+    aicarousel.errors.AicarouselError
+        If the model has no stocks.
+    """
+    if not ir.stocks:
+        raise AicarouselError(f"model {ir.path.name} has no stocks, so it has no feedback "
+                              "loops; add at least one INTEG")
+    g = dependency_graph(ir)
+    t, state = point if point is not None else baseline_point(ir, time, params)
+    gains = link_gains(ir, t, state, params, g)
+    taus = stock_residence_times(ir, t, state, params)
+    loops: list[FeedbackLoop] = []
+    truncated = False
+    for cyc in nx.simple_cycles(g, length_bound=length_bound):
+        if len(loops) >= max_loops:
+            truncated = True
+            break
+        # rotate so the loop starts at a stock if it has one (stable, readable)
+        stocks = [n for n in cyc if ir.variables[n].kind == "stock"]
+        if stocks:
+            k = cyc.index(min(stocks))
+            cyc = cyc[k:] + cyc[:k]
+        lg = [gains[(cyc[i], cyc[(i + 1) % len(cyc)])] for i in range(len(cyc))]
+        prod = float(np.prod(lg))
+        pol = "R" if prod > 0 else "B" if prod < 0 else "0"
+        note = ""
+        gain: float | None = prod
+        for s in stocks:
+            tau = taus[s]
+            if not np.isfinite(tau):
+                gain, note = None, f"{ir.variables[s].real_name} is a pure integrator"
+                break
+            if tau <= 0:
+                gain, note = None, f"{ir.variables[s].real_name} grows on its own"
+                break
+            gain *= tau
+        fl = FeedbackLoop(variables=list(cyc), polarity=pol, gain=gain, link_gains=lg,
+                          note=note)
+        fl._stocks = stocks
+        loops.append(fl)
+    loops.sort(key=lambda lp: (len(lp.variables), lp.variables))
+    return LoopReport(loops=loops, truncated=truncated, time=t)
+
+
+# --------------------------------------------------------------------------------------------
+# Named loops
+# --------------------------------------------------------------------------------------------
+def load_named_loops(path: Path | None = None) -> dict[str, dict]:
+    """Read ``models/named_loops.yaml``: ``{id: {name, polarity, key_variables}}``."""
+    import yaml
+
+    from aicarousel import paths
+
+    path = Path(path) if path is not None else paths.MODELS_DIR / "named_loops.yaml"
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    return data
+
+
+def match_named_loops(ir: ModelIR, report: LoopReport,
+                      named: Mapping[str, dict] | None = None) -> dict[str, dict]:
+    """Match named loops to enumerated cycles by their key variables.
+
+    A cycle matches a named loop when it passes through every key variable. Named loops
+    whose key variables are not in the model are skipped (so the same file serves the
+    carousel and the core loop: each loop lists key variables per model).
+
+    Returns
+    -------
+    dict
+        ``id -> {name, expected, n_cycles, shortest (list of model names), polarity,
+        gain, polarity_ok, missing}``.
+    """
+    named = load_named_loops() if named is None else named
+    model_key = ir.path.stem
+    out = {}
+    for lid, spec in named.items():
+        keys_by_model = spec.get("key_variables", {})
+        keys = keys_by_model.get(model_key) if isinstance(keys_by_model, dict) else keys_by_model
+        if not keys:
+            continue
+        missing = []
+        pys = []
+        for k in keys:
+            try:
+                pys.append(ir.resolve(k))
+            except KeyError:
+                missing.append(k)
+        if missing:
+            out[lid] = {"name": spec.get("name", lid), "expected": spec.get("polarity"),
+                        "n_cycles": 0, "n_active": 0, "missing": missing, "shortest": [], "polarity": None,
+                        "gain": None, "polarity_ok": False}
+            continue
+        matches = [lp for lp in report.loops if set(pys) <= set(lp.variables)]
+        active = [lp for lp in matches if lp.polarity != "0"]
+        # the shortest loop that is active at the evaluation point, else the shortest
+        short = min(active or matches, key=lambda lp: len(lp.variables)) if matches else None
+        pols = sorted({lp.polarity for lp in matches})
+        out[lid] = {
+            "name": spec.get("name", lid),
+            "expected": spec.get("polarity"),
+            "n_cycles": len(matches),
+            "n_active": len(active),
+            "missing": [],
+            "shortest": [ir.variables[v].real_name for v in short.variables] if short else [],
+            "polarity": short.polarity if short else None,
+            "polarities": pols,
+            "gain": short.gain if short else None,
+            "polarity_ok": bool(short) and short.polarity == spec.get("polarity"),
+            "n_R": sum(lp.polarity == "R" for lp in active),
+            "n_B": sum(lp.polarity == "B" for lp in active),
+            "shortest_expected": next(
+                ([ir.variables[v].real_name for v in lp.variables]
+                 for lp in sorted(active, key=lambda lp: len(lp.variables))
+                 if lp.polarity == spec.get("polarity")), []),
+        }
+    report.named = out
+    return out
+
+
+def analyse_loops(ir: ModelIR, time: float | None = None, **kw) -> LoopReport:
+    """:func:`find_loops` plus :func:`match_named_loops` (if the YAML file exists)."""
+    rep = find_loops(ir, time=time, **kw)
+    try:
+        match_named_loops(ir, rep)
+    except FileNotFoundError:
+        pass
+    return rep
+
+
+# --------------------------------------------------------------------------------------------
+# pysimlin comparison
+# --------------------------------------------------------------------------------------------
+def _canon(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def compare_with_simlin(ir: ModelIR, report: LoopReport | None = None) -> dict:
+    """Compare our loop list with pysimlin's on the same model file.
+
+    pysimlin adds a synthetic ``<stock>_net_flow`` node per stock with inline net flows;
+    those are dropped before comparing variable sets.
+
+    Returns
+    -------
+    dict
+        ``{"simlin": [(id, polarity, [py_names])], "ours_count", "simlin_count",
+        "only_simlin": [...], "only_ours_count", "common", "polarity_differs": [...]}``.
+    """
+    import simlin
+
+    report = report or find_loops(ir)
+    m = simlin.load(str(ir.path))
+    canon = {_canon(n): n for n in ir.variables}
+    source = "loops"
+    found = list(m.loops)
+    universe = len(found)
+    if not found:  # large models: simlin's static list is empty; use its LTM analysis
+        a = m.analyze(timeout=120)
+        found, universe, source = list(a.loops), a.universe_loops, "analyze"
+    sl = []
+    for lp in found:
+        vs = []
+        for v in lp.variables:
+            if v.startswith("$"):  # simlin's internal stock of a SMOOTH/DELAY of variable X
+                parts = v.split("\u205a")
+                base = _canon(parts[1]) if len(parts) > 1 else _canon(v)
+                cands = [n for n in ir.variables if ir.variables[n].internal
+                         and n.endswith("_" + base)]
+                vs.append(cands[0] if cands else v)
+                continue
+            c = _canon(v)
+            if c.endswith("_net_flow") and c[:-len("_net_flow")] in canon:
+                continue
+            vs.append(canon.get(c, v))
+        pol = lp.polarity.name if hasattr(lp.polarity, "name") else str(lp.polarity)
+        sl.append((lp.id, pol, vs))
+    ours = {frozenset(lp.variables): lp for lp in report.loops}
+    only_simlin, common, pol_diff = [], 0, []
+    matched = set()
+    for lid, pol, vs in sl:
+        key = frozenset(vs)
+        if key in ours:
+            common += 1
+            matched.add(key)
+            mine = ours[key].polarity
+            theirs = {"REINFORCING": "R", "BALANCING": "B", "MOSTLY_REINFORCING": "R",
+                      "MOSTLY_BALANCING": "B"}.get(pol, "?")
+            if theirs != mine:
+                pol_diff.append((lid, pol, mine, vs))
+        else:
+            only_simlin.append((lid, pol, vs))
+    return {"simlin": sl, "simlin_count": len(sl), "simlin_universe": universe,
+            "simlin_source": source, "ours_count": len(report.loops),
+            "common": common, "only_simlin": only_simlin,
+            "only_ours_count": len(report.loops) - len(matched),
+            "polarity_differs": pol_diff, "truncated": report.truncated}
