@@ -1,0 +1,206 @@
+"""Rebuild every figure: run the analysis steps the figures need, then every ``figures/fig_*.py``.
+
+Each figure script declares the results it reads in a module-level list
+``NEEDS = ["results/...", ...]``; each analysis script declares what it writes in
+``PRODUCES = [...]``. Both are read from the source text (``ast``), without
+importing anything. A needed file no analysis script declares is matched by its
+first path component (``results/whopaid/...`` -> ``analysis/whopaid.py``, and
+``results/stability.json`` -> ``analysis/stability*.py``).
+
+By default (``make figures``) every analysis step any figure needs is re-run and
+every figure is drawn from scratch (``figures/out`` is emptied first); ``--reuse`` skips analysis steps whose outputs
+all exist. New figure scripts are picked up automatically.
+
+Usage::
+
+    python figures/build.py [--reuse] [--only NAME ...] [--list] [--keep-going]
+
+Exit status 0 when every step succeeded, 1 when a step failed (its stderr is shown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES_DIR = ROOT / "figures"
+ANALYSIS_DIR = ROOT / "analysis"
+
+
+def declared(path: Path, name: str) -> list[str]:
+    """Read a module-level list of strings (``NEEDS``/``PRODUCES``) from a script's source.
+
+    Parameters
+    ----------
+    path : Path
+        Python script.
+    name : str
+        Variable name.
+
+    Returns
+    -------
+    list of str
+        The declared paths (relative to the repository root); [] when absent or not literal.
+    """
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, SyntaxError):
+        return []
+    for node in tree.body:
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            value = node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            targets, value = [node.target.id], node.value
+        if name in targets:
+            try:
+                out = ast.literal_eval(value)
+            except ValueError:
+                out = _eval_listcomp(value, tree)
+            return [str(x) for x in out] if isinstance(out, (list, tuple)) else []
+    return []
+
+
+def _eval_listcomp(value, tree) -> list[str]:
+    """Evaluate simple comprehensions over literal module constants (e.g. f-strings over a dict)."""
+    env = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                env[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    try:
+        code = compile(ast.Expression(value), "<declared>", "eval")
+        return list(eval(code, {"__builtins__": {}}, env))  # noqa: S307 - literals only
+    except Exception:
+        return []
+
+
+def figure_scripts(only: list[str] | None = None) -> list[Path]:
+    """Figure scripts ``figures/fig_*.py`` in name order (optionally filtered by name)."""
+    scripts = sorted(FIGURES_DIR.glob("fig_*.py"))
+    if only:
+        wanted = {o.removeprefix("fig_").removesuffix(".py") for o in only}
+        unknown = wanted - {s.stem.removeprefix("fig_") for s in scripts}
+        if unknown:
+            raise SystemExit(f"build.py: error: no figure script for {', '.join(sorted(unknown))} "
+                             f"(have: {', '.join(s.stem.removeprefix('fig_') for s in scripts)})")
+        scripts = [s for s in scripts if s.stem.removeprefix("fig_") in wanted]
+    return scripts
+
+
+def producers() -> dict[str, Path]:
+    """Map each declared result path to the analysis script that writes it."""
+    out: dict[str, Path] = {}
+    for script in sorted(ANALYSIS_DIR.glob("*.py")):
+        for p in declared(script, "PRODUCES"):
+            out.setdefault(p, script)
+    return out
+
+
+def producer_for(need: str, table: dict[str, Path]) -> Path | None:
+    """The analysis script producing ``need``: declared, else matched by name."""
+    if need in table:
+        return table[need]
+    parts = Path(need).parts
+    if len(parts) >= 2 and parts[0] == "results":
+        stem = Path(parts[1]).stem
+        for cand in sorted(ANALYSIS_DIR.glob("*.py")):
+            if cand.stem == stem or (stem and cand.stem.startswith(stem)):
+                return cand
+        for cand in sorted(ANALYSIS_DIR.glob("*.py")):
+            if stem.startswith(cand.stem):
+                return cand
+    return None
+
+
+def plan(scripts: list[Path], reuse: bool) -> tuple[list[Path], dict[Path, list[str]]]:
+    """Analysis steps to run (in order) and the needs no step can make, per figure script."""
+    table = producers()
+    steps: list[Path] = []
+    orphans: dict[Path, list[str]] = {}
+    for fig in scripts:
+        for need in declared(fig, "NEEDS"):
+            prod = producer_for(need, table)
+            if prod is None:
+                if not (ROOT / need).exists():
+                    orphans.setdefault(fig, []).append(need)
+                continue
+            if prod in steps:
+                continue
+            outs = declared(prod, "PRODUCES") or [need]
+            if reuse and all((ROOT / o).exists() for o in outs):
+                continue
+            steps.append(prod)
+    return steps, orphans
+
+
+def run_step(script: Path, label: str) -> tuple[bool, float, str]:
+    """Run one script with the project's interpreter from the repository root."""
+    t0 = time.perf_counter()
+    env = dict(os.environ)
+    env.setdefault("MPLBACKEND", "Agg")
+    proc = subprocess.run([sys.executable, str(script.relative_to(ROOT))], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    return proc.returncode == 0, time.perf_counter() - t0, (proc.stderr or proc.stdout).strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reuse", action="store_true",
+                    help="skip analysis steps whose declared outputs already exist")
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="build only these figures (e.g. scenarios)")
+    ap.add_argument("--list", action="store_true", help="print the plan and exit")
+    ap.add_argument("--keep-going", action="store_true", help="go on after a failed step")
+    args = ap.parse_args(argv)
+    from tqdm import tqdm
+
+    scripts = figure_scripts(args.only)
+    steps, orphans = plan(scripts, args.reuse)
+    if args.list:
+        for s in steps:
+            print(f"analysis  {s.relative_to(ROOT)}")
+        for f in scripts:
+            print(f"figure    {f.relative_to(ROOT)}  needs {', '.join(declared(f, 'NEEDS')) or '-'}")
+        return 0
+    for fig, needs in orphans.items():
+        print(f"build.py: warning: {fig.name} needs {', '.join(needs)} and no analysis script "
+              "declares it", file=sys.stderr)
+    out = FIGURES_DIR / "out"
+    if not args.only and out.is_dir():  # from scratch: no stale figure survives a full build
+        for old in out.iterdir():
+            if old.is_file():
+                old.unlink()
+    failed: list[str] = []
+    jobs = [("analysis", s) for s in steps] + [("figure", f) for f in scripts]
+    bar = tqdm(jobs, desc="figures", unit="step", file=sys.stderr)
+    for kind, script in bar:
+        name = script.relative_to(ROOT).as_posix()
+        bar.set_postfix_str(name)
+        ok, secs, err = run_step(script, name)
+        if not ok:
+            failed.append(name)
+            tqdm.write(f"build.py: {kind} {name} failed after {secs:.1f} s:\n{err}", file=sys.stderr)
+            if kind == "analysis" and not args.keep_going:
+                break
+    bar.close()
+    made = sorted(p.name for p in out.glob("*")) if out.is_dir() else []
+    print(f"build.py: {len(jobs) - len(failed)}/{len(jobs)} steps ok; {len(made)} files in figures/out",
+          file=sys.stderr)
+    if failed:
+        print(f"build.py: failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
