@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import os
 import re
@@ -271,6 +272,17 @@ def read_accounts(model_file: str | os.PathLike | None = None, check: bool = Tru
     path = Path(model_file) if model_file is not None else paths.MODEL_FILE
     if not path.is_file():
         raise AccountingError(f"model file not found: {path} (give an existing .mdl or .xmile)")
+    st = path.stat()
+    acc = _read_accounts_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if check:
+        check_structure(acc)
+    return acc
+
+
+@functools.lru_cache(maxsize=16)
+def _read_accounts_cached(path_str: str, mtime_ns: int, size: int) -> Accounts:
+    """Parse once per file version (the key holds its modification time and size)."""
+    path = Path(path_str)
     from .errors import ModelFileError, UnsupportedFeatureError
     from .ir import build_ir
     try:
@@ -324,8 +336,6 @@ def read_accounts(model_file: str | os.PathLike | None = None, check: bool = Tru
     acc = Accounts(tuple(flows), tuple(holdings), tuple(cash_sectors), row_sectors,
                    {h.name: integ[h.name] for h in holdings}, paths.relative_to_root(path),
                    (float(ir.time.initial), float(ir.time.final), float(ir.time.dt)))
-    if check:
-        check_structure(acc)
     return acc
 
 
