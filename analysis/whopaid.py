@@ -25,7 +25,7 @@ from aicarousel.errors import AicarouselError
 #: Scenarios shown side by side in the figure: the baseline and a stress case.
 SCENARIOS = ["baseline", "funding_stop"]
 #: Results this script writes (read by the figure).
-PRODUCES = [f"results/whopaid/{s}/trace.nc" for s in SCENARIOS]
+PRODUCES = ["results/whopaid/baseline/trace.nc", "results/whopaid/funding_stop/trace.nc"]
 
 
 def main(argv: list[str] | None = None) -> int:

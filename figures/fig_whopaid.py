@@ -21,7 +21,7 @@ from aicarousel import paths, plotting
 #: Scenarios side by side (left to right) and how they are titled.
 SCENARIOS = {"baseline": "Baseline", "funding_stop": "Outside funding stops (mid-2026)"}
 #: Results this figure reads.
-NEEDS = [f"results/whopaid/{s}/trace.nc" for s in SCENARIOS]
+NEEDS = ["results/whopaid/baseline/trace.nc", "results/whopaid/funding_stop/trace.nc"]
 #: Short row titles for the loop flows.
 FLOW_TITLES = {"Lab payments to Cloud": "Lab pays Cloud",
                "GPU purchases": "Cloud buys GPUs from Chips",

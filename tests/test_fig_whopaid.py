@@ -34,3 +34,19 @@ def test_figure_is_drawn_from_results_and_missing_results_are_refused(tmp_path, 
     png = tmp_path / "out" / "whopaid.png"
     assert png.exists() and png.stat().st_size > 10_000
     assert plotting.read_metadata(png).get("scenario") == ",".join(fig.SCENARIOS)
+
+
+def test_declared_results_are_literal_and_match_the_scenarios():
+    """figures/build.py reads NEEDS/PRODUCES from the source text: they must be literals."""
+    import ast
+    fig = _load_script()
+    found = {}
+    for script, name in ((paths.FIGURES_DIR / "fig_whopaid.py", "NEEDS"),
+                         (paths.ANALYSIS_DIR / "whopaid.py", "PRODUCES")):
+        tree = ast.parse(script.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == name
+                                                    for t in node.targets):
+                found[name] = ast.literal_eval(node.value)
+    expected = [f"results/whopaid/{s}/trace.nc" for s in fig.SCENARIOS]
+    assert found["NEEDS"] == expected and found["PRODUCES"] == expected
