@@ -28,7 +28,7 @@ from aicarousel.errors import UnsupportedFeatureError
 from aicarousel.ir import (CONTROL_VARS, SMALL_VENSIM, Call, Lookup, ModelIR, Num, Op, Ref,
                            Time)
 
-__all__ = ["SymbolicSystem", "to_sympy", "lookup_piecewise", "sym_number"]
+__all__ = ["SymbolicSystem", "to_sympy", "local_equations", "lookup_piecewise", "sym_number"]
 
 T = sp.Symbol("t", real=True)
 
@@ -266,6 +266,29 @@ class _Translator:
             q = sp.Piecewise((a[0], a[1] < small), (a[1] * _trunc(a[0] / a[1]), True))
             return q if f == "quantum" else a[0] - q
         raise self.unsupported(f"the function {f.upper()}")
+
+
+def local_equations(ir: ModelIR, params: Iterable[str] | None = None) -> dict[str, sp.Expr]:
+    """Each aux's equation and each stock's net flow in terms of its direct inputs only.
+
+    Auxiliaries and stocks referenced appear as symbols named by their py_name (not
+    substituted), so ``diff(eq[y], Symbol(x, real=True))`` is the link gain x -> y.
+    Constants in ``params`` (default all but control variables) stay symbolic.
+    """
+    consts = ir.constants
+    names = ([n for n in consts if n not in CONTROL_VARS] if params is None
+             else [ir.resolve(p) for p in params])
+    out = {}
+    for n, v in ir.variables.items():
+        if v.kind not in ("aux", "stock"):
+            continue
+        tr = _Translator(ir, set(names), ir.time.dt)
+        for m, w in ir.variables.items():
+            if w.kind in ("aux", "stock"):
+                tr.memo[m] = sp.Symbol(m, real=True)
+        tr.current = n
+        out[n] = tr.num(v.expr)
+    return out
 
 
 def to_sympy(ir: ModelIR, params: Iterable[str] | None = None,
