@@ -53,3 +53,19 @@ def test_whopaid_prints_and_writes_tables(capsys, tmp_path):
     assert list(by_year["year"]) == [2025, 2026, 2027, 2028, 2029]
     assert by_year["Total"].iloc[-1] == pytest.approx(
         table.loc["Total", "Chips investment in Lab amount"], rel=1e-9)
+
+
+def test_accounts_command_writes_the_matrices_and_refuses_a_bad_time(capsys, tmp_path):
+    err = _err(capsys, ["accounts", "--time", "1900"])
+    assert "time 1900" in err and "outside the run" in err
+    acc = A.read_accounts()
+    year = acc.time[0] + 5.0
+    assert main(["accounts", "--time", f"{year:g}", "--output-dir", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "Transaction-flow matrix" in printed and "Balance sheet" in printed
+    tfm = pd.read_csv(tmp_path / f"tfm_{year:g}.csv")
+    flows = tfm[tfm["kind"] != "total"]
+    assert len(flows) == len(acc.flows)
+    scale = flows[list(acc.sectors)].abs().to_numpy().max()
+    assert flows["Row sum"].abs().max() <= 1e-9 * scale
+    assert (tmp_path / f"balance_sheet_{year:g}.tex").exists()
