@@ -37,8 +37,7 @@ def main(argv=None) -> int:
     rel = np.where(np.isfinite(rel), rel, np.nan)
     fig, ax = plotting.figure("double", height=4.6)
     ax.grid(False)
-    cmap = plotting.plt.get_cmap("PuOr_r").copy()
-    cmap.set_bad("#eeeeee")
+    cmap = plotting.plt.get_cmap("PuOr_r").with_extremes(bad="#eeeeee")
     im = ax.imshow(np.clip(rel, -CAP, CAP), cmap=cmap, vmin=-CAP, vmax=CAP, aspect="auto")
     for i in range(len(rows)):
         for j, c in enumerate(cols):

@@ -246,7 +246,7 @@ def provenance(ds: Any = None, scenario: str | None = None, seed: int | None = N
         (``"none"`` when not applicable).
     """
     info: dict[str, Any] = {}
-    if isinstance(ds, Mapping):  # plain attrs of a results file
+    if isinstance(ds, Mapping) and not hasattr(ds, "attrs"):  # plain attrs of a results file
         ds = type("_Attrs", (), {"attrs": dict(ds)})()
     if ds is not None:
         raw = getattr(ds, "attrs", {}).get("provenance")

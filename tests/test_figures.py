@@ -1,0 +1,185 @@
+"""Figures: shared style, provenance metadata, journal sizes, determinism, the build runner.
+
+Figure scripts are run on small results (three scenarios) written to a temporary
+directory; outputs go to another temporary directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aicarousel import paths, plotting
+
+MY_FIGURES = {  # script -> (output stem, width in inches); None: not a PDF/PNG figure
+    "fig_baseline_dashboard": ("baseline_dashboard", plotting.DOUBLE),
+    "fig_causal_loop_diagram": ("causal_loop_diagram", plotting.DOUBLE),
+    "fig_scenarios": ("scenarios", plotting.DOUBLE),
+    "fig_scenario_outcomes": ("scenario_outcomes", plotting.DOUBLE),
+    "fig_experiments_table": None,
+}
+FIXED_COMMIT = "0" * 40
+
+
+def load_script(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def load_analysis(name):
+    return load_script(paths.ANALYSIS_DIR / f"{name}.py")
+
+
+@pytest.fixture(autouse=True)
+def fixed_commit(monkeypatch):
+    # other commits may land while the suite runs; determinism is about the drawing
+    monkeypatch.setattr(plotting, "git_commit", lambda short=False: FIXED_COMMIT)
+
+
+@pytest.fixture(scope="session")
+def small_results(tmp_path_factory):
+    from aicarousel.experiments import run_experiments
+
+    d = tmp_path_factory.mktemp("results")
+    run_experiments(["baseline", "funding_stop", "vendor_financing_ends"], output=d / "experiments.nc",
+                    table=d / "experiments_table", progress=False)
+    ms = load_analysis("model_structure")
+    ms.write_json(ms.build(), d / "model_structure.json")
+    return d
+
+
+def build(script, results, out):
+    mod = load_script(paths.FIGURES_DIR / f"{script}.py")
+    assert mod.main(["--results", str(results), "--out", str(out)]) == 0
+    return mod
+
+
+def pdf_width_inches(path):
+    m = re.search(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", path.read_bytes())
+    assert m, f"no MediaBox in {path.name}"
+    return float(m.group(1)) / 72.0
+
+
+@pytest.mark.parametrize("script", sorted(MY_FIGURES))
+def test_figure_script_writes_right_size(script, small_results, tmp_path):
+    mod = build(script, small_results, tmp_path)
+    assert mod.NEEDS and all(n.startswith("results/") for n in mod.NEEDS)
+    spec = MY_FIGURES[script]
+    if spec is None:
+        tex = tmp_path / "experiments_table.tex"
+        assert tex.stat().st_size > 0 and r"\begin{table*}" in tex.read_text()
+        return
+    stem, width = spec
+    pdf, png = tmp_path / f"{stem}.pdf", tmp_path / f"{stem}.png"
+    assert pdf.stat().st_size > 1000 and png.stat().st_size > 1000
+    assert pdf_width_inches(pdf) == pytest.approx(width, abs=1e-6)
+    with Image.open(png) as im:
+        assert im.size[0] == round(width * plotting.DPI)
+        assert im.info.get("dpi", (0, 0))[0] == pytest.approx(plotting.DPI, abs=0.5)
+        assert np.asarray(im.convert("L")).std() > 5  # not blank
+    for f in (pdf, png):
+        meta = plotting.read_metadata(f)
+        assert meta["git_commit"] == FIXED_COMMIT
+        assert re.fullmatch(r"[0-9a-f]{64}", meta["model_hash"]), meta
+        assert meta["scenario"] != "" and "seed" in meta
+
+
+@pytest.mark.parametrize("script", ["fig_scenarios", "fig_causal_loop_diagram"])
+def test_rebuild_is_byte_identical(script, small_results, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    build(script, small_results, a)
+    build(script, small_results, b)
+    files = sorted(p.name for p in a.iterdir())
+    assert files == sorted(p.name for p in b.iterdir()) and files
+    for name in files:
+        assert hashlib.sha256((a / name).read_bytes()).digest() == \
+            hashlib.sha256((b / name).read_bytes()).digest(), name
+
+
+def test_figure_reports_missing_results(tmp_path):
+    mod = load_script(paths.FIGURES_DIR / "fig_scenarios.py")
+    with pytest.raises(FileNotFoundError, match="analysis/experiments.py"):
+        mod.main(["--results", str(tmp_path), "--out", str(tmp_path)])
+
+
+def test_causal_loop_structure_comes_from_the_model(small_results):
+    import json
+
+    from aicarousel.ir import build_ir
+
+    data = json.loads((small_results / "model_structure.json").read_text())
+    ir = build_ir(paths.MODEL_FILE)
+    stocks = {n for n, v in ir.variables.items() if v.kind == "stock" and not v.internal}
+    assert stocks <= {n["id"] for n in data["nodes"]}
+    assert {n["sector"] for n in data["nodes"]} >= {"Lab", "Cloud", "Chips"}
+    codes = {l["code"] for l in data["loops"]}
+    assert {"R1", "B1"} <= codes
+    for loop in data["loops"]:
+        cyc = loop["cycle"]
+        assert len(cyc) >= 3
+        for a, b in zip(cyc, cyc[1:] + cyc[:1]):  # every link is a real dependency path
+            assert any(e["source"] == a and e["target"] == b for e in data["edges"])
+    for e in data["edges"]:
+        first = e["via"][0] if e["via"] else e["source"]
+        assert first in ir.dependencies(e["target"])
+
+
+# ------------------------------------------------------------------ plotting unit tests
+def test_axis_label_uses_units():
+    import xarray as xr
+
+    da = xr.DataArray([1.0], dims="time", name="Cloud Debt", attrs={"units": "$B"})
+    assert plotting.axis_label(da) == r"Cloud Debt (\$B)"
+    assert plotting.axis_label(name="Rate", unit="$B/Year") == r"Rate (\$B/year)"
+    assert plotting.axis_label(name="Share", unit="Dmnl") == "Share (dimensionless)"
+    with pytest.raises(ValueError, match="no unit"):
+        plotting.axis_label(xr.DataArray([1.0], dims="time", name="x"))
+
+
+def test_savefig_validates_and_warns(tmp_path):
+    fig, ax = plotting.figure("single")
+    ax.plot([0, 1], [0, 1])
+    with pytest.raises(ValueError, match="lacks model_hash"):
+        plotting.savefig(fig, "x", {"git_commit": "a", "scenario": "b", "seed": "c"}, directory=tmp_path)
+    with pytest.raises(ValueError, match="invalid"):
+        plotting.savefig(fig, "../x", plotting.provenance(), directory=tmp_path)
+    fig2, _ = plotting.plt.subplots(figsize=(5, 3))
+    with pytest.warns(UserWarning, match="journals want"):
+        plotting.savefig(fig2, "odd", plotting.provenance(), directory=tmp_path)
+    pdf, png = plotting.savefig(fig, "single", plotting.provenance(scenario="s", seed=7), directory=tmp_path)
+    assert plotting.read_metadata(png)["seed"] == "7" == plotting.read_metadata(pdf)["seed"]
+    assert b"CreationDate" not in pdf.read_bytes()
+    with Image.open(png) as im:
+        assert im.size[0] == round(plotting.SINGLE * plotting.DPI)
+
+
+def test_style_palette_is_okabe_ito():
+    plotting.use_style()
+    cyc = [c["color"].upper().lstrip("#") for c in plotting.plt.rcParams["axes.prop_cycle"]]
+    assert ["#" + c for c in cyc] == [c.upper() for c in plotting.PALETTE]
+    assert plotting.plt.rcParams["savefig.dpi"] == plotting.DPI
+    assert plotting.plt.rcParams["pdf.fonttype"] == 42
+
+
+# ------------------------------------------------------------------ build runner
+def test_build_plan_finds_every_figure_and_its_analysis():
+    b = load_script(paths.FIGURES_DIR / "build.py")
+    scripts = b.figure_scripts()
+    assert {s.stem for s in scripts} >= set(MY_FIGURES)
+    steps, orphans = b.plan(scripts, reuse=False)
+    names = {s.name for s in steps}
+    assert {"experiments.py", "model_structure.py"} <= names
+    assert not {k.stem for k in orphans} & set(MY_FIGURES)
+    assert b.declared(paths.ANALYSIS_DIR / "experiments.py", "PRODUCES")[0] == "results/experiments.nc"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(SystemExit, match="no figure script for nosuch"):
+            b.figure_scripts(["nosuch"])
