@@ -1,0 +1,226 @@
+"""The vectorised ensemble engine agrees with PySD and with the shared test models.
+
+Tolerances: relative 1e-9 against PySD on the carousel model (baseline, every scenario, 100
+random parameter sets inside the table's ranges); rtol = atol = 1e-5 against the expected
+outputs of the SDXorg test models (as PySD's own test suite uses).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aicarousel import paths
+from aicarousel.ensemble import CompiledModel, compile_model, time_grid
+from aicarousel.errors import (ModelFileError, ParameterValueError, UnknownParameterError,
+                               UnsupportedFeatureError)
+
+RTOL = 1e-9
+N_RANDOM = 100
+N_GROUPS = 10  # the random sets are split so pytest-xdist can spread the PySD runs
+
+
+@pytest.fixture(scope="session")
+def cm():
+    return compile_model()
+
+
+def _pysd_run(params=None, **kw):
+    from aicarousel.model import run
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return run(params=params or {}, **kw)
+
+
+def _assert_close_to_pysd(cm, values: dict, row: int, ds, label: str):
+    """Every variable of run ``row`` equals PySD's to a relative RTOL."""
+    checked = 0
+    for k, arr in values.items():
+        name = cm.real_name(k)
+        if name not in ds.data_vars:
+            continue
+        ref = np.broadcast_to(np.asarray(ds[name].values, float), arr[row].shape)
+        got = arr[row]
+        both_nan = np.isnan(ref) & np.isnan(got)
+        scale = np.maximum(np.abs(ref), 1e-12)
+        err = np.where(both_nan, 0.0, np.abs(got - ref) / scale)
+        assert np.all(err <= RTOL), (
+            f"{label}: {name} differs from PySD by {np.nanmax(err):.3g} (relative)")
+        checked += 1
+    assert checked > 100, f"{label}: only {checked} variables compared"
+
+
+def test_baseline_matches_pysd(cm):
+    t, v = cm.run_arrays()
+    ds = _pysd_run()
+    np.testing.assert_array_equal(t, ds["time"].values)
+    _assert_close_to_pysd(cm, v, 0, ds, "baseline")
+
+
+def _scenario_names():
+    try:
+        from aicarousel.scenarios import scenario_files
+    except ImportError:  # pragma: no cover - scenarios module not present
+        return []
+    return [p.stem for p in scenario_files()]
+
+
+@pytest.mark.parametrize("scenario", _scenario_names())
+def test_scenarios_match_pysd(cm, scenario):
+    """Scenarios include time-series overrides (pandas Series interpolated like PySD)."""
+    from aicarousel.scenarios import to_params
+
+    params = to_params(scenario)
+    t, v = cm.run_arrays(params)
+    _assert_close_to_pysd(cm, v, 0, _pysd_run(params), scenario)
+
+
+@pytest.fixture(scope="session")
+def random_sets(cm):
+    """100 parameter sets drawn uniformly inside the table ranges, run as one ensemble."""
+    from aicarousel.sensitivity import load_problem, sample
+
+    problem = load_problem(model=cm)
+    X = sample(problem, "mc", N_RANDOM, seed=20251110)
+    params = {n: X[:, i] for i, n in enumerate(problem.names)}
+    t, v = cm.run_arrays(params)
+    return problem, X, v
+
+
+@pytest.mark.parametrize("group", range(N_GROUPS))
+def test_random_parameter_sets_match_pysd(cm, random_sets, group):
+    problem, X, v = random_sets
+    for row in range(group, N_RANDOM, N_GROUPS):
+        p = {n: float(X[row, i]) for i, n in enumerate(problem.names)}
+        _assert_close_to_pysd(cm, v, row, _pysd_run(p), f"random set {row}")
+
+
+def test_vector_run_equals_single_runs_bitwise(cm):
+    """A run inside an ensemble gives exactly the numbers it gives alone (chunking too)."""
+    mult = np.array([0.4, 0.9, 1.3, 1.9, 1.0])
+    life = np.array([2.5, 6.0, 3.0, 7.0, 4.5])
+    outs = ["Cloud Debt", "Lab Cash", "Spot price", "Lab Market Value"]
+    t, v = cm.run_arrays({"AI demand multiplier": mult, "GPU economic life": life},
+                         outputs=outs, chunk_size=2)
+    for i in range(mult.size):
+        _, w = cm.run_arrays({"AI demand multiplier": mult[i], "GPU economic life": life[i]},
+                             outputs=outs)
+        for k in v:
+            np.testing.assert_array_equal(v[k][i], w[k][0])
+
+
+def test_dataset_output_has_dims_and_units(cm):
+    ds = cm.run({"AI demand multiplier": np.array([0.8, 1.2])},
+                outputs=["Cloud Debt", "Lab Revenue"])
+    assert ds["Cloud Debt"].dims == ("run", "time")
+    assert ds.sizes["run"] == 2
+    assert ds["Cloud Debt"].attrs["units"] == cm.ir.variables[cm.py_name("Cloud Debt")].units
+    assert ds.attrs["model_hash"] == cm.model_hash
+    # more demand, more revenue at the end (behaviour, not a number)
+    rev = ds["Lab Revenue"].isel(time=-1).values
+    assert rev[1] > rev[0]
+
+
+def test_time_series_override_per_run_and_shared(cm):
+    """A Series applies to all runs; a DataFrame (time x runs) gives one series per run."""
+    idx = [2024.0, 2027.0, 2030.0]
+    s = pd.Series([1.0, 0.5, 0.5], index=idx)
+    t, shared = cm.run_arrays({"AI demand multiplier": s}, n=2, outputs=["Lab Revenue"])
+    np.testing.assert_array_equal(shared["lab_revenue"][0], shared["lab_revenue"][1])
+    df = pd.DataFrame({0: [1.0, 0.5, 0.5], 1: [1.0, 1.0, 1.0]}, index=idx)
+    t, per = cm.run_arrays({"AI demand multiplier": df}, outputs=["Lab Revenue"])
+    np.testing.assert_array_equal(per["lab_revenue"][0], shared["lab_revenue"][0])
+    _, base = cm.run_arrays(outputs=["Lab Revenue"])
+    np.testing.assert_array_equal(per["lab_revenue"][1], base["lab_revenue"][0])
+
+
+def test_time_grid_like_pysd():
+    t, save = time_grid(2024.0, 2035.0, 1 / 64, 0.25)
+    assert t.size == 11 * 64 + 1
+    assert save.sum() == 11 * 4 + 1
+    assert t[-1] == 2035.0
+
+
+def test_bad_inputs_name_the_problem(cm):
+    with pytest.raises(UnknownParameterError, match="Clod Debt"):
+        cm.run_arrays({"Clod Debt": 1.0})
+    with pytest.raises(UnknownParameterError, match="stock"):
+        cm.run_arrays({"Cloud Debt": 1.0})  # a stock, not a constant
+    with pytest.raises(UnknownParameterError, match="output"):
+        cm.run_arrays(outputs=["No such output"])
+    with pytest.raises(ParameterValueError, match="runs"):
+        cm.run_arrays({"AI demand multiplier": np.ones(3), "GPU economic life": np.ones(4)})
+    with pytest.raises(ParameterValueError, match="finite"):
+        cm.run_arrays({"AI demand multiplier": np.array([1.0, np.nan])})
+    with pytest.raises(ModelFileError):
+        compile_model("no_such_model.mdl")
+
+
+# ------------------------------------------------------------------------------------------
+# shared test models
+# ------------------------------------------------------------------------------------------
+TM = paths.TEST_MODELS_DIR
+#: PySD (the reference the engine follows) differs from Vensim here, see tests/test_ir.py.
+PYSD_DIFFERS = {"tests/exponentiation/exponentiation.mdl", "tests/exponentiation/exponentiation.xmile"}
+
+
+def _test_model_files():
+    if not TM.is_dir():
+        return []
+    files = []
+    for pat in ("tests/*/*.mdl", "tests/*/*.xmile", "samples/*/*.mdl", "samples/*/*.xmile"):
+        files += sorted(TM.glob(pat))
+    return [f.relative_to(TM).as_posix() for f in files]
+
+
+def _expected(model):
+    d = model.parent
+    cands = (["output_stella.csv"] if model.suffix == ".xmile" else []) + ["output.tab",
+                                                                          "output.csv"]
+    for c in cands:
+        p = d / c
+        if p.is_file():
+            df = pd.read_csv(p, sep="\t" if p.suffix == ".tab" else ",", index_col=0)
+            try:
+                df.index = df.index.astype(float)
+            except (ValueError, TypeError):
+                df = df.T
+                df.index = df.index.astype(float)
+            return df
+    return None
+
+
+@pytest.mark.skipif(not TM.is_dir(), reason="shared test models not available")
+@pytest.mark.parametrize("rel", _test_model_files())
+def test_shared_test_models(rel):
+    """Every model the IR accepts runs in the engine and matches its expected output;
+    unsupported features raise UnsupportedFeatureError (or ModelFileError) naming them."""
+    from aicarousel.ir import build_ir
+
+    try:
+        ir = build_ir(TM / rel)
+    except (UnsupportedFeatureError, ModelFileError) as exc:
+        assert str(exc), "error without message"
+        return
+    cm = CompiledModel(ir)
+    t, v = cm.run_arrays()
+    exp = _expected(TM / rel)
+    if rel in PYSD_DIFFERS or exp is None:
+        pytest.skip("PySD itself differs from the expected output" if exp is not None
+                    else "no expected output")
+    names = {var.real_name.lower(): k for k, var in ir.variables.items()}
+    checked = 0
+    for col in exp.columns:
+        k = names.get(str(col).strip().strip('"').lower())
+        if k is None or k not in v:
+            continue
+        for tt, val in exp[col].astype(float).items():
+            i = int(np.argmin(np.abs(t - tt)))
+            if abs(t[i] - tt) > 1e-9 or np.isnan(val):
+                continue
+            assert v[k][0, i] == pytest.approx(val, rel=1e-5, abs=1e-5), (col, tt)
+            checked += 1
+    assert checked > 0
