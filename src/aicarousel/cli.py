@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "aicarousel.commands.experiment",
     "aicarousel.commands.whopaid",
     "aicarousel.commands.sensitivity",
+    "aicarousel.commands.stability",
 ]
 
 

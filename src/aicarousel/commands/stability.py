@@ -1,0 +1,132 @@
+"""``aicarousel stability`` and ``aicarousel loops``: symbolic stability analysis and loops.
+
+``aicarousel stability [--model FILE] [--report DIR]`` prints the equilibrium and stability
+conditions of a small autonomous model (default ``models/core_loop.mdl``) in plain words and
+writes a Markdown and LaTeX report; ``--along-baseline`` analyses a large non-autonomous model
+(the carousel) numerically along its baseline run instead. ``--sync-core-loop`` copies the
+carousel's current values into the core loop model's ``[from: X]`` constants.
+
+``aicarousel loops [--model FILE]`` lists the feedback loops with polarity and gain, and the
+named loops (R1-R3, B1-B4) they match.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    """Add the ``stability`` and ``loops`` subcommands."""
+    p = subparsers.add_parser(
+        "stability", help="equilibrium, eigenvalues, loop gain and thresholds (sympy)",
+        description="Derive the sympy system from a model file and print its equilibrium, "
+                    "eigenvalues, Routh-Hurwitz conditions, loop gains and the parameter "
+                    "values at which the reinforcing loops take over (G = 1).")
+    p.add_argument("--model", default=None, metavar="FILE",
+                   help="model file (.mdl or .xmile); default models/core_loop.mdl, or the "
+                        "carousel with --along-baseline")
+    p.add_argument("--report", default=None, metavar="DIR",
+                   help="write <model>_stability.md and .tex (or <model>_baseline.md) to DIR")
+    p.add_argument("--along-baseline", action="store_true",
+                   help="numerical analysis along the baseline run (for models without an "
+                        "equilibrium, e.g. the carousel)")
+    p.add_argument("--sync-core-loop", action="store_true",
+                   help="first copy the carousel's values into the core loop's [from: X] "
+                        "constants")
+    p.set_defaults(func=_stability)
+
+    q = subparsers.add_parser(
+        "loops", help="list feedback loops with polarity and gain",
+        description="List every feedback loop of a model (cycles of its variable graph) with "
+                    "polarity and gain at a baseline time, and match the named loops of "
+                    "models/named_loops.yaml.")
+    q.add_argument("--model", default=None, metavar="FILE",
+                   help="model file (default models/ai_carousel.mdl)")
+    q.add_argument("--time", type=float, default=None,
+                   help="time at which polarity and gains are evaluated (default mid-run)")
+    q.add_argument("--max-loops", type=int, default=None,
+                   help="stop after this many loops (default 200000)")
+    q.add_argument("--show", type=int, default=20,
+                   help="how many of the loops (shortest first) to print (default 20)")
+    q.add_argument("--simlin", action="store_true",
+                   help="also compare with pysimlin's loop list")
+    q.set_defaults(func=_loops)
+
+
+def _stability(args: argparse.Namespace) -> int:
+    from aicarousel import paths
+    from aicarousel import stability as S
+    from aicarousel.ir import build_ir
+
+    if args.sync_core_loop:
+        changed = S.sync_core_loop(paths.CORE_LOOP_FILE, paths.MODEL_FILE)
+        print("core loop synced: " + (", ".join(changed) if changed else "nothing changed"))
+    if args.along_baseline:
+        ir = build_ir(Path(args.model) if args.model else paths.MODEL_FILE)
+        b = S.analyse_along_baseline(ir)
+        text = S.baseline_markdown(b, ir)
+        print(f"{ir.path.name}: {b.equilibrium}.")
+        print(f"{b.balanced_growth}.")
+        d = b.dominant
+        print(f"dominant eigenvalue along the baseline: from {S._fmt(complex(d[0]))} at "
+              f"{b.time[0]:g} to {S._fmt(complex(d[-1]))} at {b.time[-1]:g} (per time unit)")
+        if args.report:
+            out = Path(args.report) / f"{ir.path.stem}_baseline.md"
+            S.write_text_atomic(out, text)
+            print(f"wrote {paths.relative_to_root(out)}")
+        return 0
+    ir = build_ir(Path(args.model) if args.model else paths.CORE_LOOP_FILE)
+    res = S.analyse_closed_form(ir)
+    for line in S.plain_words(res):
+        print(line)
+    if args.report:
+        d = Path(args.report)
+        md, tex = d / f"{ir.path.stem}_stability.md", d / f"{ir.path.stem}_stability.tex"
+        S.write_text_atomic(md, S.report_markdown(res))
+        S.write_text_atomic(tex, S.report_latex(res))
+        print(f"wrote {paths.relative_to_root(md)} and {paths.relative_to_root(tex)}")
+    return 0
+
+
+def _loops(args: argparse.Namespace) -> int:
+    from aicarousel import paths
+    from aicarousel.ir import build_ir
+    from aicarousel.loops import DEFAULT_MAX_LOOPS, compare_with_simlin, find_loops, \
+        match_named_loops
+
+    ir = build_ir(Path(args.model) if args.model else paths.MODEL_FILE)
+    rep = find_loops(ir, time=args.time, max_loops=args.max_loops or DEFAULT_MAX_LOOPS)
+    n_r = sum(lp.polarity == "R" for lp in rep.loops)
+    n_b = sum(lp.polarity == "B" for lp in rep.loops)
+    n_0 = len(rep.loops) - n_r - n_b
+    print(f"{ir.path.name}: {len(rep.loops)} feedback loops"
+          + (" (enumeration stopped at --max-loops; there are more)" if rep.truncated else "")
+          + f"; at time {rep.time:g}: {n_r} reinforcing, {n_b} balancing, {n_0} inactive")
+    rn = {n: v.real_name for n, v in ir.variables.items()}
+    for lp in rep.loops[:args.show]:
+        g = "-" if lp.gain is None else f"{lp.gain:.4g}"
+        print(f"  {lp.polarity}  gain {g:>10}  {' -> '.join(rn[v] for v in lp.variables)}")
+    try:
+        named = match_named_loops(ir, rep)
+    except FileNotFoundError:
+        named = {}
+    if named:
+        print("named loops:")
+        for lid, v in named.items():
+            if v["missing"]:
+                print(f"  {lid} {v['name']}: key variables missing from the model: "
+                      f"{', '.join(v['missing'])}")
+                continue
+            state = ("inactive at this time" if not v["n_active"] else
+                     f"shortest active loop is {v['polarity']}"
+                     + ("" if v["polarity_ok"] else f" (expected {v['expected']})"))
+            print(f"  {lid} {v['name']}: {v['n_cycles']} loops, {v['n_active']} active; "
+                  f"{state}: {' -> '.join(v['shortest'])}")
+    if args.simlin:
+        c = compare_with_simlin(ir, rep)
+        print(f"pysimlin: {c['simlin_count']} loops listed ({c['simlin_source']}; universe "
+              f"{c['simlin_universe']}); {c['common']} of them are in our list, "
+              f"{len(c['only_simlin'])} only in pysimlin's; polarity differs on "
+              f"{len(c['polarity_differs'])}")
+    return 0

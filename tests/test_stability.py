@@ -1,0 +1,221 @@
+"""Stability analysis of the core loop, cross-checked against PySD runs.
+
+Tolerances: decay/growth rates of the dominant mode within 2 % of the eigenvalue's real part;
+the long-run state within 1e-4 (relative) of the sympy equilibrium.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from aicarousel import paths
+from aicarousel.cli import main
+from aicarousel.ir import build_ir
+from aicarousel.stability import (NoEquilibriumError, SingularJacobianError,
+                                  analyse_closed_form, carousel_values_for, find_equilibria,
+                                  hurwitz_determinants, report_latex, report_markdown)
+from aicarousel.symbolic import to_sympy
+
+CONTROL = """INITIAL TIME = 0
+~ Year ~ |
+FINAL TIME = 10
+~ Year ~ |
+TIME STEP = 0.125
+~ Year ~ |
+SAVEPER = TIME STEP
+~ Year ~ |
+"""
+
+
+@pytest.fixture(scope="session")
+def core():
+    return analyse_closed_form(paths.CORE_LOOP_FILE)
+
+
+def _run(params=None, initial=None, years=60.0):
+    """PySD run of the core loop; returns (time, states (n, T)) in IR stock order."""
+    from aicarousel.model import load
+
+    ir = build_ir(paths.CORE_LOOP_FILE)
+    m = load(model_file=paths.CORE_LOOP_FILE)
+    kw = {}
+    if initial is not None:
+        kw["initial_condition"] = (ir.time.initial,
+                                   {ir.variables[k].real_name: v for k, v in initial.items()})
+    cols = [ir.variables[s].real_name for s in ir.stocks]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = m.run(params={ir.variables[k].real_name: v for k, v in (params or {}).items()},
+                   final_time=ir.time.initial + years, return_columns=cols, **kw)
+    return df.index.values.astype(float), df[cols].values.T.astype(float)
+
+
+def _mode_rate(res, params, t, x, t_from):
+    """Growth rate of the projection of x - x* on the dominant mode (left eigenvector)."""
+    sysm = res.system
+    subs = {sysm.params[n]: v for n, v in sysm.param_values.items()}
+    subs.update({sysm.params[k]: v for k, v in (params or {}).items()})
+    J = np.array(sp.N(res.system.jacobian().subs(subs)).tolist(), dtype=float)
+    xs = np.array([float(sp.N(res.equilibrium[s].subs(subs))) for s in sysm.states])
+    w, vl = np.linalg.eig(J.T)  # left eigenvectors of J
+    i = int(np.argmax(w.real))
+    z = vl[:, i] @ (x - xs[:, None])
+    k = t >= t[0] + t_from
+    slope = np.polyfit(t[k], np.log(np.abs(z[k])), 1)[0]
+    return slope, w[i], xs
+
+
+def test_core_equilibrium_and_gain_closed_forms(core):
+    names = {n: core.system.params[n] for n in core.system.param_names}
+    # G = G_R1 + G_R2 with the link-gain products derived from the model
+    G_expected = (names["vendor_financing_switch"] * names["vendor_financing_per_gw"]
+                  / (names["contract_price_per_gw_year"] * names["contract_length"])
+                  + names["outside_funding_availability"] * names["maximum_annual_dilution"]
+                  * names["lab_value_per_dollar_of_backlog"] * names["contract_length"])
+    assert sp.simplify(core.G - G_expected) == 0
+    assert {lid for lid, *_ in core.loops} >= {"R1", "R2", "B3"}
+    # the equilibrium solves dx/dt = 0 identically in the parameters
+    for e in core.system.rhs:
+        assert sp.simplify(e.subs(core.equilibrium)) == 0
+
+
+def test_core_jacobian_singular_exactly_at_g_equal_1(core):
+    """det J = 0 at every G = 1 threshold, and its sign flips across it."""
+    J = core.system.jacobian().subs(core.equilibrium)
+    detf = sp.lambdify(list(core.system.params.values()), J.det())
+    base = core.system.param_vector()
+    names = core.system.param_names
+    assert core.thresholds
+    for n, (_, val) in core.thresholds.items():
+        if val is None:
+            continue
+        i = names.index(n)
+        p = base.copy()
+        p[i] = val
+        scale = abs(detf(*base))
+        assert abs(detf(*p)) < 1e-9 * scale, n
+        p[i] = val * 0.95
+        lo = detf(*p)
+        p[i] = val * 1.05
+        hi = detf(*p)
+        assert np.sign(lo) != np.sign(hi), n
+
+
+def test_core_routh_hurwitz_agrees_with_eigenvalues(core):
+    assert core.stable == all(v > 0 for v in core.hurwitz_values)
+    # a textbook case: (l+1)(l+2)(l+3) has Hurwitz determinants 6, 60, 360
+    assert [float(d) for d in hurwitz_determinants([1, 6, 11, 6])] == [6.0, 60.0, 360.0]
+
+
+def test_long_pysd_run_settles_at_sympy_equilibrium(core):
+    t, x = _run(years=250.0)
+    eq = np.array([core.equilibrium_values[s] for s in core.system.state_names])
+    np.testing.assert_allclose(x[:, -1], eq, rtol=1e-4)
+
+
+def test_pysd_decays_at_dominant_eigenvalue_rate(core):
+    """Start near the equilibrium; the dominant mode decays at Re(lambda) within 2 %."""
+    start = {s: v * (1.1 if i % 2 == 0 else 0.95)
+             for i, (s, v) in enumerate(core.equilibrium_values.items())}
+    t, x = _run(initial=start, years=60.0)
+    rate, lam, _ = _mode_rate(core, None, t, x, t_from=5.0)
+    assert lam.real < 0
+    assert rate == pytest.approx(lam.real, rel=0.02)
+
+
+@pytest.mark.parametrize("param", ["vendor_financing_per_gw", "lab_value_per_dollar_of_backlog",
+                                   "maximum_annual_dilution"])
+@pytest.mark.parametrize("side", [0.9, 1.1])
+def test_threshold_decides_decay_or_growth(core, param, side):
+    """Just below G = 1 the run decays to equilibrium, just above it grows away."""
+    value = core.thresholds[param][1] * side
+    t, x = _run(params={param: value}, years=80.0)
+    rate, lam, _ = _mode_rate(core, {param: value}, t, x, t_from=10.0)
+    assert np.sign(rate) == (-1 if side < 1 else 1)
+    assert np.sign(lam.real) == np.sign(rate)
+    assert rate == pytest.approx(lam.real, rel=0.02)
+
+
+def test_oscillation_bound_switches_behaviour(core):
+    """Below the bound of Lab target cash cover the dominant mode is complex, above real."""
+    b = core.oscillation_bounds["lab_target_cash_cover"]
+    assert b is not None
+    J = core.system.jacobian().subs(core.equilibrium)
+    f = sp.lambdify(list(core.system.params.values()), J)
+    base = core.system.param_vector()
+    i = core.system.param_names.index("lab_target_cash_cover")
+    for factor, complex_expected in ((0.9, True), (1.1, False)):
+        p = base.copy()
+        p[i] = b * factor
+        w = np.linalg.eigvals(np.array(f(*p), dtype=float))
+        d = w[np.argmax(w.real)]
+        assert (abs(d.imag) > 1e-9) == complex_expected
+
+
+def test_core_parameters_come_from_the_carousel():
+    core_ir = build_ir(paths.CORE_LOOP_FILE)
+    vals = carousel_values_for(core_ir, build_ir(paths.MODEL_FILE))
+    assert len(vals) >= 8
+    stale = {n: (src, mine, theirs) for n, (src, mine, theirs) in vals.items() if mine != theirs}
+    assert not stale, ("core_loop.mdl is out of date with the carousel; run "
+                       f"`aicarousel stability --sync-core-loop`: {stale}")
+
+
+def test_reports_contain_the_results(core):
+    md = report_markdown(core)
+    tex = report_latex(core)
+    assert "Routh-Hurwitz" in md and "G = 1" in md
+    assert r"\Delta_4" in tex and "begin{tabular}" in tex
+
+
+# --------------------------------------------------------------------------------------------
+# bad input: clear messages, no traceback
+# --------------------------------------------------------------------------------------------
+def _write(tmp_path, name, body):
+    p = tmp_path / name
+    p.write_text("{UTF-8}\n" + body + CONTROL)
+    return p
+
+
+def test_no_equilibrium(tmp_path):
+    p = _write(tmp_path, "grow.mdl", "S = INTEG(1, 0)\n~ ~ |\n")
+    with pytest.raises(NoEquilibriumError, match="no equilibrium"):
+        find_equilibria(to_sympy(build_ir(p)))
+
+
+def test_singular_jacobian(tmp_path):
+    p = _write(tmp_path, "pair.mdl", "X = INTEG(Y - X, 1)\n~ ~ |\nY = INTEG(X - Y, 0)\n~ ~ |\n")
+    with pytest.raises(SingularJacobianError, match="singular"):
+        analyse_closed_form(p)
+
+
+@pytest.mark.parametrize("body,needle", [
+    ("a = 1\n~ ~ |\n", "no stocks"),
+    ("S = INTEG(1, 0)\n~ ~ |\n", "no equilibrium"),
+    ("X = INTEG(Y - X, 1)\n~ ~ |\nY = INTEG(X - Y, 0)\n~ ~ |\n", "singular"),
+    ("S = INTEG(r, 0)\n~ ~ |\nr = RANDOM UNIFORM(0, 1, 2)\n~ ~ |\n", "RANDOM UNIFORM"),
+])
+def test_cli_bad_models_give_one_line(tmp_path, capsys, body, needle):
+    p = _write(tmp_path, "bad.mdl", body)
+    assert main(["stability", "--model", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_cli_stability_writes_report(tmp_path, capsys):
+    assert main(["stability", "--report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "STABLE" in out and "G = 1 when" in out
+    assert (tmp_path / "core_loop_stability.md").is_file()
+    assert (tmp_path / "core_loop_stability.tex").is_file()
+
+
+def test_cli_loops_core(capsys):
+    assert main(["loops", "--model", str(paths.CORE_LOOP_FILE)]) == 0
+    out = capsys.readouterr().out
+    assert "6 feedback loops" in out
+    assert "R1 vendor financing" in out and "B3" in out
