@@ -1,0 +1,74 @@
+"""Feedback loops from the IR dependency graph, named loops, and the pysimlin comparison."""
+
+from __future__ import annotations
+
+import pytest
+
+from aicarousel import paths
+from aicarousel.errors import AicarouselError
+from aicarousel.ir import build_ir
+from aicarousel.loops import compare_with_simlin, find_loops, load_named_loops, \
+    match_named_loops
+
+
+@pytest.fixture(scope="module")
+def core_ir():
+    return build_ir(paths.CORE_LOOP_FILE)
+
+
+@pytest.fixture(scope="module")
+def carousel():
+    ir = build_ir(paths.MODEL_FILE)
+    return ir, find_loops(ir)
+
+
+def test_core_loops_polarity_and_names(core_ir):
+    rep = find_loops(core_ir)
+    assert len(rep.loops) == 6 and not rep.truncated
+    named = match_named_loops(core_ir, rep)
+    assert named["R1"]["polarity"] == "R" and named["R2"]["polarity"] == "R"
+    assert named["B3"]["polarity"] == "B"
+    assert all(v["n_cycles"] == 1 and v["polarity_ok"] for v in named.values())
+    # first-order stock adjustments have gain -1 (residence time * outflow gain)
+    singles = [lp for lp in rep.loops if len(lp._stocks) == 1 and lp.gain is not None]
+    assert singles and all(lp.gain == pytest.approx(-1.0, rel=1e-6) for lp in singles)
+    # loops through the cash integrator have no plain gain
+    assert all(lp.gain is None for lp in rep.loops if "lab_cash" in lp.variables)
+
+
+def test_core_loops_match_simlin(core_ir):
+    c = compare_with_simlin(core_ir)
+    assert c["simlin_count"] == 6 and c["common"] == 6 and not c["only_simlin"]
+
+
+def test_carousel_loops_enumerated_and_named(carousel):
+    ir, rep = carousel
+    assert len(rep.loops) > 1000 and not rep.truncated
+    named = match_named_loops(ir, rep)
+    spec = load_named_loops()
+    assert set(named) == {k for k, v in spec.items() if "ai_carousel" in v["key_variables"]}
+    for lid, v in named.items():
+        assert not v["missing"], lid
+        assert v["n_cycles"] > 0, lid
+    assert named["B4"]["polarity"] == "B"
+
+
+def test_carousel_simlin_loops_are_all_in_ours(carousel):
+    ir, rep = carousel
+    c = compare_with_simlin(ir, rep)
+    assert c["simlin_count"] > 0
+    assert not c["only_simlin"], c["only_simlin"][:3]
+
+
+def test_enumeration_cap_is_reported(carousel):
+    ir, _ = carousel
+    rep = find_loops(ir, max_loops=10)
+    assert rep.truncated and len(rep.loops) == 10
+
+
+def test_no_stocks_has_no_loops(tmp_path):
+    p = tmp_path / "flat.mdl"
+    p.write_text("{UTF-8}\na = 1\n~ ~ |\nINITIAL TIME = 0\n~ ~ |\nFINAL TIME = 1\n~ ~ |\n"
+                 "TIME STEP = 0.5\n~ ~ |\nSAVEPER = TIME STEP\n~ ~ |\n")
+    with pytest.raises(AicarouselError, match="no stocks"):
+        find_loops(build_ir(p))
