@@ -22,6 +22,7 @@ MY_FIGURES = {  # script -> (output stem, width in inches); None: not a PDF/PNG 
     "fig_causal_loop_diagram": ("causal_loop_diagram", plotting.DOUBLE),
     "fig_scenarios": ("scenarios", plotting.DOUBLE),
     "fig_scenario_outcomes": ("scenario_outcomes", plotting.DOUBLE),
+    "fig_scenario_bars": ("scenario_bars", plotting.SINGLE),
     "fig_experiments_table": None,
 }
 FIXED_COMMIT = "0" * 40
