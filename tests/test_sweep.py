@@ -1,0 +1,181 @@
+"""Sweeps: Zarr store, resume after a killed process (bit-for-bit), dask LocalCluster, and the
+sensitivity/montecarlo commands' bad-input handling (exit 2, one line, nothing that looks
+complete)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aicarousel.cli import main
+from aicarousel.sensitivity import load_problem
+from aicarousel.sweep import (SweepError, TASK_DELAY_ENV, make_definition, open_results,
+                              run_sweep, store_status)
+
+PARAMS = ["AI demand multiplier", "GPU economic life", "Construction time"]
+MC_OUTPUTS = ["Cloud Debt", "Lab Cash"]
+
+
+def _mc_definition(n=120, seed=4, chunk=20):
+    problem = load_problem(PARAMS)
+    return make_definition("montecarlo", "lhs", n, seed, problem, MC_OUTPUTS, chunk_size=chunk)
+
+
+def _assert_same_store(a, b):
+    da, Xa, ya = open_results(a)
+    db, Xb, yb = open_results(b)
+    assert da == db
+    np.testing.assert_array_equal(Xa, Xb)
+    assert set(ya) == set(yb)
+    for k in ya:
+        np.testing.assert_array_equal(ya[k], yb[k])  # bit for bit, NaN nowhere
+        assert not np.isnan(ya[k]).any()
+
+
+@pytest.fixture(scope="module")
+def reference_store(tmp_path_factory):
+    """The uninterrupted in-process sweep every other run is compared with."""
+    store = tmp_path_factory.mktemp("ref") / "sweep.zarr"
+    run_sweep(_mc_definition(), store, progress=False)
+    return store
+
+
+def test_store_complete_and_equal_to_direct_evaluation(reference_store):
+    from aicarousel.sensitivity import evaluate_series
+
+    d, X, data = open_results(reference_store)
+    st = store_status(reference_store)
+    assert st["complete"] and st["done"] == st["n_chunks"] == d.n_chunks == 6
+    ds = evaluate_series(d.problem, X, MC_OUTPUTS)
+    for k in MC_OUTPUTS:
+        np.testing.assert_array_equal(data[k], ds[k].values)
+
+
+def test_sensitivity_sweep_store(tmp_path):
+    problem = load_problem(PARAMS)
+    d = make_definition("sensitivity", "morris", 5, 1, problem,
+                        ["peak(Cloud Debt)", "Lab Cash"], chunk_size=7)
+    run_sweep(d, tmp_path / "s.zarr", progress=False)
+    d2, X, Y = open_results(tmp_path / "s.zarr")
+    assert list(Y) == ["peak(Cloud Debt)", "final(Lab Cash)"]
+    assert X.shape == (5 * 4, 3) and np.isfinite(Y["final(Lab Cash)"]).all()
+
+
+def test_killed_sweep_resumes_to_identical_results(tmp_path, reference_store):
+    """Kill the sweep process mid-way (SIGKILL), resume, compare with the uninterrupted run."""
+    out = tmp_path / "mc"
+    env = dict(os.environ, **{TASK_DELAY_ENV: "0.4"})
+    cmd = [sys.executable, "-m", "aicarousel.cli", "montecarlo", "--method", "lhs", "--n", "120",
+           "--seed", "4", "--chunk-size", "20", "--out", str(out), "-q"]
+    for p in PARAMS:
+        cmd += ["--param", p]
+    for o in MC_OUTPUTS:
+        cmd += ["--output", o]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    done_dir = out / "sweep.zarr" / "_done"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if done_dir.is_dir() and len(list(done_dir.iterdir())) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "sweep finished before it could be killed: " + \
+        proc.stderr.read().decode()[-500:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    st = store_status(out / "sweep.zarr")
+    assert not st["complete"] and 2 <= st["done"] < st["n_chunks"]
+    assert not (out / "bands.nc").exists()
+    with pytest.raises(SweepError, match="incomplete"):
+        open_results(out / "sweep.zarr")
+    # resume through the CLI, in-process this time
+    args = ["montecarlo", "--method", "lhs", "--n", "120", "--seed", "4", "--chunk-size", "20",
+            "--out", str(out), "-q", "--resume"]
+    for p in PARAMS:
+        args += ["--param", p]
+    for o in MC_OUTPUTS:
+        args += ["--output", o]
+    assert main(args) == 0
+    _assert_same_store(out / "sweep.zarr", reference_store)
+    assert (out / "bands.nc").is_file()
+
+
+def test_local_cluster_gives_identical_results(tmp_path, reference_store):
+    store = tmp_path / "dask.zarr"
+    run_sweep(_mc_definition(), store, workers=2, progress=False)
+    _assert_same_store(store, reference_store)
+
+
+def test_resume_refuses_a_different_sweep(tmp_path, reference_store):
+    import shutil
+
+    store = tmp_path / "copy.zarr"
+    shutil.copytree(reference_store, store)
+    with pytest.raises(SweepError, match=r"seed \(store 4, requested 5\)"):
+        run_sweep(_mc_definition(seed=5), store, resume=True, progress=False)
+    with pytest.raises(SweepError, match="already exists"):
+        run_sweep(_mc_definition(), store, progress=False)
+
+
+def test_unreachable_scheduler_fails_cleanly(tmp_path):
+    store = tmp_path / "x.zarr"
+    with pytest.raises(SweepError, match="cannot reach the dask scheduler"):
+        run_sweep(_mc_definition(), store, scheduler="tcp://127.0.0.1:9", connect_timeout=1,
+                  progress=False)
+    assert not store.exists()
+
+
+# ------------------------------------------------------------------------------------------
+# command line: bad input -> exit 2, one line on stderr, no results that look complete
+# ------------------------------------------------------------------------------------------
+BAD = {
+    "unknown parameter": (["sensitivity", "--method", "morris", "--n", "4",
+                           "--param", "Constructon time"], "Constructon time"),
+    "unknown output": (["sensitivity", "--method", "morris", "--n", "4",
+                        "--output", "peak(Clod Debt)"], "Clod Debt"),
+    "low >= high": (["sensitivity", "--method", "morris", "--n", "4",
+                     "--range", "Construction time=3:1"], "low >= high"),
+    "morris N too small": (["sensitivity", "--method", "morris", "--n", "1"], "too small"),
+    "sobol N not power of 2": (["sensitivity", "--method", "sobol", "--n", "100"],
+                               "power of 2"),
+    "montecarlo N too small": (["montecarlo", "--n", "1"], "too small"),
+    "unreachable scheduler": (["montecarlo", "--n", "10", "--scheduler", "tcp://127.0.0.1:9"],
+                              "cannot reach"),
+    "resume without store": (["montecarlo", "--n", "10", "--resume"], "no sweep store"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_cli_bad_input(case, tmp_path, capsys):
+    args, needle = BAD[case]
+    out = tmp_path / "out"
+    status = main(args + ["--out", str(out), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert len(err.splitlines()) == 1 and needle in err and "Traceback" not in err
+    assert not (out / "indices.nc").exists() and not (out / "bands.nc").exists()
+    assert not (out / "sweep.zarr").exists()
+
+
+def test_cli_wrong_store_on_resume(tmp_path, capsys):
+    out = tmp_path / "m"
+    base = ["sensitivity", "--method", "morris", "--n", "3", "--param", PARAMS[0],
+            "--param", PARAMS[1], "--out", str(out), "-q"]
+    assert main(base) == 0
+    assert (out / "indices.nc").is_file()
+    before = (out / "indices.nc").read_bytes()
+    status = main(base[:4] + ["4"] + base[5:] + ["--resume"])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "different sweep" in err and "n (store 3, requested 4)" in err
+    assert (out / "indices.nc").read_bytes() == before
+    import xarray as xr
+    with xr.open_dataset(out / "indices.nc") as ds:
+        assert set(ds["param"].values) == set(PARAMS[:2])
+        assert ds["mu_star"].dims == ("output", "param")
