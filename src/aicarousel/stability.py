@@ -788,3 +788,130 @@ def write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Stability map
+# --------------------------------------------------------------------------------------------
+#: Outcome classes of :func:`stability_map` (code -> label).
+OUTCOMES = {0: "decay", 1: "damped oscillation", 2: "growth", 3: "growing oscillation"}
+
+
+def stability_map(res: ClosedFormResult, xparam: str, yparam: str, n: int = 41,
+                  xrange: tuple[float, float] | None = None,
+                  yrange: tuple[float, float] | None = None, years: float = 100.0,
+                  dt: float | None = None):
+    """Simulated outcome over a plane of two parameters, with the sympy G = 1 curve.
+
+    Every grid point is simulated from the model's initial state by Euler integration of the
+    lambdified sympy RHS (proven equal to PySD's derivatives), all points at once. Outcome:
+    growth when the distance from the point's equilibrium grows over the second half of the
+    run, oscillation when the backlog-like first stock's rate of change flips sign at least
+    three times.
+
+    Parameters
+    ----------
+    res : ClosedFormResult
+    xparam, yparam : str
+        Parameters (model names or py_names) on the axes.
+    n : int
+        Grid points per axis.
+    xrange, yrange : tuple, optional
+        Axis ranges (default 0.25x to 2.5x the baseline value).
+    years : float
+        Simulated horizon (time units).
+    dt : float, optional
+        Euler step (default the model's TIME STEP).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``outcome`` (code, see :data:`OUTCOMES`), ``growth_rate`` (1/time), ``eig_real``,
+        ``eig_complex`` on (y, x); ``g1_x``/``g1_y``: the G = 1 curve (y as a function of x).
+    """
+    import xarray as xr
+
+    system = res.system
+    ir = system.ir
+    xp, yp = ir.resolve(xparam), ir.resolve(yparam)
+    names = system.param_names
+    ix, iy = names.index(xp), names.index(yp)
+    base = system.param_vector()
+    xr_ = xrange or (0.25 * base[ix], 2.5 * base[ix])
+    yr_ = yrange or (0.25 * base[iy], 2.5 * base[iy])
+    xs = np.linspace(*xr_, n)
+    ys = np.linspace(*yr_, n)
+    X, Y = np.meshgrid(xs, ys)
+    P = np.repeat(base[:, None], X.size, axis=1)
+    P[ix], P[iy] = X.ravel(), Y.ravel()
+    # equilibrium and eigenvalues at every grid point
+    eqf = sp.lambdify(list(system.params.values()),
+                      [res.equilibrium[s] for s in system.states], modules="numpy")
+    Jf = sp.lambdify(list(system.params.values()), system.jacobian().subs(res.equilibrium),
+                     modules="numpy")
+    with np.errstate(all="ignore"):
+        xstar = np.array([np.broadcast_to(v, X.size) for v in eqf(*P)], dtype=float)
+    eig_re = np.empty(X.size)
+    eig_cx = np.empty(X.size, dtype=bool)
+    for k in range(X.size):
+        w = np.linalg.eigvals(np.array(Jf(*P[:, k]), dtype=float))
+        d = w[np.argmax(w.real)]
+        eig_re[k], eig_cx[k] = d.real, abs(d.imag) > 1e-9
+    # simulate all points at once
+    f = system.lambdify()
+    from aicarousel.ir import _State
+    x0 = _State(ir, None).initial_state()
+    x = np.repeat(np.array([x0[s] for s in ir.stocks])[:, None], X.size, axis=1)
+    h = float(dt or ir.time.dt)
+    steps = int(round(years / h))
+    t = ir.time.initial
+    rec_every = max(1, int(round(0.25 / h)))
+    dist, d1 = [], []
+    for k in range(steps + 1):
+        if k % rec_every == 0:
+            dev = (x - xstar) / np.maximum(np.abs(xstar), 1e-9)
+            dist.append(np.sqrt(np.sum(dev ** 2, axis=0)))
+        dx = f(t, x, P)
+        if k % rec_every == 0:
+            d1.append(dx[0].copy())
+        x = x + h * dx
+        t += h
+    dist = np.array(dist)
+    d1 = np.array(d1)
+    tt = np.arange(len(dist)) * rec_every * h
+    half = tt >= tt[-1] / 2
+    with np.errstate(all="ignore"):
+        rate = np.polyfit(tt[half], np.log(np.maximum(dist[half], 1e-300)), 1)[0]
+    sign = np.sign(d1)
+    flips = np.sum(np.abs(np.diff(sign, axis=0)) > 1, axis=0)
+    grows = rate > 0
+    osc = flips >= 3
+    outcome = np.where(grows, np.where(osc, 3, 2), np.where(osc, 1, 0))
+    # sympy G = 1 curve: y as a function of x
+    g1x, g1y = xs, np.full_like(xs, np.nan)
+    if res.G is not None:
+        ysym = system.params[yp]
+        sols = sp.solve(sp.Eq(res.G, 1), ysym)
+        if sols:
+            others = {system.params[m]: v for m, v in system.param_values.items()
+                      if m not in (xp, yp)}
+            fy = sp.lambdify(system.params[xp], sols[0].subs(others), modules="numpy")
+            with np.errstate(all="ignore"):
+                g1y = np.broadcast_to(np.asarray(fy(xs), dtype=float), xs.shape).copy()
+    shape = X.shape
+    rn = {m: v.real_name for m, v in ir.variables.items()}
+    ds = xr.Dataset(
+        {"outcome": (("y", "x"), outcome.reshape(shape)),
+         "growth_rate": (("y", "x"), rate.reshape(shape)),
+         "eig_real": (("y", "x"), eig_re.reshape(shape)),
+         "eig_complex": (("y", "x"), eig_cx.reshape(shape).astype("int8")),
+         "g1_y": (("x",), g1y)},
+        coords={"x": xs, "y": ys})
+    ds["growth_rate"].attrs["units"] = "1/" + (ir.variables["time_step"].units or "time")
+    ds.attrs.update({
+        "x_name": rn[xp], "y_name": rn[yp], "x_units": ir.variables[xp].units,
+        "y_units": ir.variables[yp].units, "x_baseline": float(base[ix]),
+        "y_baseline": float(base[iy]), "outcomes": str(OUTCOMES), "years": years,
+        "model": ir.path.name, "model_hash": ir.sha256,
+        "G": str(res.G) if res.G is not None else ""})
+    return ds

@@ -1,0 +1,123 @@
+"""Stability report: closed-form analysis of the core loop, the carousel along its baseline,
+the loop lists (ours vs pysimlin) and the stability map grid.
+
+Writes to ``results/stability/``:
+
+* ``core_loop_stability.md`` / ``.tex``: equilibrium, Jacobian, characteristic polynomial,
+  Routh-Hurwitz conditions, loop gains, G and the G = 1 threshold of each parameter;
+* ``ai_carousel_baseline.md`` and ``ai_carousel_baseline.csv``: dominant eigenvalue and named
+  loop gains along the carousel's baseline run;
+* ``loops.md``: loop counts, named loops and the comparison with pysimlin;
+* ``stability_map.nc``: simulated outcome over (Lab value per dollar of backlog x Vendor
+  financing per GW) with the sympy G = 1 curve (read by ``figures/fig_stability_map.py``).
+
+Usage: ``python analysis/stability_report.py [--out DIR] [--grid N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from aicarousel import paths
+from aicarousel import stability as S
+from aicarousel.errors import AicarouselError
+from aicarousel.ir import build_ir
+from aicarousel.loops import compare_with_simlin, find_loops, match_named_loops
+from aicarousel.provenance import provenance
+
+#: Results this script writes (the figure reads the map).
+PRODUCES = ["results/stability/stability_map.nc", "results/stability/core_loop_stability.md",
+            "results/stability/ai_carousel_baseline.md", "results/stability/loops.md"]
+#: Axes of the stability map (core loop parameters, model names).
+MAP_X = "Lab value per dollar of backlog"
+MAP_Y = "Vendor financing per GW"
+
+
+def loops_markdown(ir, rep, cmp) -> str:
+    """Loop summary of one model plus the pysimlin comparison."""
+    n_r = sum(lp.polarity == "R" for lp in rep.loops)
+    n_b = sum(lp.polarity == "B" for lp in rep.loops)
+    out = [f"## {ir.path.name}", "",
+           f"{len(rep.loops)} cycles in the variable graph (all enumerated: "
+           f"{'no' if rep.truncated else 'yes'}); at time {rep.time:g}: {n_r} reinforcing, "
+           f"{n_b} balancing, {len(rep.loops) - n_r - n_b} inactive (a link with zero gain, "
+           "e.g. a saturated lookup or the unused branch of MIN/MAX).", "",
+           "| loop | name | cycles | active | R/B active | shortest active cycle |",
+           "|---|---|---|---|---|---|"]
+    for lid, v in rep.named.items():
+        out.append(f"| {lid} | {v['name']} | {v['n_cycles']} | {v['n_active']} | "
+                   f"{v.get('n_R', 0)}/{v.get('n_B', 0)} | "
+                   f"{' -> '.join(v['shortest']) if v['n_active'] else 'none active'} |")
+    out += ["", f"pysimlin ({cmp['simlin_source']}): {cmp['simlin_count']} loops listed out of "
+            f"a universe of {cmp['simlin_universe']}; {cmp['common']} are in our list, "
+            f"{len(cmp['only_simlin'])} only in pysimlin's, {cmp['only_ours_count']} only in "
+            f"ours. Polarity differs on {len(cmp['polarity_differs'])} common loops.", ""]
+    if cmp["polarity_differs"]:
+        out += ["| pysimlin id | pysimlin polarity | ours | length |", "|---|---|---|---|"]
+        out += [f"| {lid} | {pol} | {mine} | {len(vs)} |"
+                for lid, pol, mine, vs in cmp["polarity_differs"][:30]]
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=None, help="output directory (default results/stability)")
+    ap.add_argument("--grid", type=int, default=41, help="stability map points per axis")
+    args = ap.parse_args(argv)
+    out = Path(args.out) if args.out else paths.RESULTS_DIR / "stability"
+    try:
+        steps = tqdm(total=5, desc="stability report", unit="step")
+        core = S.analyse_closed_form(paths.CORE_LOOP_FILE)
+        S.write_text_atomic(out / "core_loop_stability.md", S.report_markdown(core))
+        S.write_text_atomic(out / "core_loop_stability.tex", S.report_latex(core))
+        steps.update()
+        car = build_ir(paths.MODEL_FILE)
+        b = S.analyse_along_baseline(car)
+        S.write_text_atomic(out / "ai_carousel_baseline.md", S.baseline_markdown(b, car))
+        df = pd.DataFrame({"time": b.time, "dominant_real": b.dominant.real,
+                           "dominant_imag": b.dominant.imag,
+                           "dominant_stock": b.dominant_stock})
+        tmp = out / "ai_carousel_baseline.csv.tmp"
+        df.to_csv(tmp, index=False)
+        tmp.replace(out / "ai_carousel_baseline.csv")
+        steps.update()
+        text = ["# Feedback loops", "",
+                "Cycles of each model's variable graph (aicarousel.loops), polarity from the "
+                "signs of the link gains at mid-run of the baseline, matched to the named loops "
+                "of models/named_loops.yaml, and compared with pysimlin's loop list.", ""]
+        for mf in (paths.CORE_LOOP_FILE, paths.MODEL_FILE):
+            ir = build_ir(mf)
+            rep = find_loops(ir)
+            match_named_loops(ir, rep)
+            text.append(loops_markdown(ir, rep, compare_with_simlin(ir, rep)))
+        S.write_text_atomic(out / "loops.md", "\n".join(text) + "\n")
+        steps.update()
+        ds = S.stability_map(core, MAP_X, MAP_Y, n=args.grid)
+        ds.attrs["provenance"] = json.dumps(provenance(model_file=paths.CORE_LOOP_FILE,
+                                                       script="analysis/stability_report.py"))
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / "stability_map.nc.tmp"
+        ds.to_netcdf(tmp)
+        tmp.replace(out / "stability_map.nc")
+        steps.update()
+        steps.update()
+        steps.close()
+    except AicarouselError as exc:
+        print(f"stability_report: error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(S.plain_words(core)))
+    print(f"carousel: {b.equilibrium}; {b.balanced_growth}")
+    print(f"wrote {paths.relative_to_root(out)}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Stability map of the core loop: simulated outcome over two parameters, sympy G = 1 curve.
+
+Reads ``results/stability/stability_map.nc`` (written by ``analysis/stability_report.py``;
+never simulates). Shading: outcome of a 100-year simulation at each grid point (decay, damped
+oscillation, growth, growing oscillation). Solid line: the closed-form threshold G = 1 (the
+reinforcing loops R1 + R2 return as much as the cash loop B3 takes); dashed line: where the
+dominant eigenvalue becomes complex. Cross: the carousel's values.
+Output: ``figures/out/stability_map.{pdf,png}`` (single column).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import xarray as xr
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
+
+from aicarousel import plotting
+
+#: Results this figure reads.
+NEEDS = ["results/stability/stability_map.nc"]
+LABELS = ["decay", "damped oscillation", "growth", "growing oscillation"]
+COLORS = ["#DCEAF5", "#9CC3E0", "#EFA97A", "#C8553D"]
+
+
+def main(argv=None) -> int:
+    """Draw the figure; return the exit status (2 when the results are missing)."""
+    results, out = plotting.script_dirs(argv, __doc__.splitlines()[0])
+    try:
+        path = plotting.require(results / "stability" / "stability_map.nc",
+                                "python analysis/stability_report.py")
+    except FileNotFoundError as exc:
+        print(f"fig_stability_map: error: {exc}", file=sys.stderr)
+        return 2
+    ds = xr.load_dataset(path)
+    x, y = ds["x"].values, ds["y"].values
+    fig, ax = plotting.figure("single", height=3.3)
+    dx, dy = (x[1] - x[0]) / 2, (y[1] - y[0]) / 2
+    ax.imshow(ds["outcome"].values, origin="lower", aspect="auto", interpolation="nearest",
+              extent=(x[0] - dx, x[-1] + dx, y[0] - dy, y[-1] + dy),
+              cmap=ListedColormap(COLORS), vmin=-0.5, vmax=3.5)
+    ax.plot(x, ds["g1_y"].values, color="black", lw=1.2, label="G = 1 (sympy)")
+    ax.contour(x, y, ds["eig_complex"].values.astype(float), levels=[0.5], colors="black",
+               linestyles="--", linewidths=0.8)
+    ax.plot([ds.attrs["x_baseline"]], [ds.attrs["y_baseline"]], marker="x", color="black",
+            ms=6, mew=1.5, ls="none")
+    ax.set_xlim(x[0] - dx, x[-1] + dx)
+    ax.set_ylim(y[0] - dy, y[-1] + dy)
+    ax.set_xlabel(plotting.axis_label(name=ds.attrs["x_name"], unit=ds.attrs["x_units"]))
+    ax.set_ylabel(plotting.axis_label(name=ds.attrs["y_name"], unit=ds.attrs["y_units"]))
+    present = sorted(set(np.unique(ds["outcome"].values).astype(int)))
+    handles = [Patch(facecolor=COLORS[k], label=LABELS[k]) for k in present]
+    handles += [plotting.plt.Line2D([], [], color="black", lw=1.2, label="G = 1 (sympy)"),
+                plotting.plt.Line2D([], [], color="black", lw=0.8, ls="--",
+                                    label="complex eigenvalues"),
+                plotting.plt.Line2D([], [], color="black", marker="x", ls="none",
+                                    label="carousel values")]
+    fig.legend(handles=handles, fontsize=6, loc="lower center", ncol=3, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.set_layout_engine("tight", rect=(0, 0.14, 1, 1))
+    prov = plotting.provenance(ds, scenario="core loop", source=",".join(NEEDS))
+    plotting.savefig(fig, "stability_map", prov, directory=out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
