@@ -219,3 +219,48 @@ def test_cli_loops_core(capsys):
     out = capsys.readouterr().out
     assert "6 feedback loops" in out
     assert "R1 vendor financing" in out and "B3" in out
+
+
+# --------------------------------------------------------------------------------------------
+# stability map and its figure
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_map(core):
+    from aicarousel.stability import stability_map
+
+    return stability_map(core, "Lab value per dollar of backlog", "Vendor financing per GW",
+                         n=9, years=100.0, dt=1 / 16)
+
+
+def test_map_simulated_growth_agrees_with_eigenvalues(small_map):
+    """Simulated growth where the dominant eigenvalue is positive (>= 90 % of points; the
+    rest lie next to the threshold, where 100 years are too short to tell)."""
+    grows = small_map["outcome"].values >= 2
+    pos = small_map["eig_real"].values > 0
+    assert (grows == pos).mean() >= 0.9
+    # the sympy G = 1 curve separates the two regions at every x on the grid
+    x, y = small_map["x"].values, small_map["y"].values
+    g1 = small_map["g1_y"].values
+    for j in range(len(x)):
+        col = pos[:, j]
+        for i in range(len(y)):
+            if np.isfinite(g1[j]) and abs(y[i] - g1[j]) > (y[1] - y[0]):
+                assert col[i] == (y[i] > g1[j]), (x[j], y[i])
+
+
+def test_figure_reads_results_only(small_map, tmp_path):
+    import subprocess
+    import sys
+
+    res = tmp_path / "results"
+    (res / "stability").mkdir(parents=True)
+    small_map.to_netcdf(res / "stability" / "stability_map.nc")
+    out = tmp_path / "out"
+    script = paths.FIGURES_DIR / "fig_stability_map.py"
+    r = subprocess.run([sys.executable, str(script), "--results", str(res), "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (out / "stability_map.pdf").is_file() and (out / "stability_map.png").is_file()
+    r = subprocess.run([sys.executable, str(script), "--results", str(tmp_path / "none"),
+                        "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "stability_report.py" in r.stderr
