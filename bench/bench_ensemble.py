@@ -1,0 +1,235 @@
+"""Benchmark: runs per second of the carousel model, PySD loop vs pysimlin vs the ensemble engine.
+
+Prints, in one run:
+
+* a loop of PySD runs (``aicarousel.model.run``, a few runs);
+* pysimlin (Rust engine from PyPI, reads the same .mdl), a loop of runs;
+* the vectorised ensemble engine at N = 1, 100 and 10,000 (all parameters of the table varied
+  per run, 20 outputs kept in memory);
+* N = 100,000 streamed to a Zarr store in chunks (the sweep path, 20 outputs kept), in a
+  child process whose peak resident memory is reported;
+* the ratios, and the largest relative difference of each engine from PySD on the baseline.
+
+Usage::
+
+    python bench/bench_ensemble.py            # full benchmark (about a minute)
+    python bench/bench_ensemble.py --quick    # N = 100,000 replaced by 20,000
+    python bench/bench_ensemble.py --workers 2   # also the 100,000 sweep on a LocalCluster
+
+Numbers depend on machine load; nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+#: The 20 outputs kept per run (Vensim names).
+OUTPUTS = [
+    "Lab Revenue", "Lab Cash", "Lab Compute Online", "Lab Market Value",
+    "Lab Equity from Outside Investors", "Lab Equity from Chips", "Contract Backlog",
+    "Cloud Cash", "Cloud Debt", "Cloud PPE", "Cloud Installed Compute", "Cloud Market Value",
+    "Compute Under Construction", "Chips Cash", "Chips Market Value", "Investor Sentiment",
+    "Spot price", "Credit spread", "Lab payments to Cloud", "GPU purchases",
+]
+
+
+def _outputs(cm):
+    """The 20 outputs that exist in the model (falls back to stocks if names changed)."""
+    names = set(cm.output_names())
+    outs = [o for o in OUTPUTS if o in names]
+    if len(outs) < 20:
+        for n in cm.ir.stocks:
+            rn = cm.real_name(n)
+            if len(outs) >= 20:
+                break
+            if rn not in outs and not cm.ir.variables[n].internal:
+                outs.append(rn)
+    return outs[:20]
+
+
+def _sample(n, seed=1):
+    from aicarousel.sensitivity import load_problem, sample
+
+    problem = load_problem()
+    X = sample(problem, "lhs", max(n, 2), seed=seed)[:n]
+    return problem, {name: X[:, i] for i, name in enumerate(problem.names)}
+
+
+def bench_pysd(n_runs):
+    from aicarousel.model import run
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run()  # translation (cached) and first import
+        t0 = time.perf_counter()
+        for i in range(n_runs):
+            run(params={"AI demand multiplier": 0.8 + 0.1 * i})
+        el = time.perf_counter() - t0
+        base = run()
+    return n_runs / el, base
+
+
+def bench_pysimlin(n_runs, base):
+    try:
+        import simlin
+    except ImportError:
+        return None, None, "not installed"
+    from aicarousel import paths
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = simlin.load(str(paths.MODEL_FILE))
+        with m.simulate() as s:  # warm-up and accuracy check on the baseline
+            s.run_to_end()
+            names = set(s.get_var_names())
+            err = 0.0
+            step = int(round(float(base["time"][1] - base["time"][0]) / 0.015625))
+            for v in base.data_vars:
+                py = base[v].attrs.get("py_name")
+                if py in names and base[v].ndim == 1:
+                    ser = np.asarray(s.get_series(py), float)
+                    ref = base[v].values
+                    if ser.size == ref.size * step - step + 1:
+                        ser = ser[::step]
+                    if ser.size == ref.size:
+                        scale = np.maximum(np.abs(ref), 1e-9)
+                        err = max(err, float(np.max(np.abs(ser - ref) / scale)))
+        t0 = time.perf_counter()
+        for i in range(n_runs):
+            with m.simulate(overrides={"ai_demand_multiplier": 0.8 + 0.001 * i}) as s:
+                s.run_to_end()
+                for o in ("cloud_debt", "lab_cash"):
+                    s.get_series(o)
+        el = time.perf_counter() - t0
+    return n_runs / el, err, ""
+
+
+def bench_ours(cm, n, repeat, outs):
+    problem, params = _sample(n)
+    cm.run_arrays(params, outputs=outs)  # warm-up (code generation)
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        cm.run_arrays(params, outputs=outs)
+        best = min(best, time.perf_counter() - t0)
+    return n / best
+
+
+def child_sweep(n, store, workers):
+    """Run the streamed sweep and print JSON with time and peak memory (child process)."""
+    from aicarousel.ensemble import compile_model
+    from aicarousel.sensitivity import load_problem
+    from aicarousel.sweep import make_definition, run_sweep
+
+    cm = compile_model()
+    outs = _outputs(cm)
+    d = make_definition("montecarlo", "lhs", n, 1, load_problem(), outs, chunk_size=5000)
+    t0 = time.perf_counter()
+    run_sweep(d, store, workers=workers, progress=False)
+    el = time.perf_counter() - t0
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    size = sum(f.stat().st_size for f in Path(store).rglob("*") if f.is_file())
+    print(json.dumps({"seconds": el, "peak_mb": peak_kb / 1024,
+                      "peak_worker_mb": peak_children_kb / 1024, "store_mb": size / 2**20,
+                      "outputs": len(outs)}))
+
+
+def run_child(n, workers=None):
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, __file__, "--child", str(n), str(Path(tmp) / "s.zarr")]
+        if workers:
+            cmd += ["--child-workers", str(workers)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-2000:])
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="20,000 instead of 100,000 runs")
+    ap.add_argument("--pysd-runs", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=None,
+                    help="also run the large sweep on a LocalCluster with this many workers")
+    ap.add_argument("--child", nargs=2, metavar=("N", "STORE"), help=argparse.SUPPRESS)
+    ap.add_argument("--child-workers", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        child_sweep(int(args.child[0]), args.child[1], args.child_workers)
+        return 0
+
+    from aicarousel.ensemble import compile_model
+
+    print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
+    t0 = time.perf_counter()
+    cm = compile_model()
+    compile_s = time.perf_counter() - t0
+    outs = _outputs(cm)
+    ts = cm.ir.time
+    steps = int(round((ts.final - ts.initial) / ts.dt))
+    print(f"model: {len(cm.ir.variables)} variables, {len(cm.ir.stocks)} stocks, {steps} Euler "
+          f"steps; IR + compile {compile_s:.2f} s")
+
+    pysd_rate, base = bench_pysd(args.pysd_runs)
+    _, ours1 = cm.run_arrays()
+    err_ours = 0.0
+    for k, v in ours1.items():
+        name = cm.real_name(k)
+        if name in base.data_vars:
+            ref = np.broadcast_to(base[name].values, v[0].shape)
+            err_ours = max(err_ours, float(np.max(np.abs(v[0] - ref) /
+                                                  np.maximum(np.abs(ref), 1e-9))))
+    simlin_rate, err_simlin, note = bench_pysimlin(200, base)
+
+    rows = [("PySD loop", args.pysd_runs, pysd_rate, f"reference ({args.pysd_runs} runs)")]
+    if simlin_rate is not None:
+        rows.append(("pysimlin loop", 200, simlin_rate, f"max rel. diff from PySD {err_simlin:.1e}"))
+    else:
+        rows.append(("pysimlin", 0, float("nan"), note))
+    for n, rep in ((1, 20), (100, 5), (10_000, 2)):
+        rate = bench_ours(cm, n, rep, outs)
+        rows.append((f"ours N={n:,}", n, rate,
+                     f"20 outputs in memory; max rel. diff from PySD {err_ours:.1e}"
+                     if n == 1 else "20 outputs in memory"))
+    big = 20_000 if args.quick else 100_000
+    res = run_child(big)
+    rows.append((f"ours N={big:,} streamed", big, big / res["seconds"],
+                 f"Zarr, chunks of 5,000; peak RSS {res['peak_mb']:.0f} MB; "
+                 f"store {res['store_mb']:.0f} MB"))
+    if args.workers:
+        resw = run_child(big, args.workers)
+        rows.append((f"ours N={big:,} dask x{args.workers}", big, big / resw["seconds"],
+                     f"LocalCluster incl. start-up; peak RSS client {resw['peak_mb']:.0f} MB, "
+                     f"largest worker {resw['peak_worker_mb']:.0f} MB"))
+
+    print()
+    print(f"{'engine':<28}{'runs':>9}{'runs/s':>12}{'x PySD':>10}{'x pysimlin':>12}  notes")
+    print("-" * 110)
+    for name, n, rate, notes in rows:
+        xp = rate / pysd_rate
+        xs = rate / simlin_rate if simlin_rate else float("nan")
+        print(f"{name:<28}{n:>9,}{rate:>12,.0f}{xp:>10,.0f}{xs:>12,.2f}  {notes}")
+    r10k = [r for r in rows if r[0] == "ours N=10,000"][0][2]
+    print()
+    print(f"target >= 10,000 runs/s at N=10,000: {r10k:,.0f} runs/s "
+          f"({'met' if r10k >= 10_000 else 'NOT met'}); >= 1,000x PySD: {r10k / pysd_rate:,.0f}x "
+          f"({'met' if r10k / pysd_rate >= 1000 else 'NOT met'})")
+    print(f"target peak memory < 2 GB for {big:,} runs x 20 outputs: {res['peak_mb']:,.0f} MB "
+          f"({'met' if res['peak_mb'] < 2048 else 'NOT met'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
