@@ -1,12 +1,14 @@
 """The sympy system derived from the model file equals PySD's own derivatives.
 
-At 1,000 random states, times and parameter sets (states around the baseline trajectory
+At 1,000 random states, times and parameter sets for the carousel (250 per SDXorg test model
+by default, see N_POINTS_TEST_MODELS; states around the baseline trajectory
 scaled by U(0.7, 1.3), every constant scaled by U(0.8, 1.2)) the lambdified right-hand side
 equals the ``ddt()`` of PySD's stateful objects to a relative 1e-9.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
 
@@ -21,7 +23,11 @@ from aicarousel.symbolic import lookup_piecewise, to_sympy
 
 from test_ir import SUPPORTED, TM
 
+#: Random points for the carousel (the full proof).
 N_POINTS = 1000
+#: Random points per SDXorg test model: PySD's xarray lookups cost ~10 ms a call, so the
+#: default keeps the suite fast; AICAROUSEL_SYMBOLIC_POINTS=1000 runs the full check.
+N_POINTS_TEST_MODELS = int(os.environ.get("AICAROUSEL_SYMBOLIC_POINTS", "250"))
 
 
 def _translate(src, tmp_dir):
@@ -75,9 +81,9 @@ def _random_points(ir, system, n, seed):
     return t, x, p
 
 
-def _check(model_file, tmp_path, n, seed=0):
-    ir = build_ir(model_file)
-    system = to_sympy(ir)
+def _check(model_file, tmp_path, n, seed=0, ir=None, system=None):
+    ir = ir or build_ir(model_file)
+    system = system or to_sympy(ir)
     f = system.lambdify()
     t, x, p = _random_points(ir, system, n, seed)
     mine = f(t, x, p)
@@ -92,8 +98,15 @@ def _check(model_file, tmp_path, n, seed=0):
                                        err_msg=f"point {j}, t={t[j]}")
 
 
-def test_carousel_rhs_equals_pysd(tmp_path):
-    _check(paths.MODEL_FILE, tmp_path, N_POINTS)
+@pytest.fixture(scope="module")
+def carousel_system():
+    ir = build_ir(paths.MODEL_FILE)
+    return ir, to_sympy(ir)
+
+
+def test_carousel_rhs_equals_pysd(tmp_path, carousel_system):
+    ir, system = carousel_system
+    _check(paths.MODEL_FILE, tmp_path, N_POINTS, ir=ir, system=system)
 
 
 WITH_STOCKS = [r for r in SUPPORTED if build_ir(TM / r).stocks] if TM.is_dir() else []
@@ -102,7 +115,7 @@ WITH_STOCKS = [r for r in SUPPORTED if build_ir(TM / r).stocks] if TM.is_dir() e
 @pytest.mark.skipif(not TM.is_dir(), reason="shared test models not available")
 @pytest.mark.parametrize("rel", WITH_STOCKS)
 def test_test_model_rhs_equals_pysd(rel, tmp_path):
-    _check(TM / rel, tmp_path, N_POINTS)
+    _check(TM / rel, tmp_path, N_POINTS_TEST_MODELS)
 
 
 def test_lookup_piecewise_interpolates_and_holds():
@@ -121,9 +134,8 @@ def test_no_stocks_is_clear_error(tmp_path):
         to_sympy(build_ir(mdl))
 
 
-def test_symbols_are_named_by_py_name():
-    ir = build_ir(paths.MODEL_FILE)
-    s = to_sympy(ir)
+def test_symbols_are_named_by_py_name(carousel_system):
+    ir, s = carousel_system
     assert s.state_names == ir.stocks
     assert set(s.param_names) <= set(ir.constants)
     free = set().union(*(e.free_symbols for e in s.rhs))
