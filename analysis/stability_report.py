@@ -55,10 +55,25 @@ def loops_markdown(ir, rep, cmp) -> str:
         out.append(f"| {lid} | {v['name']} | {v['n_cycles']} | {v['n_active']} | "
                    f"{v.get('n_R', 0)}/{v.get('n_B', 0)} | "
                    f"{' -> '.join(v['shortest']) if v['n_active'] else 'none active'} |")
+    stock_sets = len({frozenset(lp.stocks) for lp in rep.loops})
+    out += ["", f"Distinct sets of stocks among our cycles: {stock_sets}.", ""]
     out += ["", f"pysimlin ({cmp['simlin_source']}): {cmp['simlin_count']} loops listed out of "
             f"a universe of {cmp['simlin_universe']}; {cmp['common']} are in our list, "
             f"{len(cmp['only_simlin'])} only in pysimlin's, {cmp['only_ours_count']} only in "
             f"ours. Polarity differs on {len(cmp['polarity_differs'])} common loops.", ""]
+    out += ["Where the lists differ and why:", "",
+            "- Coverage: every loop pysimlin lists is an elementary cycle of our graph "
+            "(same variables once its synthetic `<stock>_net_flow` nodes are dropped and its "
+            "internal SMOOTH stock is mapped to ours). On large models pysimlin returns no "
+            "static list; its Loops That Matter analysis reports a smaller universe and keeps "
+            "only the loops that matter (by score) in the run, while we enumerate every "
+            "elementary cycle of the dependency graph.",
+            "- Polarity: ours is the sign of the product of link gains at one state "
+            f"(time {rep.time:g}), so a loop with a momentarily inactive link (a saturated "
+            "lookup, the unused branch of MIN/MAX/IF THEN ELSE) is '0'; pysimlin's comes from "
+            "its static link analysis and run-time loop scores, and is UNDETERMINED when a "
+            "link's sign is not fixed by the equation (e.g. a flow entering a stock through "
+            "its net flow).", ""]
     if cmp["polarity_differs"]:
         out += ["| pysimlin id | pysimlin polarity | ours | length |", "|---|---|---|---|"]
         out += [f"| {lid} | {pol} | {mine} | {len(vs)} |"

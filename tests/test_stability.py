@@ -264,3 +264,22 @@ def test_figure_reads_results_only(small_map, tmp_path):
     r = subprocess.run([sys.executable, str(script), "--results", str(tmp_path / "none"),
                         "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "stability_report.py" in r.stderr
+
+
+def test_sync_core_loop_restores_carousel_values(tmp_path):
+    from aicarousel.stability import sync_core_loop
+
+    core = tmp_path / "core_loop.mdl"
+    text = paths.CORE_LOOP_FILE.read_text(encoding="utf-8")
+    ir = build_ir(paths.CORE_LOOP_FILE)
+    vals = carousel_values_for(ir, build_ir(paths.MODEL_FILE))
+    name = next(iter(vals))
+    real = ir.variables[name].real_name
+    import re
+    text = re.sub(r"(^" + re.escape(real) + r"\s*=\s*\n?\s*)([-+0-9.eE]+)",
+                  lambda m: m.group(1) + "12345", text, count=1, flags=re.M)
+    core.write_text(text, encoding="utf-8")
+    assert build_ir(core).constants[name] == 12345
+    changed = sync_core_loop(core, paths.MODEL_FILE)
+    assert real in changed
+    assert build_ir(core).constants[name] == pytest.approx(vals[name][2])
