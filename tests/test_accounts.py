@@ -334,3 +334,11 @@ def test_market_value_counterfactual_against_itself_is_zero_and_adds_up(baseline
     assert np.allclose(mv["gain"], mv["mv"] - mv["mv_counterfactual"])
     assert mv.loc["All loop sectors", "gain"] == pytest.approx(
         mv.loc[list(acc.loop_sectors), "gain"].sum())
+
+
+def test_a_flow_that_changes_direction_is_refused_by_the_tracing():
+    acc, ds, _ = A.analyse(model_file=TINY)
+    bad = ds.copy(deep=True)
+    bad["GPU purchases"].values[5] = -1.0
+    with pytest.raises(A.AccountingError, match="'GPU purchases'.*negative"):
+        A.trace_origins(bad, acc)

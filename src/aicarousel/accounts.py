@@ -830,6 +830,12 @@ def trace_origins(ds: xr.Dataset, acc: Accounts) -> xr.Dataset:
     ovd = o_idx[OVERDRAFT]
     s_idx = {s: i for i, s in enumerate(L)}
     F = _flow_matrix(ds, acc)
+    if (F < 0).any():
+        k, j = np.argwhere(F < 0)[0]
+        f = acc.flows[j]
+        raise AccountingError(f"flow {f.name!r} [flow: {f.source} -> {f.target}] is negative "
+                              f"({F[k, j]:.6g}) at time {t[k]:g}; tracing needs flows that keep "
+                              f"their direction: split it into two tagged flows, one each way")
     nL, nO = len(L), len(origins)
     P = np.zeros((nL, nO))
     D = np.zeros(nL)
