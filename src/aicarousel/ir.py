@@ -388,7 +388,43 @@ class _Builder:
             return expr.value
         if isinstance(expr, Ref) and expr.name in self.const_values:
             return self.const_values[expr.name]
-        raise self.unsupported("a delay/smooth order that is not a constant")
+        # PySD fixes the order once, at initialisation: evaluate it at INITIAL TIME from
+        # the equations it uses (constants, Time and auxiliaries of those only)
+        try:
+            return self._initial_value(expr)
+        except (UnsupportedFeatureError, ModelFileError, KeyError, RecursionError):
+            raise self.unsupported("a delay/smooth order that depends on stocks") from None
+
+    def _initial_value(self, expr) -> float:
+        """Value of an expression at INITIAL TIME, resolving auxiliaries from the parse."""
+        elements = {self.ns.namespace[el.name]: el for el in self.section.elements}
+        scratch = _Builder.__new__(_Builder)
+        scratch.__dict__.update(self.__dict__)
+        scratch.variables = {}
+        scratch.internal_map = {}
+        scratch._used = set(self._used)
+        cache: dict[str, float] = {}
+
+        def value(name: str, seen=frozenset()) -> float:
+            if name in cache:
+                return cache[name]
+            if name in seen:
+                raise ModelFileError(f"{name} depends on itself")
+            ast = elements[name].components[0].ast
+            e = scratch.expr(ast)
+            if scratch.variables:  # it uses a stock or stateful function
+                raise UnsupportedFeatureError(name)
+            cache[name] = ev(e, seen | {name})
+            return cache[name]
+
+        def ev(e, seen=frozenset()) -> float:
+            env = {r: value(r, seen) for r in refs(e)}
+            return float(eval_expr(e, env, None, t=t0, dt=dt0))
+
+        t0 = dt0 = float("nan")
+        t0 = value("initial_time") if "initial_time" in elements else 0.0
+        dt0 = value("time_step") if "time_step" in elements else 1.0
+        return ev(expr)
 
     # -- main ----------------------------------------------------------------------------
     def build(self) -> ModelIR:
@@ -528,7 +564,7 @@ class _Builder:
                                             table=self._table(ast.lookups), internal=True)
             self.lookup_names.add(name)
             return Lookup(name, self.expr(ast.argument))
-        if isinstance(ast, ae.SmoothStructure):
+        if isinstance(ast, (ae.SmoothStructure, ae.SmoothNStructure)):
             return self._smooth(ast)
         if isinstance(ast, (ae.DelayStructure, ae.DelayNStructure)):
             return self._delay(ast, "delayn" if isinstance(ast, ae.DelayNStructure)
@@ -541,7 +577,7 @@ class _Builder:
                                      self.expr(ast.initial), name, 0)
             return Ref(name)
         names = {
-            "DelayFixedStructure": "DELAY FIXED", "SmoothNStructure": "SMOOTH N",
+            "DelayFixedStructure": "DELAY FIXED",
             "ForecastStructure": "FORECAST", "SampleIfTrueStructure": "SAMPLE IF TRUE",
             "DataStructure": "data", "GetDataStructure": "GET DATA",
             "GetLookupsStructure": "GET LOOKUPS", "GetConstantsStructure": "GET CONSTANTS",
