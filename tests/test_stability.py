@@ -283,3 +283,17 @@ def test_sync_core_loop_restores_carousel_values(tmp_path):
     changed = sync_core_loop(core, paths.MODEL_FILE)
     assert real in changed
     assert build_ir(core).constants[name] == pytest.approx(vals[name][2])
+
+
+def test_along_baseline_jacobian_matches_closed_form(core):
+    """On the linear core loop the finite-difference Jacobian along the run has the closed-form
+    dominant eigenvalue at every time, and the verdicts are stated."""
+    from aicarousel.stability import analyse_along_baseline
+
+    b = analyse_along_baseline(paths.CORE_LOOP_FILE)
+    d = core.dominant
+    np.testing.assert_allclose(b.dominant.real, d.real, rtol=1e-5)
+    np.testing.assert_allclose(np.abs(b.dominant.imag), abs(d.imag), rtol=1e-5)
+    assert "equilibrium" in b.equilibrium
+    assert set(b.loop_gains) == {"R1", "R2", "B3"}
+    assert all(p == "R" for p in b.loop_polarity["R1"])
