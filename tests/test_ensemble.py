@@ -224,3 +224,19 @@ def test_shared_test_models(rel):
             assert v[k][0, i] == pytest.approx(val, rel=1e-5, abs=1e-5), (col, tt)
             checked += 1
     assert checked > 0
+
+
+def test_forked_processes_give_identical_results(cm):
+    """processes=2 splits the runs over two forked children; numbers must not change."""
+    mult = np.linspace(0.3, 2.0, 40)
+    outs = ["Cloud Debt", "Lab Cash", "Spot price"]
+    _, a = cm.run_arrays({"AI demand multiplier": mult}, outputs=outs, chunk_size=7)
+    _, b = cm.run_arrays({"AI demand multiplier": mult}, outputs=outs, chunk_size=7, processes=2)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_control_overrides_reported_like_pysd(cm):
+    t, v = cm.run_arrays(outputs=["SAVEPER", "TIME STEP"], saveper=1.0, time_step=1 / 32)
+    assert np.all(v["saveper"] == 1.0) and np.all(v["time_step"] == 1 / 32)
+    assert t.size == int(round(cm.ir.time.final - cm.ir.time.initial)) + 1

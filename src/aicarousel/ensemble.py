@@ -31,6 +31,7 @@ import difflib
 import hashlib
 import itertools
 import math
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -657,6 +658,7 @@ class CompiledModel:
                    outputs: Sequence[str] | None = None, final_time: float | None = None,
                    time_step: float | None = None, saveper: float | None = None,
                    chunk_size: int = DEFAULT_CHUNK, progress: bool = False,
+                   processes: int | None = None,
                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Run N simulations and return plain arrays.
 
@@ -676,6 +678,9 @@ class CompiledModel:
             Runs evaluated together.
         progress : bool
             Show a tqdm bar over chunks.
+        processes : int, optional
+            Split the runs over this many forked processes (POSIX only; results land in
+            shared memory, no pickling). Default 1. Results are identical to one process.
 
         Returns
         -------
@@ -693,33 +698,48 @@ class CompiledModel:
         outs = self._resolve_outputs(outputs)
         prog = self._program(frozenset(series), outs)
         n_saved = int(save.sum())
-        result = {o: np.empty((n, n_saved)) for o in outs}
         base = dict(self.defaults)
         base.update({k: v for k, v in consts.items() if np.ndim(v) == 0})
+        for ctrl, value in (("time_step", dt), ("final_time", final), ("saveper", sp)):
+            if ctrl in base:  # control variables as the run uses them (as PySD reports them)
+                base[ctrl] = value
         per_run = {k: v for k, v in consts.items() if np.ndim(v) == 1}
-        starts = range(0, n, max(1, int(chunk_size)))
-        it = starts
-        if progress:
-            from tqdm.auto import tqdm
-            it = tqdm(starts, desc="ensemble", unit="chunk")
-        with np.errstate(all="ignore"):
-            for s in it:
-                e = min(n, s + chunk_size)
-                m = e - s
-                P = dict(base)
-                for k, v in per_run.items():
-                    P[k] = v[s:e]
-                TS = {k: (v[:, s:e] if v.ndim == 2 else v) for k, v in series.items()}
-                O = [np.empty((n_saved, m)) for _ in outs]
+        procs = max(1, int(processes or 1)) if hasattr(os, "fork") else 1
+        size = max(1, int(chunk_size))
+        if procs > 1:
+            size = min(size, -(-n // procs))
+        chunks = [(s, min(n, s + size)) for s in range(0, n, size)]
+        procs = min(procs, len(chunks))
+
+        def do_chunk(s, e, dest):
+            m = e - s
+            P = dict(base)
+            for k, v in per_run.items():
+                P[k] = v[s:e]
+            TS = {k: (v[:, s:e] if v.ndim == 2 else v) for k, v in series.items()}
+            O = [np.empty((n_saved, m)) for _ in outs]
+            with np.errstate(all="ignore"):
                 prog.func(P, TS, times, save, m, dt, O)
-                for o, block in zip(outs, O):
-                    result[o][s:e] = block.T
+            for o, block in zip(outs, O):
+                dest[o][s:e] = block.T
+
+        if procs > 1:
+            result = _run_forked(chunks, procs, do_chunk, outs, n, n_saved)
+        else:
+            result = {o: np.empty((n, n_saved)) for o in outs}
+            it = chunks
+            if progress:
+                from tqdm.auto import tqdm
+                it = tqdm(chunks, desc="ensemble", unit="chunk")
+            for s, e in it:
+                do_chunk(s, e, result)
         return times[save], result
 
     def run(self, params: Mapping[str, Any] | None = None, *, n: int | None = None,
             outputs: Sequence[str] | None = None, final_time: float | None = None,
             time_step: float | None = None, saveper: float | None = None,
-            chunk_size: int = DEFAULT_CHUNK, progress: bool = False):
+            chunk_size: int = DEFAULT_CHUNK, progress: bool = False,
+            processes: int | None = None):
         """Run N simulations; return an :class:`xarray.Dataset` with dims (run, time).
 
         Parameters are those of :meth:`run_arrays`. Each data variable is named by its Vensim
@@ -735,7 +755,7 @@ class CompiledModel:
 
         t, vals = self.run_arrays(params, n=n, outputs=outputs, final_time=final_time,
                                   time_step=time_step, saveper=saveper, chunk_size=chunk_size,
-                                  progress=progress)
+                                  progress=progress, processes=processes)
         n_runs = next(iter(vals.values())).shape[0] if vals else (n or 1)
         data = {}
         for k, arr in vals.items():
@@ -746,6 +766,45 @@ class CompiledModel:
                        "py_name": k})
         return xr.Dataset(data, coords={"run": np.arange(n_runs), "time": t},
                           attrs={"model_hash": self.model_hash, "engine": "aicarousel.ensemble"})
+
+
+def _run_forked(chunks, procs, do_chunk, outs, n, n_saved):
+    """Run chunks in ``procs`` forked children writing into shared anonymous memory."""
+    import mmap
+
+    from .errors import SimulationError
+
+    count = n * n_saved
+    bufs = {o: mmap.mmap(-1, max(8, count * 8)) for o in outs}
+    views = {o: np.frombuffer(bufs[o], dtype=float, count=count).reshape(n, n_saved)
+             for o in outs}
+    children = []
+    for w in range(procs):
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: run its share, report failure through the pipe, never return
+            os.close(rfd)
+            code = 0
+            try:
+                for s, e in chunks[w::procs]:
+                    do_chunk(s, e, views)
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                os.write(wfd, f"{type(exc).__name__}: {exc}".encode()[:4000])
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(wfd)
+        children.append((pid, rfd))
+    errors = []
+    for pid, rfd in children:
+        with os.fdopen(rfd, "rb") as fh:
+            msg = fh.read().decode(errors="replace")
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            errors.append(msg or f"worker process ended with status {status}")
+    if errors:
+        raise SimulationError("ensemble run failed in a worker process: " + errors[0])
+    return views
 
 
 _CACHE: dict[str, CompiledModel] = {}
