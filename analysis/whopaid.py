@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                                   f"without the announced commitments, {name}")
             summary = A.who_paid_summary(ds, trace, acc, period=period)
             shares = summary.xs("share", axis=1, level="measure").drop("Total")
-            cols = ["commitment", "gain", "gain_per_dollar", "end_user_backing",
-                    "backed_gain_per_dollar"]
+            cols = ["commitment", "gain", "gain_per_dollar", "own_commitment",
+                    "gain_per_own_dollar", "end_user_backing", "backed_gain_per_dollar"]
             tqdm.write(f"{name}: shares of the loop flows by origin\n"
                        f"{shares.round(3).to_string()}\n"
                        f"market value per dollar of commitment (vs no commitments, $B)\n"

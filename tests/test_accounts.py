@@ -334,6 +334,9 @@ def test_market_value_counterfactual_against_itself_is_zero_and_adds_up(baseline
     assert np.allclose(mv["gain"], mv["mv"] - mv["mv_counterfactual"])
     assert mv.loc["All loop sectors", "gain"] == pytest.approx(
         mv.loc[list(acc.loop_sectors), "gain"].sum())
+    own = mv["own_commitment"]
+    assert own["Cloud"] + own["Chips"] == pytest.approx(own["All loop sectors"], rel=1e-12)
+    assert np.allclose(mv["gain_per_own_dollar"], mv["gain"] / own)
 
 
 def test_a_flow_that_changes_direction_is_refused_by_the_tracing():

@@ -1135,6 +1135,10 @@ def market_value_counterfactual(ds: xr.Dataset, ds_cf: xr.Dataset, trace: xr.Dat
         ``ds`` compared with ``ds_cf`` (includes contracts the announcement induced).
     gain ($B)
         ``<Sector> Market Value`` at ``at`` in ``ds`` minus in ``ds_cf``.
+    own commitment ($B)
+        the commitment the sector itself booked: Cloud the extra ``New Cloud contracts``
+        (its backlog), Chips the extra ``Vendor commitment signing``; Lab, the counterparty of
+        both, and the loop as a whole the total. ``gain_per_own_dollar`` divides by it.
     end-user backing (1)
         as in :func:`market_value_per_commitment` (from ``at`` minus the window to the end).
 
@@ -1157,10 +1161,13 @@ def market_value_counterfactual(ds: xr.Dataset, ds_cf: xr.Dataset, trace: xr.Dat
     dt = _time_step(ds)
     k = int(np.argmin(np.abs(t - at)))
 
-    def committed(d: xr.Dataset) -> float:
-        return float(dt * (_values(d, contract_flow)[:k] + _values(d, vendor_flow)[:k]).sum())
+    def committed(d: xr.Dataset, names: Sequence[str]) -> float:
+        return float(dt * sum(_values(d, n)[:k] for n in names).sum())
 
-    commit = committed(ds) - committed(ds_cf)
+    both = (contract_flow, vendor_flow)
+    commit = committed(ds, both) - committed(ds_cf, both)
+    own_flows = {"Cloud": (contract_flow,), "Chips": (vendor_flow,)}
+    own = {s: committed(ds, f) - committed(ds_cf, f) for s, f in own_flows.items()}
     backing = float(window["end_user_backing"].iloc[0])
     rows = []
     for s in list(window.index):
@@ -1173,9 +1180,12 @@ def market_value_counterfactual(ds: xr.Dataset, ds_cf: xr.Dataset, trace: xr.Dat
             mv = float(_values(ds, f"{s} Market Value")[k])
             cf = float(_values(ds_cf, f"{s} Market Value")[k])
         gain = mv - cf
+        mine = own.get(s, commit)
         rows.append({"sector": s, "at": t[k], "commitment": commit, "mv": mv,
                      "mv_counterfactual": cf, "gain": gain,
                      "gain_per_dollar": gain / commit if commit else np.nan,
+                     "own_commitment": mine,
+                     "gain_per_own_dollar": gain / mine if mine else np.nan,
                      "end_user_backing": backing, "backed_gain": gain * backing,
                      "backed_gain_per_dollar": gain * backing / commit if commit else np.nan})
     return pd.DataFrame(rows).set_index("sector")
