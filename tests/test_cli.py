@@ -33,7 +33,8 @@ def test_core_commands_registered():
 
 def test_run_writes_netcdf_and_summary(tmp_path, capsys):
     out = tmp_path / "r.nc"
-    assert main(["run", "--set", "AI demand multiplier=0.8", "--output", str(out)]) == 0
+    assert main(["run", "--set", "AI demand multiplier=0.8", "--final-time", "2026",
+                 "--output", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "Cloud Debt" in printed and "$B" in printed
     ds = xr.load_dataset(out)

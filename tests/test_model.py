@@ -67,28 +67,38 @@ def test_dataset_shape_and_attrs(baseline):
     assert json.loads(baseline.attrs["params_changed"]) == {}
 
 
+SHORT = 2027.0  # final time of API tests that need no long horizon (keeps the suite fast)
+
+
+@pytest.fixture(scope="module")
+def no_outside_capital():
+    return run(params={"Outside funding availability": 0.0, "Maximum debt to value": 0.0,
+                       "Vendor financing switch": 0.0})
+
+
 def test_fresh_model_each_run():
     """Overrides do not persist between runs (PySD keeps them on a model object)."""
-    a = run(params={"AI demand multiplier": 0.5}, return_columns=["Lab Revenue"])
-    b = run(return_columns=["Lab Revenue"])
-    c = run(return_columns=["Lab Revenue"])
+    a = run(params={"AI demand multiplier": 0.5}, return_columns=["Lab Revenue"], final_time=SHORT)
+    b = run(return_columns=["Lab Revenue"], final_time=SHORT)
+    c = run(return_columns=["Lab Revenue"], final_time=SHORT)
     assert not np.allclose(a["Lab Revenue"], b["Lab Revenue"], rtol=1e-6)
     xr.testing.assert_equal(b["Lab Revenue"], c["Lab Revenue"])
     assert json.loads(a.attrs["params_changed"]) == {"AI demand multiplier": 0.5}
 
 
-def test_time_series_override_matches_constant_where_equal():
-    """A time series equal to the default everywhere gives the baseline (rel 1e-12)."""
+def test_time_series_override_matches_constant_where_equal(baseline):
+    """A time series equal to the default everywhere gives the baseline (rel 1e-12); one that
+    drops later leaves the early years unchanged and lowers the end."""
     years = np.arange(2020.0, 2041.0)
+    b = baseline["Lab Revenue"].sel(time=slice(None, SHORT))
     s = pd.Series(np.ones_like(years), index=years)
-    a = run(params={"AI demand multiplier": s}, return_columns=["Lab Revenue"])
-    b = run(return_columns=["Lab Revenue"])
-    np.testing.assert_allclose(a["Lab Revenue"], b["Lab Revenue"], rtol=1e-12)
-    s2 = pd.Series(np.where(years < 2028, 1.0, 0.5), index=years)
-    c = run(params={"AI demand multiplier": s2}, return_columns=["Lab Revenue"])
-    early = c["time"] <= 2026
-    np.testing.assert_allclose(c["Lab Revenue"][early], b["Lab Revenue"][early], rtol=1e-12)
-    assert float(c["Lab Revenue"][-1]) < float(b["Lab Revenue"][-1])
+    a = run(params={"AI demand multiplier": s}, return_columns=["Lab Revenue"], final_time=SHORT)
+    np.testing.assert_allclose(a["Lab Revenue"], b, rtol=1e-12)
+    s2 = pd.Series(np.where(years < 2026, 1.0, 0.5), index=years)
+    c = run(params={"AI demand multiplier": s2}, return_columns=["Lab Revenue"], final_time=SHORT)
+    early = c["time"] <= 2025
+    np.testing.assert_allclose(c["Lab Revenue"][early], b[early], rtol=1e-12)
+    assert float(c["Lab Revenue"][-1]) < float(b[-1])
 
 
 def test_run_control_and_py_names():
@@ -101,7 +111,7 @@ def test_run_control_and_py_names():
 
 def test_netcdf_roundtrip(tmp_path, baseline):
     out = tmp_path / "sub" / "b.nc"
-    ds = run(return_columns=["Cloud Debt", "Lab Cash"], output=out)
+    ds = run(return_columns=["Cloud Debt", "Lab Cash"], final_time=SHORT, output=out)
     back = xr.load_dataset(out)
     xr.testing.assert_allclose(back, ds, rtol=0, atol=0)
     assert back["Cloud Debt"].attrs["units"] == ds["Cloud Debt"].attrs["units"]
@@ -240,7 +250,7 @@ def test_cash_stocks_change_by_their_tagged_flows(tags):
     sector and + in its destination, once.
     """
     flows, cash = tags
-    dt = float(run(return_columns=["TIME STEP"])["TIME STEP"][0])
+    dt = float(load().components.time_step())
     ds = run(saveper=dt, return_columns=list(flows) + list(cash.values()))
     for sector, stock in cash.items():
         net = np.zeros(ds.sizes["time"])
@@ -264,14 +274,14 @@ def test_every_flow_sums_to_zero_across_sectors(tags):
         assert sum(row) == 0 and sorted(row)[0] == -1 and sorted(row)[-1] == 1, f
 
 
-def test_non_negative_stocks_stay_non_negative(doc):
+def test_non_negative_stocks_stay_non_negative(doc, baseline, no_outside_capital):
     stocks = [n for n, r in doc.iterrows() if r["Type"] == "Stateful" and r["Subtype"] == "Integ"
               and r["Limits"][0] == 0]
     assert len(stocks) >= 10
-    for params in ({}, {"Outside funding availability": 0.0, "Maximum debt to value": 0.0,
-                        "Vendor financing switch": 0.0},
-                   {"AI demand multiplier": 0.3}, {"GPU economic life": 3.0}):
-        ds = run(params=params, return_columns=stocks)
+    stress = run(params={"AI demand multiplier": 0.3, "GPU economic life": 3.0,
+                         "Base cancellation rate": 0.3}, return_columns=stocks)
+    for params, ds in (("baseline", baseline), ("no outside capital", no_outside_capital),
+                       ("weak demand, short GPU life, cancellations", stress)):
         for s in stocks:
             v = ds[s].values
             scale = max(1.0, float(np.abs(v).max()))
@@ -285,10 +295,8 @@ def test_non_negative_stocks_stay_non_negative(doc):
     "vendor financing, Lab's end-user revenue (about $70B/yr by 2035) and Cloud's legacy cash "
     "flow keep funding the build-out: Cloud Installed Compute and Lab Compute at Cloud still "
     "rise in 2035 and construction starts are ~15% of their peak, not ~0"))
-def test_no_outside_capital_winds_down():
-    ds = run(params={"Outside funding availability": 0.0, "Maximum debt to value": 0.0,
-                     "Vendor financing switch": 0.0},
-             return_columns=["Cloud Installed Compute", "Lab Compute at Cloud", "Construction starts"])
+def test_no_outside_capital_winds_down(no_outside_capital):
+    ds = no_outside_capital
     for v in ("Cloud Installed Compute", "Lab Compute at Cloud"):
         x = ds[v].values
         assert x[-1] < x.max(), f"{v} should fall from its peak by the end"

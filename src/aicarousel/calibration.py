@@ -43,12 +43,14 @@ def read_targets(path: str | os.PathLike | None = None) -> pd.DataFrame:
 
 
 def calibration_run(model_file=None) -> xr.Dataset:
-    """Baseline run saved at every time step (so integrals are exact), target variables only."""
+    """Baseline run saved at every time step (so integrals are exact), target variables only,
+    up to the first whole year after the last target period (the anchors are 2024-2026)."""
     from .model import run, load
     targets = read_targets()
     m = load(model_file)
     dt = float(m.components.time_step())
-    return run(model_file=model_file, saveper=dt,
+    final = min(float(m.components.final_time()), float(np.ceil(targets["end"].max() + dt)))
+    return run(model_file=model_file, saveper=dt, final_time=final,
                return_columns=sorted(set(targets["variable"])))
 
 
