@@ -68,12 +68,16 @@ def test_sensitivity_sweep_store(tmp_path):
     assert X.shape == (5 * 4, 3) and np.isfinite(Y["final(Lab Cash)"]).all()
 
 
-def test_killed_sweep_resumes_to_identical_results(tmp_path, reference_store):
-    """Kill the sweep process mid-way (SIGKILL), resume, compare with the uninterrupted run."""
+@pytest.mark.parametrize("mode", ["in-process", "dask workers"])
+def test_killed_sweep_resumes_to_identical_results(tmp_path, reference_store, mode):
+    """Kill the sweep's processes mid-way (SIGKILL to the whole process group: the sweep and,
+    with --workers, its dask worker processes), resume, compare with the uninterrupted run."""
     out = tmp_path / "mc"
     env = dict(os.environ, **{TASK_DELAY_ENV: "0.4"})
     cmd = [sys.executable, "-m", "aicarousel.cli", "montecarlo", "--method", "lhs", "--n", "120",
            "--seed", "4", "--chunk-size", "20", "--out", str(out), "-q"]
+    if mode == "dask workers":
+        cmd += ["--workers", "2"]
     for p in PARAMS:
         cmd += ["--param", p]
     for o in MC_OUTPUTS:
@@ -81,7 +85,7 @@ def test_killed_sweep_resumes_to_identical_results(tmp_path, reference_store):
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     done_dir = out / "sweep.zarr" / "_done"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
         if done_dir.is_dir() and len(list(done_dir.iterdir())) >= 2:
             break
@@ -105,6 +109,16 @@ def test_killed_sweep_resumes_to_identical_results(tmp_path, reference_store):
     assert main(args) == 0
     _assert_same_store(out / "sweep.zarr", reference_store)
     assert (out / "bands.nc").is_file()
+
+
+def test_scenario_is_applied_to_every_run(tmp_path, reference_store):
+    d = make_definition("montecarlo", "lhs", 120, 4, load_problem(PARAMS), MC_OUTPUTS,
+                        chunk_size=20, scenario="funding_stop")
+    run_sweep(d, tmp_path / "s.zarr", progress=False)
+    _, X, data = open_results(tmp_path / "s.zarr")
+    _, Xr, ref = open_results(reference_store)
+    np.testing.assert_array_equal(X, Xr)  # same sample
+    assert not np.array_equal(data["Lab Cash"], ref["Lab Cash"])  # different world
 
 
 def test_local_cluster_gives_identical_results(tmp_path, reference_store):
