@@ -240,3 +240,13 @@ def test_control_overrides_reported_like_pysd(cm):
     t, v = cm.run_arrays(outputs=["SAVEPER", "TIME STEP"], saveper=1.0, time_step=1 / 32)
     assert np.all(v["saveper"] == 1.0) and np.all(v["time_step"] == 1 / 32)
     assert t.size == int(round(cm.ir.time.final - cm.ir.time.initial)) + 1
+
+
+def test_pruned_outputs_equal_full_run(cm):
+    """Asking for a few outputs skips variables nothing needs; the numbers do not change."""
+    mult = np.linspace(0.3, 2.0, 12)
+    _, full = cm.run_arrays({"AI demand multiplier": mult})
+    for name in ["Cloud Debt", "Spot price", "Lab payments to Cloud", "Investor Sentiment"]:
+        _, one = cm.run_arrays({"AI demand multiplier": mult}, outputs=[name])
+        k = cm.py_name(name)
+        np.testing.assert_array_equal(one[k], full[k])

@@ -523,8 +523,16 @@ class CompiledModel:
         stocks = [n for n, v in ir.variables.items() if v.kind == "stock"]
         aux_order = [n for n in ir.order if n not in ts_names and ir.variables[n].kind
                      not in ("stock", "lookup", "data", "constant")]
-        # constants never in ir.order: make sure every non-stock dynamic var is scheduled
-        dyn_aux = [n for n in aux_order if n in dyn]
+        # only what the stocks' flows and the requested outputs need is computed each step
+        needed: set[str] = set()
+        todo = [n for n in stocks] + list(outputs)
+        while todo:
+            n = todo.pop()
+            if n in needed or n not in ir.variables:
+                continue
+            needed.add(n)
+            todo.extend(_refs(ir.variables[n].expr))
+        dyn_aux = [n for n in aux_order if n in dyn and n in needed]
         L = ["def simulate(P, TS, times, save, n, dt, O):",
              "    half_dt = dt / 2",
              "    t = times[0]",
