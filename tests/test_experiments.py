@@ -188,3 +188,13 @@ def test_cli_experiment_check_and_errors(capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "did you mean 'funding_stop'" in err and "Traceback" not in err
+
+
+def test_outcomes_name_a_missing_variable():
+    import xarray as xr
+
+    from aicarousel.errors import AicarouselError
+
+    ds = xr.Dataset({"Cloud Debt": ("time", [1.0, 2.0])}, coords={"time": [0.0, 1.0]})
+    with pytest.raises(AicarouselError, match="'Cloud Installed Compute'"):
+        outcomes(ds)

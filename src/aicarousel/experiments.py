@@ -116,6 +116,11 @@ def outcomes(ds: xr.Dataset, dt: float | None = None) -> dict[str, float]:
         Keys are column names with units, e.g. ``"Peak installed compute (GW)"``;
         NaN where an outcome does not apply (e.g. Lab's cash never runs out).
     """
+    missing = [v for v in (INSTALLED_GW, CLOUD_DEBT, LAB_CASH, LAB_PLANNED_SPENDING) if v not in ds]
+    if missing:
+        raise AicarouselError(
+            f"the results lack {', '.join(repr(m) for m in missing)}, which the comparison table "
+            "reads: rename the constants at the top of aicarousel/experiments.py to match the model")
     t = np.asarray(ds["time"].values, dtype=float)
     dt = float(np.median(np.diff(t))) if dt is None else float(dt)
     tags = tagged(ds)
