@@ -45,7 +45,7 @@ def main(argv=None) -> int:
             text = "--" if not np.isfinite(v) else (f"{v:.2f}" if "(ratio)" in c else
                                                     f"{v:,.0f}" if abs(v) >= 100 else f"{v:.1f}")
             dark = np.isfinite(rel[i, j]) and abs(rel[i, j]) > 0.6 * CAP
-            ax.text(j, i, text, ha="center", va="center", fontsize=5.8, color="white" if dark else "black")
+            ax.text(j, i, text, ha="center", va="center", fontsize=6, color="white" if dark else "black")
     labels = scenario_labels(rows)
     ax.set_yticks(range(len(rows)), [labels[r] for r in rows])
     ax.set_xticks(range(len(cols)), ["\n".join(textwrap.wrap(c, 18)) for c in cols], rotation=90, fontsize=6)

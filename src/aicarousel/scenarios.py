@@ -549,7 +549,10 @@ def resolve(name: str, scenarios: Mapping[str, Scenario] | None = None,
 
     Parent values come first; a child's ``params`` entry replaces the parent's
     value and drops the parent's interventions on that constant; a child's
-    interventions apply after the parent's.
+    interventions apply after the parent's. Interventions on one constant apply
+    in order: each replaces the value from its own date on (a ``scale`` scales
+    the value in force just before that date); a ``table`` replaces the whole
+    series.
 
     Parameters
     ----------
