@@ -3,15 +3,19 @@
 Reads the model through the shared intermediate representation
 (:mod:`aicarousel.ir`) and writes ``results/model_structure.json``:
 
-- ``nodes``: every stock that is not internal to a SMOOTH/DELAY (Vensim name,
-  units, sector = the model's group, e.g. ``.Lab``);
+- ``nodes``: every stock that is not internal to a SMOOTH/DELAY and every key
+  variable of a named loop (Vensim name, units, sector = the model's group,
+  e.g. ``.Lab``);
 - ``edges``: stock A -> stock B when B's net flow depends on A through
   auxiliaries only (paths through other stocks do not count), with the path's
   intermediate variables and the polarity of d(dB/dt)/dA measured by central
   finite differences on the baseline trajectory (majority sign at a few
   dates; ``"?"`` if it is zero at all of them, e.g. a MIN branch never taken);
-- ``loops``: the feedback-loop codes (R1, B1, ...) named in the variables'
-  comments, with the stocks the commented variables feed.
+- ``loops``: the project's named loops (``models/named_loops.yaml``, matched to
+  cycles of the dependency graph by :mod:`aicarousel.loops`): the shortest cycle
+  through each loop's key variables with the expected polarity, contracted onto
+  the nodes (stocks and key variables). Without that file, loop codes (R1, B1,
+  ...) named in the variables' comments and the shortest cycle through them.
 
 Usage: ``python analysis/model_structure.py [--model MDL] [--output JSON]``.
 """
@@ -228,6 +232,80 @@ def loop_cycles(edges, loop_vars: dict[str, list[str]]) -> dict[str, list[str]]:
     return out
 
 
+def segment_signs(full: list[str], links: list[str], nodes: list[str]) -> list[str]:
+    """Polarity of each contracted link of a cycle: the product of its full links' signs.
+
+    Parameters
+    ----------
+    full : list of str
+        The cycle in full (py_names, causal order); ``links[i]`` is the sign of
+        ``full[i] -> full[i + 1]`` (cyclically).
+    links : list of str
+        ``"+"``, ``"-"`` or ``"?"`` (inactive) per full link.
+    nodes : list of str
+        The cycle's nodes, a subsequence of ``full``.
+
+    Returns
+    -------
+    list of str
+        Sign of ``nodes[j] -> nodes[j + 1]`` (cyclically); ``"?"`` if any link on it is inactive.
+    """
+    idx = [full.index(n) for n in nodes]
+    out = []
+    for j, i0 in enumerate(idx):
+        i1 = idx[(j + 1) % len(idx)]
+        span = range(i0, i1) if i1 > i0 else list(range(i0, len(full))) + list(range(0, i1))
+        seg = [links[k] for k in span]
+        out.append("?" if "?" in seg else ("+" if seg.count("-") % 2 == 0 else "-"))
+    return out
+
+
+def named_loop_cycles(ir) -> dict[str, dict]:
+    """The project's named loops (``models/named_loops.yaml``) matched by :mod:`aicarousel.loops`.
+
+    For each loop: its key variables (py_names), its name, the expected polarity, and the
+    shortest cycle through all key variables that has the expected polarity at the
+    baseline point (else the shortest active one), as py_names in causal order.
+
+    Parameters
+    ----------
+    ir : aicarousel.ir.ModelIR
+
+    Returns
+    -------
+    dict
+        ``code -> {name, expected, polarity, keys, cycle, full_cycle, links}`` (``links``: sign
+        of each link of the full cycle at the baseline point); empty when the
+        loop definitions or the loop module are not available.
+    """
+    try:
+        from aicarousel.loops import analyse_loops, load_named_loops
+    except ImportError:
+        return {}
+    try:
+        spec = load_named_loops()
+        rep = analyse_loops(ir)
+    except (OSError, ValueError, KeyError):
+        return {}
+    out = {}
+    for code, rec in (getattr(rep, "named", None) or {}).items():
+        if rec.get("missing"):
+            continue
+        keys_spec = spec.get(code, {}).get("key_variables", {})
+        keys = keys_spec.get(ir.path.stem, []) if isinstance(keys_spec, dict) else keys_spec
+        names = rec.get("shortest_expected") or rec.get("shortest") or []
+        by_name = ir.by_real_name()
+        cycle = [by_name[n] for n in names if n in by_name]
+        gains = next((lp.link_gains for lp in rep.loops if lp.variables == cycle), [])
+        links = ["?" if not g or not np.isfinite(g) else ("+" if g > 0 else "-") for g in gains]
+        out[code] = {"name": rec.get("name", code), "expected": rec.get("expected"),
+                     "polarity": rec.get("polarity") if not rec.get("shortest_expected")
+                     else rec.get("expected"),
+                     "keys": [ir.resolve(k) for k in keys], "cycle": cycle, "full_cycle": names,
+                     "links": links}
+    return out
+
+
 def build(model_file: Path | None = None) -> dict:
     """Assemble the structure record (see module docstring).
 
@@ -244,13 +322,24 @@ def build(model_file: Path | None = None) -> dict:
     model_file = Path(model_file) if model_file is not None else paths.MODEL_FILE
     ir = build_ir(model_file)
     grp = groups(model_file)
-    nodes = select_nodes(ir)
+    named = named_loop_cycles(ir)
+    if named:  # the project's loop definitions (models/named_loops.yaml via aicarousel.loops)
+        keys = {n for rec in named.values() for n in rec["keys"]}
+        nodes = [n for n, v in ir.variables.items()
+                 if (v.kind == "stock" and not v.internal) or n in keys]
+    else:  # fallback: loops named in the model's comments
+        nodes = select_nodes(ir)
+    node_set = set(nodes)
     edges_raw = node_edges(ir, nodes)
-    loop_vars: dict[str, list[str]] = {}
-    for n in nodes:
-        for code in sorted(set(_LOOP_RE.findall(ir.variables[n].comment or ""))):
-            loop_vars.setdefault(code, []).append(n)
-    cycles = loop_cycles(list(edges_raw), loop_vars)
+    if named:
+        cycles = {code: [n for n in rec["cycle"] if n in node_set] for code, rec in named.items()}
+        loop_vars = {code: rec["keys"] for code, rec in named.items()}
+    else:
+        loop_vars = {}
+        for n in nodes:
+            for code in sorted(set(_LOOP_RE.findall(ir.variables[n].comment or ""))):
+                loop_vars.setdefault(code, []).append(n)
+        cycles = loop_cycles(list(edges_raw), loop_vars)
     traj = simulate(ir)
     pol = _Polarity(ir, nodes, traj)
     signs = {e: pol.sign(*e) for e in sorted(edges_raw)}
@@ -265,11 +354,19 @@ def build(model_file: Path | None = None) -> dict:
     loops = []
     for code in sorted(loop_vars, key=lambda c: (c[0] != "R", c)):
         cyc = cycles.get(code, [])
-        ring = list(zip(cyc, cyc[1:] + cyc[:1])) if cyc else []
-        ps = [signs[e] for e in ring]
+        ring = [e for e in zip(cyc, cyc[1:] + cyc[:1]) if e[0] != e[1]] if len(cyc) > 1 else []
+        ps = [signs.get(e, "?") for e in ring]
+        if named and named.get(code, {}).get("links"):
+            ps = segment_signs(named[code]["cycle"], named[code]["links"], cyc)
         sign = "?" if (not ps or "?" in ps) else ("R" if ps.count("-") % 2 == 0 else "B")
-        loops.append({"code": code, "variables": [ir.variables[n].real_name for n in loop_vars[code]],
-                      "cycle": cyc, "polarity": sign, "matches_code": sign == code[0]})
+        rec = named.get(code, {}) if named else {}
+        loops.append({"code": code, "name": rec.get("name", ""),
+                      "expected": rec.get("expected", code[0]),
+                      "variables": [ir.variables[n].real_name for n in loop_vars[code]],
+                      "cycle": cyc, "full_cycle": rec.get("full_cycle", []),
+                      "ring_polarity": ps,
+                      "polarity": rec.get("polarity") or sign,
+                      "matches_code": (rec.get("polarity") or sign) == code[0]})
     order = list(dict.fromkeys(grp.values()))
     return {
         "model_file": paths.relative_to_root(model_file),

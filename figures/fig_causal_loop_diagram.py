@@ -2,10 +2,11 @@
 
 Reads ``results/model_structure.json`` (written by ``analysis/model_structure.py``
 from the shared IR): stocks are the nodes, placed in one column per model group
-(Lab, Cloud, Chips, Investors), together with the auxiliaries whose comments
-name a feedback loop. For each loop code (R1-R3, B1-B4) the analysis finds the
-shortest cycle through the variables that name it; the diagram draws the union
-of these cycles and labels each loop at its centre. An arrow A -> B means B (or
+(Lab, Cloud, Chips, Investors), together with the auxiliaries that
+are key variables of the project's named loops (``models/named_loops.yaml``).
+For each loop (R1-R3, B1-B4) the analysis takes the shortest cycle through its key
+variables with the expected polarity; the diagram draws the union of these
+cycles and labels each loop, with its name, near its centre. An arrow A -> B means B (or
 B's net flow) depends on A through unnamed auxiliaries; solid for a positive,
 dashed for a negative measured polarity, dotted where the link is inactive in
 the baseline (e.g. a MIN branch never taken).
@@ -31,7 +32,8 @@ ZIGZAG_ABOVE = 6
 ZIGZAG = 0.3
 #: Column order of the model groups.
 COLUMN_ORDER = ["Lab", "Investors", "Cloud", "Chips"]
-#: Loop names shown beside the codes (from the model's comments and the brief, section 4).
+#: Loop names shown beside the codes when the results carry none (models/named_loops.yaml
+#: names them; these follow the brief, section 4).
 LOOP_NAMES = {
     "R1": "vendor financing", "R2": "valuation", "R3": "compute-revenue",
     "B1": "debt service", "B2": "spot price", "B3": "Lab cash", "B4": "obsolescence",
@@ -94,7 +96,12 @@ def main(argv=None) -> int:
     ring_edges = []
     for loop in data["loops"]:
         cyc = loop["cycle"]
-        ring_edges += [(a, b) for a, b in zip(cyc, cyc[1:] + cyc[:1])]
+        ring = [(a, b) for a, b in zip(cyc, cyc[1:] + cyc[:1]) if a != b]
+        ring_edges += ring
+        # along a named loop, a link's sign is that of the loop's own path (other paths
+        # between the same two nodes may differ)
+        for e, sign in zip(ring, loop.get("ring_polarity") or []):
+            pol[e] = sign
     ring_edges = sorted(set(ring_edges))
     on_loop = {n for e in ring_edges for n in e}
     nodes = [n for n in data["nodes"] if n["id"] in on_loop]
@@ -157,7 +164,8 @@ def main(argv=None) -> int:
             continue
         cx, cy = pts.mean(axis=0)
         reinforcing = loop["code"].startswith("R")
-        label = ax.text(cx, cy, f"{loop['code']}\n{LOOP_NAMES.get(loop['code'], '')}".strip(), ha="center",
+        title = loop.get("name") or LOOP_NAMES.get(loop["code"], "")
+        label = ax.text(cx, cy, "\n".join([loop["code"]] + textwrap.wrap(title, 16)), ha="center",
                         va="center", fontsize=6.5, fontweight="bold", zorder=4,
                         color=plotting.OKABE_ITO["green"] if reinforcing else plotting.OKABE_ITO["purple"],
                         bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
