@@ -343,7 +343,7 @@ def _client(workers: int | None, scheduler: str | None, connect_timeout: float):
                              f"{connect_timeout:g} s ({type(exc).__name__}); check the address "
                              "or drop --scheduler to run in-process") from None
     cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+                           dashboard_address=":0")
     return Client(cluster), cluster
 
 
