@@ -193,3 +193,14 @@ def test_cli_wrong_store_on_resume(tmp_path, capsys):
     with xr.open_dataset(out / "indices.nc") as ds:
         assert set(ds["param"].values) == set(PARAMS[:2])
         assert ds["mu_star"].dims == ("output", "param")
+
+
+def test_existing_scheduler_gives_identical_results(tmp_path, reference_store):
+    """--scheduler: connect to a running cluster (here an in-process one) by address."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address=":0") as cluster:
+        store = tmp_path / "sched.zarr"
+        run_sweep(_mc_definition(), store, scheduler=cluster.scheduler_address, progress=False)
+    _assert_same_store(store, reference_store)
