@@ -684,7 +684,7 @@ def report_markdown(res: ClosedFormResult) -> str:
            f"Model hash (sha256): `{ir.sha256[:16]}`. Derived automatically from the model file "
            "by `aicarousel.stability` (sympy); nothing below was typed by hand.", "",
            "## In plain words", ""]
-    out += [f"- {s}" for s in plain_words(res)]
+    out += [f"- {s.strip()}" for s in plain_words(res)]
     out += ["", "## Equilibrium", ""]
     for s in res.system.states:
         out.append(f"- {rn[s.name]}: $${L(res.equilibrium[s])}$$ = "
