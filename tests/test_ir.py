@@ -246,3 +246,13 @@ def test_unsupported_function_names_variable(tmp_path):
         "SAVEPER = TIME STEP\n~ ~ |\n")
     with pytest.raises(UnsupportedFeatureError, match=r"'x'.*RANDOM UNIFORM"):
         build_ir(mdl)
+
+
+def test_delay_shorter_than_order_times_dt_is_refused(tmp_path):
+    """PySD would silently lower the order; the IR refuses rather than differ from PySD."""
+    mdl = tmp_path / "short.mdl"
+    mdl.write_text(
+        "{UTF-8}\nS = INTEG(1 - DELAY3(S, 0.2), 0)\n~ ~ |\nINITIAL TIME = 0\n~ ~ |\n"
+        "FINAL TIME = 1\n~ ~ |\nTIME STEP = 0.125\n~ ~ |\nSAVEPER = TIME STEP\n~ ~ |\n")
+    with pytest.raises(UnsupportedFeatureError, match="lowers the order"):
+        build_ir(mdl)

@@ -654,6 +654,14 @@ class _Builder:
         if kind == "delayn" and refs(T) - set(self.const_values):
             raise self.unsupported("DELAY N with a delay time that varies")
         init = self.expr(ast.initial)
+        try:  # PySD silently lowers the order when order * TIME STEP > delay time
+            t_val, dt_val = self.static_value(T), self._initial_value(Ref("time_step"))
+        except UnsupportedFeatureError:
+            t_val = dt_val = None
+        if t_val is not None and order * dt_val > t_val:
+            raise self.unsupported(f"a delay of order {order} with delay time {t_val} shorter "
+                                   f"than order * TIME STEP ({order * dt_val}), where PySD "
+                                   "lowers the order; shorten TIME STEP")
         obj = self.new_internal_name(f"_{kind}")
         names = [obj] if order == 1 else [f"{obj}_{k}" for k in range(1, order + 1)]
         for k, name in enumerate(names):
