@@ -32,6 +32,7 @@ import hashlib
 import itertools
 import math
 import os
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -846,10 +847,47 @@ def compile_model(model_file: str | Path | None = None) -> CompiledModel:
     with _CACHE_LOCK:
         cm = _CACHE.get(h)
     if cm is None:
-        cm = CompiledModel(build_ir(path))
+        cm = CompiledModel(_cached_ir(path, h, build_ir))
         with _CACHE_LOCK:
             _CACHE[h] = cm
     return cm
+
+
+def _cached_ir(path: Path, model_hash: str, build_ir):
+    """The IR of ``path``, pickled in the cache directory keyed by the model file's hash and
+    the IR code's hash (parsing takes about a second; loading the pickle a few ms, which
+    matters for every dask worker and CLI call)."""
+    import pickle
+
+    from . import ir as ir_module
+    from . import paths
+
+    try:
+        import pysd
+        pysd_version = pysd.__version__
+    except ImportError:  # pragma: no cover
+        pysd_version = "none"
+    code = hashlib.sha256(Path(ir_module.__file__).read_bytes()
+                          + pysd_version.encode()).hexdigest()[:16]
+    cache = paths.CACHE_DIR / "ensemble" / f"{model_hash[:16]}-{code}.ir.pkl"
+    if cache.is_file():
+        try:
+            with open(cache, "rb") as fh:
+                ir = pickle.load(fh)
+            if getattr(ir, "sha256", None) == model_hash:
+                return ir
+        except Exception:  # noqa: BLE001 - a broken cache entry is rebuilt
+            pass
+    ir = build_ir(path)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".tmp", suffix=".pkl")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(ir, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, cache)
+    except OSError:  # read-only cache: just do without
+        pass
+    return ir
 
 
 def run_ensemble(params: Mapping[str, Any] | None = None, *, n: int | None = None,
