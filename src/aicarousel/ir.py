@@ -400,6 +400,9 @@ class _Builder:
         elements = {self.ns.namespace[el.name]: el for el in self.section.elements}
         scratch = _Builder.__new__(_Builder)
         scratch.__dict__.update(self.__dict__)
+        import copy
+
+        scratch.ns = copy.deepcopy(self.ns)  # never let the scratch pass rename anything
         scratch.variables = {}
         scratch.internal_map = {}
         scratch._used = set(self._used)
