@@ -386,10 +386,7 @@ class CompiledModel:
             if var.kind == "lookup":
                 x, y = var.table
                 self._lookups[name] = (np.asarray(x, float), np.asarray(y, float))
-        for name, var in ir.variables.items():
-            if var.kind == "data":
-                self._data_vars = getattr(self, "_data_vars", set()) | {name}
-        self._data_vars = getattr(self, "_data_vars", set())
+        self._data_vars = {name for name, var in ir.variables.items() if var.kind == "data"}
 
     @property
     def model_hash(self) -> str:
