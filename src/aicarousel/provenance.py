@@ -90,6 +90,10 @@ def _jsonable(value: Any) -> Any:
         return value.tolist()
     if isinstance(value, (int, float, str, bool)) or value is None:
         return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
     return repr(value)
 
 
