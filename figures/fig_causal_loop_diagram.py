@@ -29,6 +29,9 @@ from aicarousel import plotting
 NEEDS = ["results/model_structure.json"]
 #: Columns with more nodes than this are drawn as a zig-zag of half-width ``ZIGZAG`` (column units).
 ZIGZAG_ABOVE = 6
+#: Loop-label placement: cost of moving a label one data unit from its loop's centre, in
+#: covered edge sample points (each edge is sampled at 40 points).
+LABEL_DISTANCE_COST = 8.0
 ZIGZAG = 0.3
 #: Column order of the model groups.
 COLUMN_ORDER = ["Lab", "Investors", "Cloud", "Chips"]
@@ -87,6 +90,43 @@ def layout(nodes, edges, columns):
     return pos
 
 
+def best_curvature(p0, p1, obstacles, first: float, frame=None) -> float:
+    """Curvature (matplotlib ``arc3`` rad) of the first arc from p0 to p1 that misses every box.
+
+    Parameters
+    ----------
+    p0, p1 : array-like
+        End points in display coordinates (pixels).
+    obstacles : list of matplotlib.transforms.Bbox
+        Boxes of the other nodes, in display coordinates.
+    first : float
+        Preferred curvature; alternatives of growing bend on either side are tried next.
+    frame : matplotlib.transforms.Bbox, optional
+        The arc must stay inside this box (the axes).
+
+    Returns
+    -------
+    float
+        The chosen rad (``first`` when no candidate is free).
+    """
+    for rad in (first, -first, 0.0, 0.2, -0.2, 0.35, -0.35, 0.5, -0.5):
+        pts = arc_points(p0, p1, rad, lo=0.08, hi=0.92)
+        if frame is not None and not all(frame.contains(x, y) for x, y in pts):
+            continue
+        if not any(bb.contains(x, y) for bb in obstacles for x, y in pts):
+            return rad
+    return first
+
+
+def arc_points(p0, p1, rad: float, n: int = 40, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
+    """Points on matplotlib's ``arc3`` connection (a quadratic Bezier) between p0 and p1 (pixels)."""
+    p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
+    d = p1 - p0
+    ctrl = (p0 + p1) / 2 + rad * np.array([d[1], -d[0]])  # as matplotlib's arc3
+    s = np.linspace(lo, hi, n)[:, None]
+    return (1 - s) ** 2 * p0 + 2 * (1 - s) * s * ctrl + s ** 2 * p1
+
+
 def main(argv=None) -> int:
     """Build the figure."""
     results, out = plotting.script_dirs(argv, __doc__.splitlines()[0])
@@ -112,7 +152,7 @@ def main(argv=None) -> int:
     fig, ax = plotting.figure("double", height=5.2)
     ax.set_axis_off()
     ax.grid(False)
-    xscale, yscale = 1.55, 4.6  # data units per column / per unit height
+    xscale, yscale = 1.8, 4.6  # data units per column / per unit height
     P = {n: (x * xscale, y * yscale) for n, (x, y) in pos.items()}
     node_xy = {n: p for n, p in P.items() if not n.startswith("__")}
     sector_color = {c: plotting.SECTOR_COLORS.get(c, plotting.OKABE_ITO["grey"]) for c in columns}
@@ -132,20 +172,26 @@ def main(argv=None) -> int:
     style = {"+": dict(color=plotting.OKABE_ITO["blue"], linestyle="-"),
              "-": dict(color=plotting.OKABE_ITO["vermillion"], linestyle=(0, (3, 2))),
              "?": dict(color=plotting.OKABE_ITO["grey"], linestyle=(0, (1, 1.5)))}
+    xs = [p[0] for p in node_xy.values()]
+    ax.set_xlim(min(xs) - 0.85, max(xs) + 0.85)
+    ax.set_ylim(-0.55, yscale + 0.9)
+    renderer = fig.canvas.get_renderer()
+    box_px = {n: t.get_window_extent(renderer).expanded(1.05, 1.15) for n, t in boxes.items()}
+    edge_pts = []
     for a, b in ring_edges:
         (xa, ya), (xb, yb) = P[a], P[b]
         same_col = abs(xa - xb) < 0.5 * xscale
-        rad = (0.25 if abs(ya - yb) > 1.2 else 0.12) if same_col else 0.1
+        first = (0.25 if abs(ya - yb) > 1.2 else 0.12) if same_col else 0.1
+        q0, q1 = ax.transData.transform((xa, ya)), ax.transData.transform((xb, yb))
+        rad = best_curvature(q0, q1, [bb for n, bb in box_px.items() if n not in (a, b)], first,
+                             frame=ax.get_window_extent(renderer))
+        edge_pts.append(ax.transData.inverted().transform(arc_points(q0, q1, rad)))
         arrow = FancyArrowPatch(
             (xa, ya), (xb, yb), connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>,head_length=3,head_width=1.6",
             patchA=boxes[a].get_bbox_patch(), patchB=boxes[b].get_bbox_patch(), shrinkA=1, shrinkB=1,
             lw=0.7, zorder=2, **style[pol.get((a, b), "?")])
         ax.add_patch(arrow)
     # loop labels: as near the centre of each loop's cycle as possible without covering a box
-    xs = [p[0] for p in node_xy.values()]
-    ax.set_xlim(min(xs) - 0.85, max(xs) + 0.85)
-    ax.set_ylim(-0.55, yscale + 0.9)
-    renderer = fig.canvas.get_renderer()
     to_data = ax.transData.inverted()
 
     def extent(artist, pad=0.04):
@@ -156,7 +202,7 @@ def main(argv=None) -> int:
         return not (r[2] < q[0] or q[2] < r[0] or r[3] < q[1] or q[3] < r[1])
 
     taken = [extent(t) for t in boxes.values()]
-    candidates = sorted(((dx * 0.12, dy * 0.12) for dx in range(-14, 15) for dy in range(-14, 15)),
+    candidates = sorted(((dx * 0.12, dy * 0.12) for dx in range(-16, 17) for dy in range(-16, 17)),
                         key=lambda d: (d[0] ** 2 + (1.6 * d[1]) ** 2, d))
     for loop in data["loops"]:
         pts = np.array([node_xy[s] for s in loop["cycle"] if s in node_xy])
@@ -169,12 +215,24 @@ def main(argv=None) -> int:
                         va="center", fontsize=6.5, fontweight="bold", zorder=4,
                         color=plotting.OKABE_ITO["green"] if reinforcing else plotting.OKABE_ITO["purple"],
                         bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
-        for dx, dy in candidates:
+        best = None
+        for dx, dy in candidates:  # free of boxes and labels; few edge points covered, near
+            dist = float(np.hypot(dx, dy))
+            if best is not None and LABEL_DISTANCE_COST * dist >= best[0]:
+                break
             label.set_position((cx + dx, cy + dy))
             r = extent(label)
-            inside = r[1] > -0.3 and r[3] < yscale + 0.4
-            if inside and not any(overlaps(r, q) for q in taken):
-                break
+            inside = r[0] > ax.get_xlim()[0] and r[2] < ax.get_xlim()[1] and r[1] > -0.3 \
+                and r[3] < yscale + 0.4
+            if not inside or any(overlaps(r, q) for q in taken):
+                continue
+            hits = sum(int(((pts[:, 0] > r[0]) & (pts[:, 0] < r[2]) & (pts[:, 1] > r[1])
+                            & (pts[:, 1] < r[3])).sum()) for pts in edge_pts)
+            score = hits + LABEL_DISTANCE_COST * dist
+            if best is None or score < best[0]:
+                best = (score, cx + dx, cy + dy)
+        if best is not None:
+            label.set_position(best[1:])
         taken.append(extent(label))
     for k, lab in (("+", "positive link (+)"), ("-", "negative link (−)"),
                    ("?", "inactive in the baseline")):
