@@ -7,6 +7,7 @@ outputs of the SDXorg test models (as PySD's own test suite uses).
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -250,3 +251,21 @@ def test_pruned_outputs_equal_full_run(cm):
         _, one = cm.run_arrays({"AI demand multiplier": mult}, outputs=[name])
         k = cm.py_name(name)
         np.testing.assert_array_equal(one[k], full[k])
+
+
+@pytest.mark.parametrize("use_c", [True, False])
+def test_pow_is_the_c_library_pow(monkeypatch, use_c):
+    """Vensim ^ gives exactly math.pow's numbers (PySD's), via the C loop or the Python loop."""
+    from aicarousel import ensemble as E
+
+    if not use_c:
+        monkeypatch.setattr(E, "_VPOW", False)
+    rng = np.random.default_rng(3)
+    a = rng.uniform(1e-3, 50.0, 20_000)
+    b = rng.uniform(-3.0, 3.0, 20_000)
+    ref = np.array([math.pow(x, y) for x, y in zip(a, b)])
+    np.testing.assert_array_equal(E._pow(a, b), ref)
+    np.testing.assert_array_equal(E._pow(a, -0.8), [math.pow(x, -0.8) for x in a])
+    np.testing.assert_array_equal(E._pow(2.0, b[:5]), [math.pow(2.0, y) for y in b[:5]])
+    edge = E._pow(np.array([-2.0, 0.0, 4.0]), np.array([0.5, -1.0, 0.5]))
+    assert np.isnan(edge[0]) and edge[1] == np.inf and edge[2] == 2.0
