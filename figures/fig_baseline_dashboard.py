@@ -17,6 +17,7 @@ NEEDS = ["results/experiments.nc"]
 SCENARIO = "baseline"
 C = plotting.SECTOR_COLORS
 #: Panels: (quantity shown on the y axis, {Vensim name: legend label}, colours, log scale).
+#: Legends go where matplotlib finds room, except where named in LEGEND_LOC.
 PANELS = [
     ("Compute", {"Cloud Installed Compute": "Cloud installed", "Compute Under Construction": "Cloud under construction",
                  "Lab Compute Online": "Lab online (all providers)"},
@@ -37,6 +38,10 @@ PANELS = [
 ]
 
 
+#: Legend positions that "best" gets wrong (it may cover a line where the data are dense).
+LEGEND_LOC = {"Claims": "upper left"}
+
+
 def main(argv=None) -> int:
     """Build the figure."""
     results, out = plotting.script_dirs(argv, __doc__.splitlines()[0])
@@ -47,7 +52,7 @@ def main(argv=None) -> int:
     for ax, (quantity, variables, colors, logy) in zip(axes.flat, PANELS):
         present = {k: v for k, v in variables.items() if k in ds}
         plotting.panel(ax, ds, present, quantity, colors=colors[: len(present)], logy=logy, legend=False)
-        plotting.legend(ax)
+        plotting.legend(ax, loc=LEGEND_LOC.get(quantity, "best"))
         ax.set_xlim(float(ds.time[0]), float(ds.time[-1]))
         plotting.year_axis(ax)
     for ax in axes[-1]:
