@@ -789,8 +789,9 @@ class CompiledModel:
         per_run = {k: v for k, v in consts.items() if np.ndim(v) == 1}
         procs = max(1, int(processes or 1)) if hasattr(os, "fork") else 1
         size = max(1, int(chunk_size))
-        if procs > 1:
-            size = min(size, -(-n // procs))
+        if procs > 1:  # equal shares: each process gets the same number of similar chunks
+            per_proc = max(1, round(n / (procs * size)))
+            size = max(1, -(-n // (procs * per_proc)))
         chunks = [(s, min(n, s + size)) for s in range(0, n, size)]
         procs = min(procs, len(chunks))
 
