@@ -132,7 +132,7 @@ def bench_ours(cm, n, repeat, outs, processes=1, names=None):
     return n / best, (n / best_cpu if processes == 1 else float("nan"))
 
 
-def child_sweep(n, store, workers):
+def child_sweep(n, store, workers, processes=1):
     """Run the streamed sweep and print JSON with time and peak memory (child process)."""
     from aicarousel.ensemble import compile_model
     from aicarousel.sensitivity import load_problem
@@ -142,7 +142,7 @@ def child_sweep(n, store, workers):
     outs = _outputs(cm)
     d = make_definition("montecarlo", "lhs", n, 1, load_problem(), outs, chunk_size=5000)
     t0 = time.perf_counter()
-    run_sweep(d, store, workers=workers, progress=False)
+    run_sweep(d, store, workers=workers, progress=False, processes=processes)
     el = time.perf_counter() - t0
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     peak_children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -152,11 +152,12 @@ def child_sweep(n, store, workers):
                       "outputs": len(outs)}))
 
 
-def run_child(n, workers=None):
+def run_child(n, workers=None, processes=1):
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, __file__, "--child", str(n), str(Path(tmp) / "s.zarr")]
         if workers:
             cmd += ["--child-workers", str(workers)]
+        cmd += ["--child-processes", str(processes)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if out.returncode != 0:
             raise RuntimeError(out.stderr[-2000:])
@@ -171,9 +172,10 @@ def main(argv=None):
                     help="also run the large sweep on a LocalCluster with this many workers")
     ap.add_argument("--child", nargs=2, metavar=("N", "STORE"), help=argparse.SUPPRESS)
     ap.add_argument("--child-workers", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--child-processes", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        child_sweep(int(args.child[0]), args.child[1], args.child_workers)
+        child_sweep(int(args.child[0]), args.child[1], args.child_workers, args.child_processes)
         return 0
 
     from aicarousel.ensemble import compile_model
@@ -224,6 +226,10 @@ def main(argv=None):
     rows.append((f"ours N={big:,} streamed", big, big / res["seconds"],
                  f"Zarr, chunks of 5,000; peak RSS {res['peak_mb']:.0f} MB; "
                  f"store {res['store_mb']:.0f} MB"))
+    res2 = run_child(big, processes=2)
+    rows.append((f"ours N={big:,} streamed (2p)", big, big / res2["seconds"],
+                 f"same, each chunk split over 2 forked processes; peak RSS "
+                 f"{res2['peak_mb']:.0f} MB (+ {res2['peak_worker_mb']:.0f} MB child)"))
     if args.workers:
         resw = run_child(big, args.workers)
         rows.append((f"ours N={big:,} dask x{args.workers}", big, big / resw["seconds"],

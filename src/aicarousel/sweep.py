@@ -280,7 +280,7 @@ def _prepare(store: Path, d: SweepDefinition, resume: bool) -> None:
 # ----------------------------------------------------------------------------------------------
 # tasks
 # ----------------------------------------------------------------------------------------------
-def run_chunk(store: str, definition: dict, i: int) -> int:
+def run_chunk(store: str, definition: dict, i: int, processes: int = 1) -> int:
     """Evaluate chunk ``i`` of a sweep and write it to the store (runs in any process).
 
     Parameters
@@ -291,6 +291,8 @@ def run_chunk(store: str, definition: dict, i: int) -> int:
         :meth:`SweepDefinition.to_dict`.
     i : int
         Chunk index.
+    processes : int
+        Forked processes evaluating the chunk (in-process sweeps on a multi-core machine).
 
     Returns
     -------
@@ -315,13 +317,14 @@ def run_chunk(store: str, definition: dict, i: int) -> int:
     if d.kind == "sensitivity":
         specs = [parse_output(lab) for lab in d.outputs]
         variables = list(dict.fromkeys(sp.variable for sp in specs))
-        t, vals = cm.run_arrays(params, n=e - s, outputs=variables, chunk_size=d.chunk_size)
+        t, vals = cm.run_arrays(params, n=e - s, outputs=variables, chunk_size=d.chunk_size,
+                                processes=processes)
         by_real = {cm.real_name(k): v for k, v in vals.items()}
         for k, sp in enumerate(specs):
             g[f"y_{k}"][s:e] = OutputSpec.reduce(sp, t, by_real[sp.variable])
     else:
         t, vals = cm.run_arrays(params, n=e - s, outputs=list(d.outputs),
-                                chunk_size=d.chunk_size)
+                                chunk_size=d.chunk_size, processes=processes)
         by_real = {cm.real_name(k): v for k, v in vals.items()}
         for k, name in enumerate(d.outputs):
             g[f"v_{k}"][s:e] = by_real[name]
@@ -349,7 +352,8 @@ def _client(workers: int | None, scheduler: str | None, connect_timeout: float):
 
 def run_sweep(definition: SweepDefinition, store: str | os.PathLike, *, resume: bool = False,
               workers: int | None = None, scheduler: str | None = None,
-              connect_timeout: float = 3.0, progress: bool = True) -> Path:
+              connect_timeout: float = 3.0, progress: bool = True,
+              processes: int = 1) -> Path:
     """Run (or continue) a sweep into a Zarr store.
 
     Parameters
@@ -367,6 +371,8 @@ def run_sweep(definition: SweepDefinition, store: str | os.PathLike, *, resume: 
         Seconds to wait for the scheduler.
     progress : bool
         tqdm bar with ETA over chunks.
+    processes : int
+        In-process sweeps only: fork this many processes per chunk (same numbers).
 
     Returns
     -------
@@ -398,7 +404,7 @@ def run_sweep(definition: SweepDefinition, store: str | os.PathLike, *, resume: 
         with bar:
             if client is None and workers is None:
                 for i in todo:
-                    run_chunk(str(store), dd, i)
+                    run_chunk(str(store), dd, i, processes)
                     bar.update(1)
             elif todo:
                 if client is None:
