@@ -37,6 +37,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="run on a dask LocalCluster with N workers")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run on an existing dask cluster (tcp://host:port)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="in-process sweeps: fork N processes per chunk (default 1)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--chunk-size", type=int, default=None, help="runs per task (default 2048)")
@@ -133,14 +135,17 @@ def _write_atomic(ds, path: Path) -> None:
 
 
 def _sensitivity(args) -> int:
+    from ..errors import ParameterValueError
     from ..sensitivity import analyze
     from ..sweep import open_results, run_sweep
 
     d = _definition(args, "sensitivity")
     out = _out_dir(args, f"sensitivity/{args.method}")
     store = _prepare_out(out, args)
+    if args.processes < 1:
+        raise ParameterValueError(f"--processes must be >= 1, got {args.processes}")
     run_sweep(d, store, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
-              progress=not args.quiet)
+              progress=not args.quiet, processes=args.processes)
     d, X, Y = open_results(store)
     res = analyze(d.problem, X, Y, d.method, seed=d.seed)
     res.attrs.update(definition_hash=d.hash, model_hash=d.model_hash, n=d.n,
@@ -176,8 +181,10 @@ def _montecarlo(args) -> int:
     d = _definition(args, "montecarlo")
     out = _out_dir(args, "montecarlo")
     store = _prepare_out(out, args)
+    if args.processes < 1:
+        raise ParameterValueError(f"--processes must be >= 1, got {args.processes}")
     run_sweep(d, store, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
-              progress=not args.quiet)
+              progress=not args.quiet, processes=args.processes)
     d, X, data = open_results(store)
     t = data.pop("time")
     ds = xr.Dataset({k: (("run", "time"), v) for k, v in data.items()},
