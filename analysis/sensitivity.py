@@ -2,11 +2,11 @@
 
 Steps (all seeded, modest N so ``make run`` stays fast; the ensemble engine does the runs):
 
-1. Morris screening of every parameter with a range in ``data/parameters.csv`` on the outputs
-   in :data:`OUTPUTS` -> ``results/sensitivity/morris.nc``.
+1. Morris screening of every uncertain parameter (role ``uncertain``, with a range) in
+   ``data/parameters.csv`` on the outputs in :data:`OUTPUTS` -> ``results/sensitivity/morris.nc``.
 2. Sobol S1/ST (with confidence intervals) of the :data:`N_SOBOL_PARAMS` parameters with the
    largest normalised Morris mu* -> ``results/sensitivity/sobol.nc``.
-3. Latin hypercube Monte Carlo over every ranged parameter, percentile bands over time of
+3. Latin hypercube Monte Carlo over every uncertain parameter, percentile bands over time of
    :data:`BAND_VARIABLES` -> ``results/sensitivity/montecarlo.nc``.
 
 Every file is written to a temp file and renamed, with provenance attrs (git commit, model hash,

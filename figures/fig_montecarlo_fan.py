@@ -50,6 +50,7 @@ def main() -> int:
         ax.set_title(name, fontsize=7)
         ax.set_ylabel(plotting.axis_label(q, name=" ", unit=q.attrs.get("units")), fontsize=7)
         ax.set_xlim(t[0], t[-1])
+        plotting.year_axis(ax, step=3)
     for ax in axes[len(names):]:
         ax.set_visible(False)
     for ax in axes[-ncols:]:

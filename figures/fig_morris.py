@@ -43,10 +43,6 @@ def main() -> int:
         hi = max(float(np.nanmax(mu)) if ok.any() else 1.0,
                  float(np.nanmax(sd)) if ok.any() else 1.0)
         ax.plot([0, hi], [0, hi], ls="--", lw=0.6, color=plotting.OKABE_ITO["grey"])
-        names = ds["param"].values
-        for i in np.argsort(np.where(ok, mu, -np.inf))[::-1][:N_LABELS]:
-            ax.annotate(str(names[i]), (mu[i], sd[i]), fontsize=5, xytext=(2, 2),
-                        textcoords="offset points")
         ax.set_title(out, fontsize=7)
         unit = str(ds["unit"].sel(output=out).values) if "unit" in ds.coords else ""
         unit = plotting.format_unit(unit) or "output unit"
@@ -57,6 +53,14 @@ def main() -> int:
     for ax in axes[len(outputs):]:
         ax.set_visible(False)
     fig.set_layout_engine("tight")
+    fig.canvas.draw()  # final layout first: labels are placed in display coordinates
+    names = ds["param"].values
+    for ax, out in zip(axes, outputs):
+        mu = ds["mu_star"].sel(output=out).values
+        sd = ds["sigma"].sel(output=out).values
+        top = np.argsort(np.where(np.isfinite(mu), mu, -np.inf))[::-1][:N_LABELS]
+        plotting.label_points(ax, mu[top], sd[top], names[top], fontsize=5)
+    fig.set_layout_engine("none")  # keep the layout the labels were placed in
     prov = plotting.provenance(ds, seed=int(ds.attrs.get("seed", 0)), source=",".join(NEEDS),
                                n_runs=str(ds.attrs.get("n_runs")))
     plotting.savefig(fig, "sensitivity_morris", prov)

@@ -56,6 +56,17 @@ def test_ranges_inside_model_limits(table, consts):
     assert not (j["high"] > j["max"]).any(), list(j.index[j["high"] > j["max"]])
 
 
+def test_roles_are_known(table):
+    from aicarousel.params import ROLES
+
+    bad = table.index[~table["role"].isin(ROLES)]
+    assert list(bad) == [], f"role must be one of {ROLES}"
+    # switches and shocks are levers, not uncertainties a Monte Carlo would sample
+    for name in ("Outside funding availability", "Outside credit availability",
+                 "Vendor financing switch", "Vendor financing cap", "Credit spread shock"):
+        assert table.at[name, "role"] == "lever", name
+
+
 def test_sources_and_dates_filled(table):
     for col in ("source", "range_basis", "date"):
         empty = table.index[table[col].str.strip().isin(["", "TODO"])]

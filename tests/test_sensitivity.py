@@ -31,7 +31,12 @@ def test_problem_from_table_uses_table_ranges(cm):
 
     table = pd.read_csv(paths.PARAMETERS_CSV)
     full = load_problem(model=cm)
-    assert len(full.names) == int(((table["low"] < table["high"])).sum())
+    uncertain = (table["low"] < table["high"]) & (table["role"] == "uncertain")
+    assert len(full.names) == int(uncertain.sum())
+    # levers (switches, shocks) are not uncertainties: only varied when named
+    assert "Outside funding availability" not in full.names
+    lever = load_problem(["Outside funding availability"], model=cm)
+    assert lever.bounds == ((0.0, 1.0),)
     row = table[table["name"] == "Construction time"].iloc[0]
     i = full.names.index("Construction time")
     assert full.bounds[i] == (row["low"], row["high"])

@@ -28,7 +28,14 @@ from . import paths
 from .errors import AicarouselError, ParameterValueError, UnknownParameterError
 
 #: Columns of data/parameters.csv, in order.
-TABLE_COLUMNS = ["name", "value", "unit", "low", "high", "source", "date", "range_basis"]
+TABLE_COLUMNS = ["name", "value", "unit", "low", "high", "role", "source", "date", "range_basis"]
+
+#: What a parameter is for, in the ``role`` column:
+#: ``uncertain``: a quantity we do not know exactly; sensitivity and Monte Carlo vary it over
+#: [low, high]. ``lever``: a policy or scenario switch (funding on/off, a cap, a shock); its
+#: range is what scenarios may set, not an uncertainty, so it is held at its value unless a
+#: study names it. ``fixed``: a historical date, a structural switch or a numerical guard.
+ROLES = ("uncertain", "lever", "fixed")
 
 #: Run-control names: not parameters of the table, set via run arguments.
 CONTROL_NAMES = {"INITIAL TIME": "initial_time", "FINAL TIME": "final_time",
@@ -325,7 +332,8 @@ def read_table(path: str | os.PathLike | None = None) -> pd.DataFrame:
     p = Path(path) if path is not None else paths.PARAMETERS_CSV
     if not p.exists():
         raise AicarouselError(f"parameter table not found: {p}")
-    df = pd.read_csv(p, dtype={"source": str, "date": str, "range_basis": str, "unit": str},
+    df = pd.read_csv(p, dtype={"source": str, "date": str, "range_basis": str, "unit": str,
+                               "role": str},
                      keep_default_na=False, na_values={"value": [""], "low": [""], "high": [""]})
     missing = [c for c in TABLE_COLUMNS if c not in df.columns]
     if missing:
@@ -368,7 +376,8 @@ def sync_values(path: str | os.PathLike | None = None, model_file=None) -> list[
     for name, row in consts.iterrows():
         if name not in table.index:
             table.loc[name, :] = {"value": row["value"], "unit": row["unit"], "low": np.nan,
-                                  "high": np.nan, "source": "TODO", "date": "", "range_basis": "TODO"}
+                                  "high": np.nan, "role": "uncertain", "source": "TODO",
+                                  "date": "", "range_basis": "TODO"}
             changes.append(f"added {name!r} = {row['value']:g} (fill in low, high, source)")
             continue
         old = table.at[name, "value"]

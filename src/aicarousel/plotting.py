@@ -513,6 +513,58 @@ def panel_letters(axes, x: float = -0.02, y: float = 1.02) -> None:
                 fontsize=8, fontweight="bold")
 
 
+def label_points(ax, x, y, labels, fontsize: float = 5.0) -> list:
+    """Label scatter points without labels overlapping each other or leaving the axes.
+
+    Labels are placed in the order given (most important first): beside the point, and if that
+    box collides with a label already placed, nudged up or down in steps of one text line; near
+    the right edge a label goes to the left of its point. Call after the layout is final (the
+    placement uses display coordinates).
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    x, y : sequence of float
+        Point coordinates, in data units.
+    labels : sequence of str
+    fontsize : float
+        Points.
+
+    Returns
+    -------
+    list of matplotlib.text.Annotation
+    """
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    axes_box = ax.get_window_extent(renderer)
+    placed, texts = [], []
+    step = fontsize * 1.25
+    for xi, yi, lab in zip(x, y, labels):
+        best = None
+        for k in (0, 1, -1, 2, -2, 3, -3, 4, -4):
+            for side in ("right", "left"):
+                dx = 2 if side == "right" else -2
+                t = ax.annotate(str(lab), (xi, yi), xytext=(dx, 2 + k * step),
+                                textcoords="offset points", fontsize=fontsize,
+                                ha="left" if side == "right" else "right", va="bottom")
+                bb = t.get_window_extent(renderer)
+                inside = bb.x1 <= axes_box.x1 + 1 and bb.x0 >= axes_box.x0 - 1
+                clash = any(bb.overlaps(p) for p in placed)
+                if inside and not clash:
+                    best = (t, bb)
+                    break
+                t.remove()
+            if best:
+                break
+        if best is None:  # crowded: keep the plain placement rather than drop the label
+            t = ax.annotate(str(lab), (xi, yi), xytext=(2, 2), textcoords="offset points",
+                            fontsize=fontsize)
+            best = (t, t.get_window_extent(renderer))
+        texts.append(best[0])
+        placed.append(best[1])
+    return texts
+
+
 def year_axis(ax, step: int = 2) -> None:
     """Whole-year ticks every ``step`` years on the x axis (no ``2027.5``).
 

@@ -114,6 +114,9 @@ def _read_table(csv: str | Path | None = None):
         "unit": df[cols["unit"]].fillna("").astype(str) if "unit" in cols else "",
         "low": pd.to_numeric(df[cols["low"]], errors="coerce"),
         "high": pd.to_numeric(df[cols["high"]], errors="coerce"),
+        # tables without a role column: every ranged parameter counts as uncertain
+        "role": (df[cols["role"]].fillna("uncertain").astype(str).str.strip()
+                 if "role" in cols else "uncertain"),
     })
     return out
 
@@ -126,7 +129,9 @@ def load_problem(parameters: Sequence[str] | None = None,
     Parameters
     ----------
     parameters : sequence of str, optional
-        Vensim names to vary; default every row of the table with both low and high.
+        Vensim names to vary; default every row of the table with role ``uncertain`` and both
+        low and high. Levers (switches, caps, shocks) and fixed rows are varied only when named
+        here: their ranges are what scenarios may set, not uncertainties.
     ranges : mapping of str to (low, high), optional
         Ranges overriding (or adding to) the table.
     csv : str or Path, optional
@@ -158,7 +163,7 @@ def load_problem(parameters: Sequence[str] | None = None,
             rows[r.name.lower()] = r
     if parameters is None:
         names = [r.name for r in table.itertuples(index=False)
-                 if np.isfinite(r.low) and np.isfinite(r.high)]
+                 if np.isfinite(r.low) and np.isfinite(r.high) and r.role == "uncertain"]
         names += [n for n in ranges if n.lower() not in {x.lower() for x in names}]
     else:
         names = list(parameters)
