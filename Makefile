@@ -1,6 +1,7 @@
 # aicarousel: two commands on a fresh machine with Python 3.11 and make.
 #   make run    builds the pinned virtual environment if missing, runs the baseline
-#               (results/baseline.nc) and builds the figures (figures/out/)
+#               (results/baseline.nc), the calibration table (results/calibration.csv)
+#               and builds the figures (figures/out/)
 #   make test   same environment, runs the whole test suite
 # The environment is rebuilt when requirements.lock or pyproject.toml change.
 
@@ -31,6 +32,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 baseline: $(STAMP)
 	$(BIN)/aicarousel run --output results/baseline.nc
+	$(BIN)/python analysis/calibration.py
 
 run: baseline
 	$(MAKE) figures
