@@ -11,23 +11,11 @@ Usage::
 from __future__ import annotations
 
 import json
-import os
 import sys
-import uuid
 
 from aicarousel import paths
+from aicarousel.atomic import write_text
 from aicarousel.calibration import calibration_run, compare, to_latex
-
-
-def _atomic_write(path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def main() -> int:
@@ -36,8 +24,8 @@ def main() -> int:
     table = compare(ds)
     prov = {k: ds.attrs[k] for k in ("model_hash", "git_commit", "created")}
     header = f"# made by analysis/calibration.py; provenance: {json.dumps(prov)}\n"
-    _atomic_write(paths.RESULTS_DIR / "calibration.csv", header + table.to_csv(float_format="%.6g"))
-    _atomic_write(paths.RESULTS_DIR / "calibration.tex", "% " + header[2:] + to_latex(table))
+    write_text(paths.RESULTS_DIR / "calibration.csv", header + table.to_csv(float_format="%.6g"))
+    write_text(paths.RESULTS_DIR / "calibration.tex", "% " + header[2:] + to_latex(table))
     with_cols = table[["what", "period", "data", "model", "unit", "error", "tolerance", "pass"]]
     print(with_cols.to_string(float_format=lambda v: f"{v:.3g}"))
     print(f"{int(table['pass'].sum())}/{len(table)} points within tolerance; wrote "

@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-import numpy as np
 
 from aicarousel import paths
+from aicarousel.atomic import write_netcdf
 from aicarousel.errors import AicarouselError
 
 #: Scalar outputs analysed (see aicarousel.sensitivity for the reducer syntax).
@@ -40,19 +37,6 @@ N_SOBOL_PARAMS = 10
 #: Results this script writes (read by the figures).
 PRODUCES = ["results/sensitivity/morris.nc", "results/sensitivity/sobol.nc",
             "results/sensitivity/montecarlo.nc"]
-
-
-def _write(ds, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _attrs(cm, problem, method, n, n_runs, seed, seconds):
@@ -136,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         problem, morris = morris_step(cm, args.seed, args.morris_n)
         sobol = sobol_step(cm, morris, args.seed, args.sobol_n)
         bands = montecarlo_step(cm, args.seed, args.mc_n)
-        _write(morris, out / "morris.nc")
-        _write(sobol, out / "sobol.nc")
-        _write(bands, out / "montecarlo.nc")
+        write_netcdf(morris, out / "morris.nc")
+        write_netcdf(sobol, out / "sobol.nc")
+        write_netcdf(bands, out / "montecarlo.nc")
     except AicarouselError as exc:
         print(f"analysis/sensitivity.py: error: {exc}", file=sys.stderr)
         return 2

@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 
 from aicarousel import plotting
-from aicarousel.experiments import results_attrs, _atomic_text, latex_table, load_table
+from aicarousel.atomic import write_text
+from aicarousel.experiments import results_attrs, latex_table, load_table
 
 #: Results this figure reads.
 NEEDS = ["results/experiments_table.csv"]
@@ -24,7 +25,7 @@ def main(argv=None) -> int:
     prov = plotting.provenance(results_attrs(results), scenario=",".join(table.index), source="results/experiments_table.csv")
     head = "% provenance: " + "; ".join(f"{k}={v}" for k, v in sorted(prov.items())) + "\n"
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_text(out / "experiments_table.tex", head + latex_table(table))
+    write_text(out / "experiments_table.tex", head + latex_table(table))
     return 0
 
 

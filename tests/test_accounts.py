@@ -7,7 +7,6 @@ model's own Euler update is reproduced, so the true error is rounding, ~1e-13).
 from __future__ import annotations
 
 import re
-import shutil
 
 import numpy as np
 import pytest

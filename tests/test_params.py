@@ -6,10 +6,8 @@ The model file is the source of truth for values; when it changes, run
 
 import math
 
-import pandas as pd
 import pytest
 
-from aicarousel import paths
 from aicarousel.params import TABLE_COLUMNS, check_table, model_constants, read_table
 
 

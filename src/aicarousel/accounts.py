@@ -70,7 +70,6 @@ import math
 import os
 import re
 import uuid
-import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -79,6 +78,7 @@ import pandas as pd
 import xarray as xr
 
 from . import paths
+from .atomic import write_text
 from .errors import AicarouselError
 
 #: Canonical order of the Rest-of-World sectors in tables (others follow alphabetically).
@@ -1203,18 +1203,6 @@ def _flat(df: pd.DataFrame) -> pd.DataFrame:
     return df.reset_index()
 
 
-def _atomic_write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "->": r"$\to$", "~": r"\textasciitilde{}",
                   "^": r"\textasciicircum{}"}
@@ -1266,8 +1254,8 @@ def write_table(df: pd.DataFrame, directory: str | os.PathLike, name: str, capti
         The CSV and LaTeX files.
     """
     d = Path(directory)
-    csv = _atomic_write(d / f"{name}.csv", _flat(df).to_csv(index=False, float_format="%.12g"))
-    tex = _atomic_write(d / f"{name}.tex", to_latex(df, caption=caption,
+    csv = write_text(d / f"{name}.csv", _flat(df).to_csv(index=False, float_format="%.12g"))
+    tex = write_text(d / f"{name}.tex", to_latex(df, caption=caption,
                                                    label=f"tab:{name}", digits=digits))
     return csv, tex
 

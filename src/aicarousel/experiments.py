@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Iterable
@@ -31,7 +30,8 @@ import pandas as pd
 import xarray as xr
 
 from . import paths
-from .errors import AicarouselError, OutputError
+from .atomic import write_text
+from .errors import AicarouselError
 
 #: Cash cover (years of Lab's planned spending) below which Lab's cash counts as run out.
 #: An analysis threshold (one month of spending), not a model parameter.
@@ -233,19 +233,6 @@ def latex_table(table: pd.DataFrame, caption: str | None = None, label: str = "t
     return "\n".join(lines)
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {paths.relative_to_root(path)}: {exc.strerror}") from None
-
-
 def write_table(table: pd.DataFrame, stem: str | os.PathLike) -> tuple[Path, Path]:
     """Write the comparison table as ``<stem>.csv`` and ``<stem>.tex`` (atomic writes).
 
@@ -263,8 +250,8 @@ def write_table(table: pd.DataFrame, stem: str | os.PathLike) -> tuple[Path, Pat
     """
     stem = Path(stem)
     csv, tex = stem.with_suffix(".csv"), stem.with_suffix(".tex")
-    _atomic_text(csv, table.to_csv(index_label="scenario", float_format="%.6g", lineterminator="\n"))
-    _atomic_text(tex, latex_table(table))
+    write_text(csv, table.to_csv(index_label="scenario", float_format="%.6g", lineterminator="\n"))
+    write_text(tex, latex_table(table))
     return csv, tex
 
 

@@ -946,7 +946,6 @@ class _State:
         for n, f in self.funcs.items():
             env[n] = f(t)
         env.update(state)
-        dt = self.time.dt
         for n in self.order:
             if n in self.funcs:
                 continue

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import tempfile
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -28,7 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from . import paths
-from .errors import ModelFileError, OutputError, SimulationError
+from .errors import ModelFileError, SimulationError
 from .provenance import file_sha256, provenance
 
 #: Control variables a user may set through ``params`` (mapped to run arguments).
@@ -268,40 +267,10 @@ def to_dataset(df: pd.DataFrame, doc: pd.DataFrame, attrs: Mapping[str, str] | N
 
 
 def write_netcdf(ds: xr.Dataset, output: str | os.PathLike) -> Path:
-    """Write ``ds`` to netCDF atomically (temporary file in the same directory, then rename).
+    """Write ``ds`` to netCDF atomically; see :func:`aicarousel.atomic.write_netcdf`."""
+    from .atomic import write_netcdf as _write
 
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        Dataset to write.
-    output : path
-        Target .nc file; parent directories are created.
-
-    Returns
-    -------
-    pathlib.Path
-        The written file.
-
-    Raises
-    ------
-    OutputError
-        When the file cannot be written (nothing is left behind).
-    """
-    out = Path(output)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create directory {out.parent} for {out}: {exc.strerror}") from None
-    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        ds.to_netcdf(tmp, engine="netcdf4")
-        os.replace(tmp, out)
-    except Exception as exc:
-        raise OutputError(f"cannot write {out}: {type(exc).__name__}: {exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return out
+    return _write(ds, output)
 
 
 def run(params: Mapping[str, Any] | None = None, model_file: str | os.PathLike | None = None,

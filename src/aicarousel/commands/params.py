@@ -26,7 +26,6 @@ def _fmt(v) -> str:
 
 
 def _main(args: argparse.Namespace) -> int:
-    import pandas as pd
     from .. import paths
     from ..params import model_constants, read_table
 

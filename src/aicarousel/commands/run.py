@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
 
 #: Variables shown in the summary table (those missing from the model are skipped).
 SUMMARY_VARIABLES = [

@@ -9,10 +9,10 @@ written to a temp file and renamed).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from ..atomic import write_netcdf
 
 #: Outputs analysed when none are given.
 DEFAULT_SENSITIVITY_OUTPUTS = ["peak(Cloud Debt)", "final(Lab Cash)", "peak(Lab Market Value)"]
@@ -122,18 +122,6 @@ def _prepare_out(out: Path, args) -> Path:
     return store
 
 
-def _write_atomic(ds, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _sensitivity(args) -> int:
     from ..errors import ParameterValueError
     from ..sensitivity import analyze
@@ -151,7 +139,7 @@ def _sensitivity(args) -> int:
     res.attrs.update(definition_hash=d.hash, model_hash=d.model_hash, n=d.n,
                      n_runs=d.n_runs, scenario=d.scenario or "baseline")
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(res, out / "indices.nc")
+    write_netcdf(res, out / "indices.nc")
     if not args.quiet:
         key = "mu_star" if d.method == "morris" else "ST"
         for lab in res["output"].values:
@@ -198,7 +186,7 @@ def _montecarlo(args) -> int:
     bands = percentile_bands(ds, pct)
     bands.attrs.update(definition_hash=d.hash, model_hash=d.model_hash, n_runs=d.n_runs,
                        method=d.method, seed=d.seed, scenario=d.scenario or "baseline")
-    _write_atomic(bands, out / "bands.nc")
+    write_netcdf(bands, out / "bands.nc")
     if not args.quiet:
         print(f"wrote {out / 'bands.nc'} ({d.n_runs} runs)")
     return 0
