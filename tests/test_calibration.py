@@ -2,7 +2,7 @@
 
 Targets and tolerances (relative, reflecting source quality: ~15% for filings, 25-35% for weak
 or single sources) are in data/calibration_targets.csv. A point the current model misses is
-marked xfail(strict=True) with the miss at the time of writing: the lead calibrates the model,
+marked xfail(strict=True) with the miss at the time of writing: the model is recalibrated, and
 tolerances are not loosened to make a point pass. When the model is fixed the strict xfail turns
 into a failure, as a reminder to remove the mark.
 """
@@ -14,7 +14,7 @@ import xarray as xr
 from aicarousel.calibration import compare, read_targets, statistic
 from aicarousel.calibration import calibration_run
 
-#: Points the current model misses (id -> reason), reported to the lead.
+#: Points the current model misses (id -> reason); empty while every point is within tolerance.
 KNOWN_MISSES: dict[str, str] = {}
 
 TARGETS = read_targets()
