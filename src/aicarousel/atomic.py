@@ -16,12 +16,23 @@ from .errors import OutputError
 __all__ = ["write_text", "write_netcdf"]
 
 
-def _tmp_for(out: Path) -> Path:
+def _replace_atomically(path: str | os.PathLike, write) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it onto ``path``."""
+    out = Path(path)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create directory {out.parent} for {out}: {exc.strerror}") from None
-    return out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        write(tmp)
+        os.replace(tmp, out)
+    except Exception as exc:
+        raise OutputError(f"cannot write {out}: {type(exc).__name__}: {exc}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -43,18 +54,11 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     OutputError
         When the file cannot be written (nothing is left behind).
     """
-    out = Path(path)
-    tmp = _tmp_for(out)
-    try:
+    def write(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return out
+
+    return _replace_atomically(path, write)
 
 
 def write_netcdf(ds, path: str | os.PathLike) -> Path:
@@ -76,14 +80,4 @@ def write_netcdf(ds, path: str | os.PathLike) -> Path:
     OutputError
         When the file cannot be written (nothing is left behind).
     """
-    out = Path(path)
-    tmp = _tmp_for(out)
-    try:
-        ds.to_netcdf(tmp, engine="netcdf4")
-        os.replace(tmp, out)
-    except Exception as exc:
-        raise OutputError(f"cannot write {out}: {type(exc).__name__}: {exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return out
+    return _replace_atomically(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4"))
