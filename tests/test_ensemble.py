@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aicarousel import paths
 from aicarousel.ensemble import CompiledModel, compile_model, time_grid
 from aicarousel.errors import (ModelFileError, ParameterValueError, UnknownParameterError,
                                UnsupportedFeatureError)
+from reference_models import PYSD_DIFFERS, TM, expected_output, model_files
 
 RTOL = 1e-9
 N_RANDOM = 100
@@ -163,39 +163,8 @@ def test_bad_inputs_name_the_problem(cm):
 # ------------------------------------------------------------------------------------------
 # shared test models
 # ------------------------------------------------------------------------------------------
-TM = paths.TEST_MODELS_DIR
-#: PySD (the reference the engine follows) differs from Vensim here, see tests/test_ir.py.
-PYSD_DIFFERS = {"tests/exponentiation/exponentiation.mdl", "tests/exponentiation/exponentiation.xmile"}
-
-
-def _test_model_files():
-    if not TM.is_dir():
-        return []
-    files = []
-    for pat in ("tests/*/*.mdl", "tests/*/*.xmile", "samples/*/*.mdl", "samples/*/*.xmile"):
-        files += sorted(TM.glob(pat))
-    return [f.relative_to(TM).as_posix() for f in files]
-
-
-def _expected(model):
-    d = model.parent
-    cands = (["output_stella.csv"] if model.suffix == ".xmile" else []) + ["output.tab",
-                                                                          "output.csv"]
-    for c in cands:
-        p = d / c
-        if p.is_file():
-            df = pd.read_csv(p, sep="\t" if p.suffix == ".tab" else ",", index_col=0)
-            try:
-                df.index = df.index.astype(float)
-            except (ValueError, TypeError):
-                df = df.T
-                df.index = df.index.astype(float)
-            return df
-    return None
-
-
 @pytest.mark.skipif(not TM.is_dir(), reason="shared test models not available")
-@pytest.mark.parametrize("rel", _test_model_files())
+@pytest.mark.parametrize("rel", model_files())
 def test_shared_test_models(rel):
     """Every model the IR accepts runs in the engine and matches its expected output;
     unsupported features raise UnsupportedFeatureError (or ModelFileError) naming them."""
@@ -208,7 +177,7 @@ def test_shared_test_models(rel):
         return
     cm = CompiledModel(ir)
     t, v = cm.run_arrays()
-    exp = _expected(TM / rel)
+    exp = expected_output(TM / rel)
     if rel in PYSD_DIFFERS or exp is None:
         pytest.skip("PySD itself differs from the expected output" if exp is not None
                     else "no expected output")

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import shutil
 import warnings
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from aicarousel import paths
 from aicarousel.errors import ModelFileError, UnsupportedFeatureError
 from aicarousel.ir import Lookup, Num, Op, Ref, build_ir, evaluate, refs, simulate
+from reference_models import PYSD_DIFFERS, TM, expected_output, model_files
 
-TM = paths.TEST_MODELS_DIR
 
 #: Test models the IR does not support, and why (each must raise UnsupportedFeatureError
 #: or, for files PySD itself cannot parse, ModelFileError).
@@ -51,39 +49,8 @@ UNSUPPORTED = {
 }
 
 #: Models where PySD itself (and so the IR, which follows PySD) differs from Vensim/Stella.
-PYSD_DIFFERS = {
-    # Vensim reads -2^2 as -(2^2); PySD parses the literal -2 and gives 4.
-    "tests/exponentiation/exponentiation.mdl": "unary minus precedence",
-    "tests/exponentiation/exponentiation.xmile": "unary minus precedence",
-}
-
-
-def _model_files() -> list[str]:
-    files = sorted(TM.glob("tests/*/*.mdl")) + sorted(TM.glob("tests/*/*.xmile")) \
-        + sorted(TM.glob("samples/*/*.mdl")) + sorted(TM.glob("samples/*/*.xmile"))
-    return [f.relative_to(TM).as_posix() for f in files]
-
-
-MODEL_FILES = _model_files() if TM.is_dir() else []
+MODEL_FILES = model_files()
 SUPPORTED = [f for f in MODEL_FILES if f not in UNSUPPORTED and f not in PYSD_DIFFERS]
-
-
-def _expected(model: Path) -> pd.DataFrame:
-    """Expected output of a test model: rows = time, columns = variable names."""
-    d = model.parent
-    cands = ["output_stella.csv"] if model.suffix == ".xmile" else []
-    cands += ["output.tab", "output.csv"]
-    for c in cands:
-        p = d / c
-        if p.is_file():
-            df = pd.read_csv(p, sep="\t" if p.suffix == ".tab" else ",", index_col=0)
-            try:
-                df.index = df.index.astype(float)
-            except (ValueError, TypeError):
-                df = df.T
-                df.index = df.index.astype(float)
-            return df
-    raise FileNotFoundError(d)
 
 
 @pytest.mark.skipif(not TM.is_dir(), reason="shared test models not available")
@@ -93,7 +60,8 @@ def test_ir_reproduces_reference_outputs(rel):
     model = TM / rel
     ir = build_ir(model)
     out = simulate(ir)
-    exp = _expected(model)
+    exp = expected_output(model)
+    assert exp is not None, f"no expected output beside {rel}"
     names = {k.lower(): v for k, v in ir.by_real_name().items()}
     tt = np.asarray(out["time"])
     checked = 0

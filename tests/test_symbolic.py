@@ -21,7 +21,8 @@ from aicarousel.errors import UnsupportedFeatureError
 from aicarousel.ir import build_ir, simulate
 from aicarousel.symbolic import lookup_piecewise, to_sympy
 
-from test_ir import SUPPORTED, TM
+from reference_models import TM
+from test_ir import SUPPORTED
 
 #: Random points for the carousel (the full proof).
 N_POINTS = 1000

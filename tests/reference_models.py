@@ -1,0 +1,50 @@
+"""The shared reference models (../shared/test-models) and their expected outputs.
+
+One place for the tests of every engine (IR reference evaluator, symbolic RHS, ensemble) to
+find the models and read what Vensim or Stella produced.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from aicarousel import paths
+
+TM = paths.TEST_MODELS_DIR
+
+#: Models whose expected output PySD itself does not reproduce (so neither does any engine
+#: that follows PySD's parse), with the reason.
+PYSD_DIFFERS = {
+    # Vensim reads -2^2 as -(2^2); PySD parses the literal -2 and gives 4.
+    "tests/exponentiation/exponentiation.mdl": "unary minus precedence",
+    "tests/exponentiation/exponentiation.xmile": "unary minus precedence",
+}
+
+
+def model_files() -> list[str]:
+    """Every .mdl and .xmile of the shared models, relative to TM (empty if TM is absent)."""
+    if not TM.is_dir():
+        return []
+    files = []
+    for pat in ("tests/*/*.mdl", "tests/*/*.xmile", "samples/*/*.mdl", "samples/*/*.xmile"):
+        files += sorted(TM.glob(pat))
+    return [f.relative_to(TM).as_posix() for f in files]
+
+
+def expected_output(model: Path) -> pd.DataFrame | None:
+    """Expected output of a test model (rows = time, columns = variable names), or None."""
+    d = model.parent
+    cands = (["output_stella.csv"] if model.suffix == ".xmile" else []) + ["output.tab", "output.csv"]
+    for c in cands:
+        p = d / c
+        if p.is_file():
+            df = pd.read_csv(p, sep="\t" if p.suffix == ".tab" else ",", index_col=0)
+            try:
+                df.index = df.index.astype(float)
+            except (ValueError, TypeError):
+                df = df.T
+                df.index = df.index.astype(float)
+            return df
+    return None
