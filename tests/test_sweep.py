@@ -194,6 +194,19 @@ def test_cli_wrong_store_on_resume(tmp_path, capsys):
         assert ds["mu_star"].dims == ("output", "param")
 
 
+def test_cli_bad_call_with_force_keeps_earlier_results(tmp_path, capsys):
+    """Arguments are checked before --force removes anything."""
+    out = tmp_path / "m"
+    base = ["sensitivity", "--method", "morris", "--n", "3", "--param", PARAMS[0],
+            "--param", PARAMS[1], "--out", str(out), "-q"]
+    assert main(base) == 0
+    before = (out / "indices.nc").read_bytes()
+    assert main(base + ["--force", "--processes", "0"]) == 2
+    assert "--processes must be >= 1" in capsys.readouterr().err
+    assert (out / "indices.nc").read_bytes() == before
+    assert (out / "sweep.zarr").is_dir()
+
+
 def test_existing_scheduler_gives_identical_results(tmp_path, reference_store):
     """--scheduler: connect to a running cluster (here an in-process one) by address."""
     from distributed import LocalCluster

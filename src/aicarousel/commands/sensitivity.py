@@ -122,23 +122,32 @@ def _prepare_out(out: Path, args) -> Path:
     return store
 
 
-def _sensitivity(args) -> int:
+def _run(args, kind: str, subdir: str):
+    """Validate, prepare the output directory, run (or resume) the sweep; return its results.
+
+    Every argument is checked before the output directory is touched, so a bad call never
+    removes earlier results (``--force``) or leaves a half-made store.
+    """
     from ..errors import ParameterValueError
-    from ..sensitivity import analyze
     from ..sweep import open_results, run_sweep
 
-    d = _definition(args, "sensitivity")
-    out = _out_dir(args, f"sensitivity/{args.method}")
-    store = _prepare_out(out, args)
     if args.processes < 1:
         raise ParameterValueError(f"--processes must be >= 1, got {args.processes}")
+    d = _definition(args, kind)
+    out = _out_dir(args, subdir)
+    store = _prepare_out(out, args)
     run_sweep(d, store, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
               progress=not args.quiet, processes=args.processes)
-    d, X, Y = open_results(store)
+    return (out, *open_results(store))
+
+
+def _sensitivity(args) -> int:
+    from ..sensitivity import analyze
+
+    out, d, X, Y = _run(args, "sensitivity", f"sensitivity/{args.method}")
     res = analyze(d.problem, X, Y, d.method, seed=d.seed)
     res.attrs.update(definition_hash=d.hash, model_hash=d.model_hash, n=d.n,
                      n_runs=d.n_runs, scenario=d.scenario or "baseline")
-    out.mkdir(parents=True, exist_ok=True)
     write_netcdf(res, out / "indices.nc")
     if not args.quiet:
         key = "mu_star" if d.method == "morris" else "ST"
@@ -157,7 +166,6 @@ def _montecarlo(args) -> int:
 
     from ..errors import ParameterValueError
     from ..sensitivity import percentile_bands
-    from ..sweep import open_results, run_sweep
 
     try:
         pct = [float(x) for x in args.percentiles.split(",")]
@@ -166,14 +174,7 @@ def _montecarlo(args) -> int:
                                   "5,50,95") from None
     if not pct or any(not 0 <= p <= 100 for p in pct):
         raise ParameterValueError("--percentiles must lie between 0 and 100")
-    d = _definition(args, "montecarlo")
-    out = _out_dir(args, "montecarlo")
-    store = _prepare_out(out, args)
-    if args.processes < 1:
-        raise ParameterValueError(f"--processes must be >= 1, got {args.processes}")
-    run_sweep(d, store, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
-              progress=not args.quiet, processes=args.processes)
-    d, X, data = open_results(store)
+    out, d, X, data = _run(args, "montecarlo", "montecarlo")
     t = data.pop("time")
     ds = xr.Dataset({k: (("run", "time"), v) for k, v in data.items()},
                     coords={"run": np.arange(X.shape[0]), "time": t})
