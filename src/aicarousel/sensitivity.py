@@ -93,32 +93,22 @@ class Problem:
 
 
 def _read_table(csv: str | Path | None = None):
+    """The parameter table (:func:`aicarousel.params.read_table`) as rows with a ``name`` column.
+
+    A missing or malformed table is a :class:`ParameterValueError` here, so that ranges given
+    on the command line alone can still define a problem.
+    """
     import pandas as pd
 
-    from . import paths
+    from .params import read_table
 
-    path = Path(csv) if csv is not None else paths.PARAMETERS_CSV
-    if not path.is_file():
-        raise ParameterValueError(
-            f"parameter table {path.name!r} not found; create data/parameters.csv with columns "
-            "Vensim name, value, unit, low, high, source, date")
-    df = pd.read_csv(path, comment="#")
-    cols = {c.strip().lower(): c for c in df.columns}
-    name_col = next((cols[c] for c in ("vensim name", "name", "parameter") if c in cols), None)
-    if name_col is None or "low" not in cols or "high" not in cols:
-        raise ParameterValueError(
-            f"parameter table {path.name!r} needs columns 'Vensim name', 'low', 'high'")
-    out = pd.DataFrame({
-        "name": df[name_col].astype(str).str.strip(),
-        "value": pd.to_numeric(df[cols["value"]], errors="coerce") if "value" in cols else np.nan,
-        "unit": df[cols["unit"]].fillna("").astype(str) if "unit" in cols else "",
-        "low": pd.to_numeric(df[cols["low"]], errors="coerce"),
-        "high": pd.to_numeric(df[cols["high"]], errors="coerce"),
-        # tables without a role column: every ranged parameter counts as uncertain
-        "role": (df[cols["role"]].fillna("uncertain").astype(str).str.strip()
-                 if "role" in cols else "uncertain"),
-    })
-    return out
+    try:
+        table = read_table(csv).reset_index()
+    except AicarouselError as exc:
+        raise ParameterValueError(str(exc)) from None
+    for col in ("value", "low", "high"):
+        table[col] = pd.to_numeric(table[col], errors="coerce")
+    return table
 
 
 def load_problem(parameters: Sequence[str] | None = None,
