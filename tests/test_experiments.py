@@ -178,7 +178,7 @@ def test_latex_table_escapes_and_marks_missing():
                      index=pd.Index(["base_line", "x"], name="scenario"))
     tex = latex_table(t)
     assert r"Share paid (\%)" in tex and r"Debt (\$B)" in tex
-    assert "--" in tex and r"1{,}234" in tex and "base line" in tex
+    assert "--" in tex and r"1{,}234" in tex and "{Base line}" in tex  # same labels as the figures
 
 
 def test_cli_experiment_check_and_errors(capsys):

@@ -209,6 +209,7 @@ def latex_table(table: pd.DataFrame, caption: str | None = None, label: str = "t
     """
     cols = list(table.columns)
     scen = list(table.index)
+    labels = scenario_labels(scen)
     caption = caption or ("Outcomes of the policy and stress experiments, 2024--2035. Money is "
                           "cumulative over the run; -- means the event does not happen.")
     lines = [
@@ -222,7 +223,7 @@ def latex_table(table: pd.DataFrame, caption: str | None = None, label: str = "t
         f"\\label{{{label}}}",
         r"\begin{tabular}{l" + "r" * len(scen) + "}",
         r"\toprule",
-        "Outcome & " + " & ".join(f"\\rotatebox{{90}}{{{_tex_escape(s.replace('_', ' '))}}}"
+        "Outcome & " + " & ".join(f"\\rotatebox{{90}}{{{_tex_escape(labels[s])}}}"
                                   for s in scen) + r" \\",
         r"\midrule",
     ]
