@@ -30,9 +30,21 @@ COMMAND_MODULES = [
 ]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit status 2).
+
+    argparse prints the whole usage block before the message; a researcher scanning a log
+    wants the one line naming the bad argument and where to look for the right form.
+    """
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        msg = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {msg} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every registered subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="aicarousel",
         description="Run and analyse the AI carousel system-dynamics model (Lab, Cloud, Chips).")
     parser.add_argument("--version", action="version", version=f"aicarousel {__version__}")

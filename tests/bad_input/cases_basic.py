@@ -14,3 +14,9 @@ CASES = [
     Case("api-run-unknown-param", call=lambda tmp: model.run({"Nope": 1.0}),
          raises=UnknownParameterError, message="Nope"),
 ]
+CASES += [
+    Case("cli-unknown-option", argv=["run", "--no-such-option"],
+         message="unrecognized arguments: --no-such-option"),
+    Case("cli-unknown-command", argv=["no-such-command"], message="invalid choice"),
+    Case("cli-missing-value", argv=["run", "--set"], message="expected one argument"),
+]
