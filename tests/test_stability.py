@@ -7,6 +7,7 @@ the long-run state within 1e-4 (relative) of the sympy equilibrium.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -297,3 +298,81 @@ def test_along_baseline_jacobian_matches_closed_form(core):
     assert "equilibrium" in b.equilibrium
     assert set(b.loop_gains) == {"R1", "R2", "B3"}
     assert all(p == "R" for p in b.loop_polarity["R1"])
+
+
+# --------------------------------------------------------------------------------------------
+# Textbook models with known answers (tests/data/textbook/README.md) and robustness
+# --------------------------------------------------------------------------------------------
+TEXTBOOK = Path(__file__).parent / "data" / "textbook"
+
+
+@pytest.mark.parametrize("name, verdict, eigs", [
+    ("harmonic_oscillator", "neutral", [2j, -2j]),
+    ("lotka_volterra", "neutral", [1.5 ** 0.5 * 1j, -(1.5 ** 0.5) * 1j]),
+    ("damped_pendulum", "stable", [-0.05 + (9.81 - 0.0025) ** 0.5 * 1j,
+                                   -0.05 - (9.81 - 0.0025) ** 0.5 * 1j]),
+    ("workforce", "stable", [-1 / 6, -3 / 8]),
+    ("first_order_positive", "stable", [-0.2]),
+])
+def test_textbook_verdicts(name, verdict, eigs):
+    from aicarousel.stability import analyse_closed_form, plain_words
+
+    res = analyse_closed_form(TEXTBOOK / f"{name}.mdl")
+    assert res.verdict == verdict
+    np.testing.assert_allclose(sorted(res.eigenvalues, key=lambda z: (z.real, z.imag)),
+                               sorted(eigs, key=lambda z: (complex(z).real, complex(z).imag)),
+                               atol=1e-6)
+    text = " ".join(plain_words(res))
+    assert f"is {verdict.upper()}" in text
+    if verdict == "neutral":
+        assert "sustained oscillation" in text and "growing" not in text.split("gives")[1][:40]
+
+
+def test_lotka_volterra_reports_the_interior_equilibrium_and_the_trivial_one():
+    from aicarousel.stability import analyse_closed_form, plain_words
+
+    res = analyse_closed_form(TEXTBOOK / "lotka_volterra.mdl")
+    assert res.equilibrium_values == pytest.approx({"prey": 20.0, "predators": 10.0})
+    assert res.other_equilibria == [pytest.approx({"prey": 0.0, "predators": 0.0})]
+    assert any("Other equilibria" in line for line in plain_words(res))
+
+
+def _ir_models():
+    from reference_models import TM, model_files
+
+    return [TM / f for f in model_files()]
+
+
+def test_stability_never_crashes_on_a_model_the_ir_accepts():
+    """Every shared test model the IR accepts, and the textbook models: both analyses end in a
+    result or an AicarouselError with a message, never another exception."""
+    from aicarousel.errors import AicarouselError, UnsupportedFeatureError
+    from aicarousel.ir import build_ir
+    from aicarousel.stability import analyse_along_baseline, analyse_closed_form
+
+    tried = 0
+    for f in _ir_models() + sorted(TEXTBOOK.glob("*.mdl")):
+        try:
+            ir = build_ir(f)
+        except (UnsupportedFeatureError, AicarouselError):
+            continue
+        for fn in (analyse_closed_form, analyse_along_baseline):
+            try:
+                fn(ir)
+            except AicarouselError as exc:
+                assert str(exc).strip() and "\n" not in str(exc).strip(), (f, exc)
+            tried += 1
+    assert tried >= 100, tried
+
+
+def test_along_baseline_without_feedback_gives_zero_eigenvalues(tmp_path):
+    from aicarousel.ir import build_ir
+    from aicarousel.stability import analyse_along_baseline
+
+    p = tmp_path / "acc.mdl"
+    p.write_text("{UTF-8}\nS = INTEG(inflow, 0) ~ u ~ |\ninflow = 1 + Time ~ u/Year ~ |\n"
+                 "INITIAL TIME = 0 ~ Year ~ |\nFINAL TIME = 2 ~ Year ~ |\n"
+                 "TIME STEP = 0.25 ~ Year ~ |\nSAVEPER = TIME STEP ~ Year ~ |\n")
+    b = analyse_along_baseline(build_ir(p))
+    assert np.all(b.dominant == 0)
+    assert b.dominant_stock[0].startswith("none")

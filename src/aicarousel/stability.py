@@ -224,11 +224,30 @@ class ClosedFormResult:
     stability_bounds: dict = field(default_factory=dict)   # param -> value or None (numeric)
     oscillation_bounds: dict = field(default_factory=dict)  # param -> value or None
     multiplier: sp.Expr | None = None
+    other_equilibria: list = field(default_factory=list)  # real equilibria not analysed
 
     @property
     def stable(self) -> bool:
         """True when every eigenvalue has a negative real part at baseline."""
         return bool(np.all(self.eigenvalues.real < 0))
+
+    @property
+    def verdict(self) -> str:
+        """``"stable"``, ``"unstable"`` or ``"neutral"`` at baseline.
+
+        Neutral: the largest real part is zero to rounding (relative 1e-9 of the largest
+        eigenvalue modulus), so small deviations neither decay nor grow: a sustained
+        oscillation when the dominant pair is imaginary (a harmonic oscillator), a drift along a
+        conserved quantity when it is zero. Linearisation alone cannot say more there.
+        """
+        ev = self.eigenvalues
+        tol = 1e-9 * max(1.0, float(np.max(np.abs(ev)))) if ev.size else 0.0
+        top = float(np.max(ev.real)) if ev.size else 0.0
+        if top < -tol:
+            return "stable"
+        if top > tol:
+            return "unstable"
+        return "neutral"
 
     @property
     def dominant(self) -> complex:
@@ -283,12 +302,16 @@ def analyse_closed_form(model=None, values: Mapping[str, float] | None = None,
     subs = {system.params[n]: v for n, v in system.param_values.items()}
     def _vals(sol):
         return {s.name: complex(sp.N(sol[s].subs(subs))) for s in system.states}
-    sol = sols[0]
-    for cand in sols:
-        vv = _vals(cand)
-        if all(abs(z.imag) < 1e-12 and z.real >= -1e-12 for z in vv.values()):
-            sol = cand
-            break
+    def _rank(cand):  # 0: every stock positive, 1: non-negative, 2: otherwise
+        vv = _vals(cand).values()
+        if not all(abs(z.imag) < 1e-12 for z in vv):
+            return 3
+        return 0 if all(z.real > 1e-12 for z in vv) else 1 if all(
+            z.real >= -1e-12 for z in vv) else 2
+
+    # prefer an interior equilibrium (every stock positive), then a non-negative one: the
+    # trivial equilibrium of Lotka-Volterra (no prey, no predators) is not the one of interest
+    sol = min(sols, key=_rank)
     eq_vals = {k: float(z.real) for k, z in _vals(sol).items()}
     J = system.jacobian()
     Jeq = sp.simplify(J.subs(sol))
@@ -307,6 +330,8 @@ def analyse_closed_form(model=None, values: Mapping[str, float] | None = None,
                            jacobian=Jeq, charpoly=sp.factor(cp.as_expr()),
                            charpoly_coeffs=coeffs, eigenvalues=eig, hurwitz=hur,
                            hurwitz_values=hur_vals)
+    res.other_equilibria = [{k: float(z.real) for k, z in _vals(c).items()} for c in sols
+                            if c is not sol and _rank(c) < 3]
     _loop_gains(res, sol, subs)
     _numeric_bounds(res, scan_factor)
     return res
@@ -467,7 +492,8 @@ class BaselineResult:
 
 def analyse_along_baseline(model=None, params: Mapping | None = None,
                            loop_every: float = 1.0,
-                           integrator_horizon: float = 1.0) -> BaselineResult:
+                           integrator_horizon: float = 1.0,
+                           progress: bool = False) -> BaselineResult:
     """Numerical stability analysis of a (large, non-autonomous) model along its baseline.
 
     Parameters
@@ -481,6 +507,8 @@ def analyse_along_baseline(model=None, params: Mapping | None = None,
     integrator_horizon : float
         Loops through a pure integrator (a cash stock) get that stock's gain over this horizon
         (time units) instead of a residence time, so their gain is per ``integrator_horizon``.
+    progress : bool
+        Show progress bars (loop enumeration and loop gains take a minute on the carousel).
 
     Returns
     -------
@@ -509,10 +537,14 @@ def analyse_along_baseline(model=None, params: Mapping | None = None,
     for comp in nx.strongly_connected_components(g0):
         if len(comp) > 1 or any(g0.has_edge(c, c) for c in comp):
             fb |= comp
-    keep = np.array([s in fb for s in ir.stocks])
+    keep = np.array([s in fb for s in ir.stocks], dtype=bool)
     dom = np.zeros(len(tt), dtype=complex)
     dom_stock = []
-    for k, t in enumerate(tt):
+    if not keep.any():
+        # no stock on a feedback loop: the Jacobian's graph is acyclic, so it is nilpotent and
+        # every eigenvalue is exactly 0 (the stocks only accumulate what flows in)
+        dom_stock = ["none (no stock is on a feedback loop)"] * len(tt)
+    for k, t in enumerate(tt if keep.any() else []):
         x = X[:, k]
         h = 1e-6 * np.maximum(np.abs(x), 1.0)
         xp = x[:, None] + np.diag(h)
@@ -575,11 +607,20 @@ def analyse_along_baseline(model=None, params: Mapping | None = None,
             except KeyError:
                 continue
     import networkx as nx
-    cycles = [c for c in nx.simple_cycles(g)]
-    cand = {lid: sorted([c for c in cycles if ks <= set(c)], key=len) for lid, ks in keys.items()}
+    from tqdm import tqdm
+
+    cand: dict = {lid: [] for lid in keys}
+    if keys:  # every cycle is enumerated only when some named loop must be matched
+        for c in tqdm(nx.simple_cycles(g), desc="enumerating loops", unit=" loops",
+                      disable=not progress or not keys, leave=False, mininterval=1.0):
+            for lid, ks in keys.items():
+                if ks <= set(c):
+                    cand[lid].append(c)
+        cand = {lid: sorted(cs, key=len) for lid, cs in cand.items()}
     for lid in keys:
         lg[lid], lpol[lid] = [], []
-    for t in loop_times:
+    for t in tqdm(loop_times if keys else [], desc="named-loop gains", unit=" times",
+                  disable=not progress or not keys, leave=False):
         k = int(np.argmin(np.abs(tt - t)))
         state = {s: float(out[s][k]) for s in ir.stocks}
         gains = link_gains(ir, float(tt[k]), state, params, g)
@@ -625,14 +666,28 @@ def plain_words(res: ClosedFormResult) -> list[str]:
     lines = []
     eq = ", ".join(f"{rn[k]} = {_fmt(v)}" for k, v in res.equilibrium_values.items())
     lines.append(f"Equilibrium at baseline parameters: {eq}.")
+    if res.other_equilibria:
+        others = "; ".join(", ".join(f"{rn[k]} = {_fmt(v)}" for k, v in e.items())
+                           for e in res.other_equilibria)
+        lines.append(f"Other equilibria (not analysed; the one above is preferred because "
+                     f"its stocks are all positive or non-negative): {others}.")
     d = res.dominant
-    kind = "a damped oscillation" if abs(d.imag) > 1e-9 and d.real < 0 else \
-        "a growing oscillation" if abs(d.imag) > 1e-9 else \
-        "monotonic decay" if d.real < 0 else "monotonic growth"
+    verdict = res.verdict
+    osc = abs(d.imag) > 1e-9
+    if verdict == "neutral":
+        kind = ("a sustained oscillation (neither damped nor growing)" if osc else
+                "neither decay nor growth (a zero eigenvalue: a conserved quantity or a pure "
+                "integrator)")
+    else:
+        kind = ("a damped oscillation" if osc and d.real < 0 else
+                "a growing oscillation" if osc else
+                "monotonic decay" if d.real < 0 else "monotonic growth")
     per = f", period {2 * np.pi / abs(d.imag):.3g} {ir.variables.get('time_step').units or 'time units'}" \
         if abs(d.imag) > 1e-9 else ""
     lines.append(f"Eigenvalues: {', '.join(_fmt(complex(e)) for e in res.eigenvalues)} per "
-                 f"time unit. The equilibrium is {'STABLE' if res.stable else 'UNSTABLE'}: "
+                 f"time unit. The equilibrium is {verdict.upper()}"
+                 + (" (linearly: neither attracting nor repelling)" if verdict == "neutral"
+                    else "") + ": "
                  f"the dominant eigenvalue {_fmt(d)} gives {kind}{per}.")
     ok = all(v > 0 for v in res.hurwitz_values)
     lines.append("Routh-Hurwitz: the Hurwitz determinants are "

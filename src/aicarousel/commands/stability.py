@@ -64,7 +64,7 @@ def _stability(args: argparse.Namespace) -> int:
         print("core loop synced: " + (", ".join(changed) if changed else "nothing changed"))
     if args.along_baseline:
         ir = build_ir(Path(args.model) if args.model else paths.MODEL_FILE)
-        b = S.analyse_along_baseline(ir)
+        b = S.analyse_along_baseline(ir, progress=True)
         text = S.baseline_markdown(b, ir)
         print(f"{ir.path.name}: {b.equilibrium}.")
         print(f"{b.balanced_growth}.")
