@@ -8,6 +8,8 @@ Writes to ``results/stability/``:
 * ``ai_carousel_baseline.md`` and ``ai_carousel_baseline.csv``: dominant eigenvalue and named
   loop gains along the carousel's baseline run;
 * ``loops.md``: loop counts, named loops and the comparison with pysimlin;
+* ``<model>_simlin_loop_importance.nc``: pysimlin's relative loop scores (loop x time) for each
+  model, kept beside ours (``results/dominance/``) for comparison;
 * ``stability_map.nc``: simulated outcome over (Lab value per dollar of backlog x Vendor
   financing per GW) with the sympy G = 1 curve (read by ``figures/fig_stability_map.py``).
 
@@ -26,6 +28,7 @@ from tqdm import tqdm
 
 from aicarousel import paths
 from aicarousel import stability as S
+from aicarousel.atomic import write_netcdf
 from aicarousel.errors import AicarouselError
 from aicarousel.ir import build_ir
 from aicarousel.loops import compare_with_simlin, find_loops, match_named_loops
@@ -111,7 +114,12 @@ def main(argv=None) -> int:
             ir = build_ir(mf)
             rep = find_loops(ir)
             match_named_loops(ir, rep)
-            text.append(loops_markdown(ir, rep, compare_with_simlin(ir, rep)))
+            cmp = compare_with_simlin(ir, rep)
+            text.append(loops_markdown(ir, rep, cmp))
+            if cmp["importance"] is not None:  # pysimlin's loop scores, kept for comparison
+                imp = cmp["importance"]
+                imp.attrs.update(provenance(model_file=mf, script="analysis/stability_report.py"))
+                write_netcdf(imp, out / f"{ir.path.stem}_simlin_loop_importance.nc")
         S.write_text_atomic(out / "loops.md", "\n".join(text) + "\n")
         steps.update()
         ds = S.stability_map(core, MAP_X, MAP_Y, n=args.grid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from aicarousel import paths
@@ -72,3 +73,15 @@ def test_no_stocks_has_no_loops(tmp_path):
                  "TIME STEP = 0.5\n~ ~ |\nSAVEPER = TIME STEP\n~ ~ |\n")
     with pytest.raises(AicarouselError, match="no stocks"):
         find_loops(build_ir(p))
+
+
+def test_simlin_comparison_keeps_pysimlins_importance_series():
+    """``loops --simlin`` used to drop pysimlin's loop scores; they are kept as loop x time."""
+    from aicarousel.loops import compare_with_simlin
+
+    ir = build_ir(paths.TEST_MODELS_DIR / "samples" / "SIR" / "SIR.mdl")
+    imp = compare_with_simlin(ir)["importance"]
+    assert imp["importance"].dims == ("loop", "time")
+    assert imp.sizes["loop"] == 3 and imp.sizes["time"] == 3201
+    s = abs(imp["importance"]).sum("loop").values[1:]
+    np.testing.assert_allclose(s, 1.0, rtol=1e-9)

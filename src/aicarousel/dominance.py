@@ -49,7 +49,8 @@ from aicarousel.ir import ModelIR, _State, eval_expr, simulate
 from aicarousel.loops import dependency_graph, load_named_loops
 
 __all__ = ["LinkScores", "link_scores", "find_loops_exhaustive", "strongest_loops",
-           "loop_dominance", "dominant_sets", "dominant_periods", "window_mean", "DEFAULT_MAX_LOOPS", "DominanceError"]
+           "loop_dominance", "dominant_sets", "dominant_periods", "window_mean",
+           "compare_with_simlin", "DEFAULT_MAX_LOOPS", "DominanceError"]
 
 #: Most cycles enumerated exactly; above this the strongest-path search is used.
 DEFAULT_MAX_LOOPS = 5_000
@@ -381,3 +382,86 @@ def window_mean(ds: xr.Dataset, window: float) -> xr.Dataset:
         window="time").transpose("loop", "time")
     out.attrs = dict(ds.attrs, window=float(window))
     return out
+
+
+def _cycle_order(ir: ModelIR, graph: nx.DiGraph, nodes: Sequence[str]) -> tuple[str, ...] | None:
+    """The nodes in causal order along a simple cycle of the graph through all of them."""
+    want = set(nodes)
+    if not want <= set(graph.nodes):
+        return None
+    sub = graph.subgraph(want)
+    for cyc in nx.simple_cycles(sub):
+        if len(cyc) == len(want):
+            return _rotate(cyc, ir)
+    return None
+
+
+def compare_with_simlin(ir: ModelIR, timeout: float = 120.0) -> dict:
+    """Relative loop scores of pysimlin's loops, by pysimlin and by this module, side by side.
+
+    pysimlin (its own Loops That Matter engine) finds loops on the same model file; each is
+    mapped onto our variables (:func:`aicarousel.loops.compare_with_simlin`) and scored here
+    over exactly the same set of loops, so the two relative scores measure the same thing.
+
+    Returns
+    -------
+    dict
+        ``{"common": n, "max_abs_diff": {simlin_id: float}, "unmapped": [simlin ids],
+        "seconds_ours": s}``; ``max_abs_diff`` is over pysimlin's time points (every step
+        of a small model, the saved steps of a large one).
+    """
+    import time as _time
+
+    from aicarousel.loops import compare_with_simlin as _loops_vs_simlin
+
+    c = _loops_vs_simlin(ir, report=_EmptyReport())
+    imp = c["importance"]
+    if imp is None:
+        raise DominanceError("pysimlin gave no loop importance series for "
+                             f"{ir.path.name}; nothing to compare")
+    g = dependency_graph(ir)
+    loops, ids, unmapped = [], [], []
+    for lid, _pol, vs in c["simlin"]:
+        order = _cycle_order(ir, g, vs) if lid in imp["loop"].values else None
+        if order is None:
+            unmapped.append(lid)
+            continue
+        loops.append(order)
+        ids.append(lid)
+    if not loops:
+        raise DominanceError(f"none of pysimlin's loops of {ir.path.name} map onto ours")
+    t0 = _time.perf_counter()
+    ds = loop_dominance(ir, loops=loops)
+    seconds = _time.perf_counter() - t0
+    # loop_dominance sorts loops by importance: map back through the path strings
+    ours_by_path = {p: k for k, p in enumerate(ds["path"].values)}
+    # pysimlin reports every Euler step of run() but only the saved steps of analyze(),
+    # where its time axis is the index of the saved step
+    t_ours = ds["time"].values
+    t_sim = imp["time"].values
+    if imp.attrs.get("time_is_index"):
+        t_sim = ir.time.initial + t_sim * ir.time.saveper
+    pick = np.array([int(np.argmin(np.abs(t_ours - t))) for t in t_sim])
+    if np.max(np.abs(t_ours[pick] - t_sim)) > 1e-6 * max(1.0, abs(t_sim[-1])):
+        raise DominanceError(f"pysimlin's time axis for {ir.path.name} does not match the "
+                             "model's steps; cannot compare")
+    diffs = {}
+    for lid, lp in zip(ids, loops):
+        path = " -> ".join(ir.variables[v].real_name for v in lp)
+        a = ds["relative_score"].values[ours_by_path[path]][pick]
+        b = imp["importance"].sel(loop=lid).values
+        # pysimlin normalises over all loops it found, we over those that map: renormalise
+        b_tot = np.abs(imp["importance"].sel(loop=ids).values).sum(axis=0)
+        with np.errstate(all="ignore"):
+            b = np.where(b_tot > 0, b / np.where(b_tot > 0, b_tot, 1.0), 0.0)
+        n = min(len(a), len(b))
+        diffs[lid] = float(np.max(np.abs(a[:n] - b[:n])))
+    return {"common": len(ids), "max_abs_diff": diffs, "unmapped": unmapped,
+            "seconds_ours": seconds}
+
+
+class _EmptyReport:
+    """Stands in for a loop enumeration where only pysimlin's list is wanted."""
+
+    loops: list = []
+    truncated = False

@@ -29,6 +29,7 @@ from typing import Mapping
 
 import networkx as nx
 import numpy as np
+import xarray as xr
 
 from aicarousel.errors import AicarouselError
 from aicarousel.ir import ModelIR, _State, eval_expr, simulate
@@ -343,20 +344,32 @@ def compare_with_simlin(ir: ModelIR, report: LoopReport | None = None) -> dict:
     -------
     dict
         ``{"simlin": [(id, polarity, [py_names])], "ours_count", "simlin_count",
-        "only_simlin": [...], "only_ours_count", "common", "polarity_differs": [...]}``.
+        "only_simlin": [...], "only_ours_count", "common", "polarity_differs": [...],
+        "importance"}``; ``importance`` is pysimlin's relative loop score series (an
+        xarray Dataset, ``loop`` x ``time``; the same measure as
+        :func:`aicarousel.dominance.loop_dominance`'s ``relative_score``) or None when
+        pysimlin gives none.
     """
     import simlin
 
     report = report or find_loops(ir)
     m = simlin.load(str(ir.path))
     canon = {_canon(n): n for n in ir.variables}
-    source = "loops"
-    found = list(m.loops)
+    source = "run"
+    times = None
+    try:  # small models: pysimlin's run lists every loop with its importance series
+        run = m.run()
+        found = list(run.loops)
+        times = np.asarray(run.results.index, dtype=float)
+    except Exception:  # noqa: BLE001 - pysimlin's LTM compile can fail on large models
+        found = []
     universe = len(found)
-    if not found:  # large models: simlin's static list is empty; use its LTM analysis
+    if not found:  # large models: simlin's run lists none; use its loop discovery
         a = m.analyze(timeout=120)
         found, universe, source = list(a.loops), a.universe_loops, "analyze"
+        times = None
     sl = []
+    importance: dict[str, np.ndarray] = {}
     for lp in found:
         vs = []
         for v in lp.variables:
@@ -373,6 +386,9 @@ def compare_with_simlin(ir: ModelIR, report: LoopReport | None = None) -> dict:
             vs.append(canon.get(c, v))
         pol = lp.polarity.name if hasattr(lp.polarity, "name") else str(lp.polarity)
         sl.append((lp.id, pol, vs))
+        series = getattr(lp, "behavior_time_series", None)
+        if series is not None:
+            importance[lp.id] = np.asarray(series, dtype=float)
     ours = {frozenset(lp.variables): lp for lp in report.loops}
     only_simlin, common, pol_diff = [], 0, []
     matched = set()
@@ -388,7 +404,22 @@ def compare_with_simlin(ir: ModelIR, report: LoopReport | None = None) -> dict:
                 pol_diff.append((lid, pol, mine, vs))
         else:
             only_simlin.append((lid, pol, vs))
-    return {"simlin": sl, "simlin_count": len(sl), "simlin_universe": universe,
+    imp = None
+    if importance:
+        n = len(next(iter(importance.values())))
+        t = times if times is not None and len(times) == n else np.arange(n, dtype=float)
+        ids = list(importance)
+        imp = xr.Dataset(
+            {"importance": (("loop", "time"), np.array([importance[i] for i in ids]),
+                            {"units": "1", "long_name": "pysimlin relative loop score"})},
+            coords={"loop": ids, "time": t,
+                    "path": ("loop", [" -> ".join(ir.variables[v].real_name
+                                                  if v in ir.variables else v for v in vs)
+                                      for lid, _pol, vs in sl if lid in importance]),
+                    "polarity": ("loop", [p for lid, p, _ in sl if lid in importance])},
+            attrs={"source": f"pysimlin {getattr(simlin, '__version__', '')} ({source})",
+                   "time_is_index": int(times is None or len(times) != n)})
+    return {"importance": imp, "simlin": sl, "simlin_count": len(sl), "simlin_universe": universe,
             "simlin_source": source, "ours_count": len(report.loops),
             "common": common, "only_simlin": only_simlin,
             "only_ours_count": len(report.loops) - len(matched),

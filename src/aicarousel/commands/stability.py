@@ -129,4 +129,13 @@ def _loops(args: argparse.Namespace) -> int:
               f"{c['simlin_universe']}); {c['common']} of them are in our list, "
               f"{len(c['only_simlin'])} only in pysimlin's; polarity differs on "
               f"{len(c['polarity_differs'])}")
+        imp = c["importance"]
+        if imp is not None:
+            mean = abs(imp["importance"]).mean("time")
+            top = mean.sortby(mean, ascending=False)["loop"].values[:args.show]
+            print(f"pysimlin's loop importance (mean |relative loop score| over the run; "
+                  f"'aicarousel dominance' gives ours):")
+            for lid in top:
+                print(f"  {lid:>6} {float(mean.sel(loop=lid)):.3f}  "
+                      f"{str(imp['path'].sel(loop=lid).values)}")
     return 0
