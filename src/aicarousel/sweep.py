@@ -65,7 +65,7 @@ LOCK_SUFFIX = ".lock"
 SCHEDULER_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
 
 __all__ = ["SweepDefinition", "SweepError", "run_sweep", "open_results", "store_status",
-           "lock_store", "is_sweep_store", "check_scheduler_address", "damaged_chunks"]
+           "lock_store", "check_lock", "is_sweep_store", "check_scheduler_address", "damaged_chunks"]
 
 
 class SweepError(AicarouselError):
@@ -293,10 +293,7 @@ def lock_store(store: str | os.PathLike):
                 if other is None and time.time() - _mtime(lock) < 5:
                     continue
             if other is not None and _lock_owner_alive(other):
-                raise SweepError(
-                    f"another sweep (pid {other.get('pid')} on {other.get('host')}, since "
-                    f"{other.get('since')}) is writing {store}; wait for it to finish or choose "
-                    f"another --out (if it is not running, delete {lock})") from None
+                raise _locked_error(store, lock, other)
             print(f"aicarousel: note: {lock.name} was left by a process that no longer runs "
                   f"(pid {(other or {}).get('pid', '?')}); taking it over", file=sys.stderr)
             lock.unlink(missing_ok=True)
@@ -318,6 +315,26 @@ def lock_store(store: str | os.PathLike):
                 lock.unlink()
         except OSError:
             pass
+
+
+def _locked_error(store: Path, lock: Path, other: dict) -> SweepError:
+    return SweepError(f"another sweep (pid {other.get('pid')} on {other.get('host')}, since "
+                      f"{other.get('since')}) is writing {store}; wait for it to finish or "
+                      f"choose another --out (if it is not running, delete {lock})")
+
+
+def check_lock(store: str | os.PathLike) -> None:
+    """Raise :class:`SweepError` if another running process holds the store's lock.
+
+    A read-only look (nothing is created), for commands that check everything before writing.
+    """
+    store = Path(store)
+    lock = store.with_name(store.name + LOCK_SUFFIX)
+    if str(lock.resolve()) in _HELD or not lock.exists():
+        return
+    other = _read_lock(lock)
+    if other is not None and _lock_owner_alive(other):
+        raise _locked_error(store, lock, other)
 
 
 def _read_lock(lock: Path) -> dict | None:

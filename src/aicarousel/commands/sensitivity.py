@@ -164,7 +164,7 @@ def _result_hash(p: Path) -> str | None:
 def _check_out(out: Path, args, result: str) -> Path:
     """Check --out and the flags against it without writing anything; return the store path."""
     from ..atomic import check_output, check_output_dir
-    from ..sweep import SweepError, is_sweep_store
+    from ..sweep import SweepError, check_lock, is_sweep_store
 
     if args.force and args.resume:
         raise SweepError("give --force or --resume, not both")
@@ -173,6 +173,7 @@ def _check_out(out: Path, args, result: str) -> Path:
     if os.path.lexists(store) and not store.is_dir():
         raise SweepError(f"{store} is a file, not a sweep store; move it or choose another --out")
     check_output(out / result, "result file")
+    check_lock(store)  # a running sweep first: its store may not exist yet
     if args.force:
         if out.is_dir():
             _own, foreign = _own_results(out, store)
