@@ -203,7 +203,7 @@ def _cause(exc: BaseException, tmp: Path) -> str:
     # libraries (netCDF/HDF5) hide the errno: tell the likely cause from the system's state
     try:
         soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
-        size = tmp.stat().st_size if tmp.exists() else 0
+        size = tmp.stat().st_size if tmp.is_file() else 0
         if soft != resource.RLIM_INFINITY and size >= soft - 65536:
             return "file too large (the file-size limit, ulimit -f, was reached)"
         vfs = os.statvfs(tmp.parent)

@@ -571,6 +571,20 @@ def run_chunk(store: str, definition: dict, i: int, processes: int = 1) -> int:
     return i
 
 
+@contextlib.contextmanager
+def _store_errors(store: Path):
+    """A failed write to the store (disk full, ulimit -f, permissions) as one SweepError."""
+    from .atomic import _cause
+
+    try:
+        yield
+    except OSError as exc:
+        again = ("rerun with --resume (finished chunks are kept)" if store.is_dir()
+                 else "run again")
+        raise SweepError(f"cannot write sweep store {store}: {_cause(exc, store)}; fix that "
+                         f"and {again}") from None
+
+
 def check_scheduler_address(address: str) -> str:
     """Check the form of a dask scheduler address (``tcp://host:port``) without connecting.
 
@@ -673,7 +687,7 @@ def run_sweep(definition: SweepDefinition, store: str | os.PathLike, *, resume: 
     if scheduler is not None:  # fail fast on a bad address, before writing anything
         client, cluster = _client(None, scheduler, connect_timeout)
     try:
-        with lock_store(store):
+        with lock_store(store), _store_errors(store):
             _prepare(store, definition, resume)
             if resume:
                 _repair(store, definition, progress)

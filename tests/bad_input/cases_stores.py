@@ -232,5 +232,17 @@ CASES = [
          setup=_lock(pid=1), raises=SweepError, message="another sweep (pid 1"),
 ]
 
+def _limit_file_size():
+    import resource
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+
+
+CASES += [
+    Case("store-file-size-limit", argv=["montecarlo", "--n", "600", "--output", "Lab Cash",
+                                        "--output", "Cloud Debt", "--chunk-size", "300", "-q",
+                                        "--out", "{tmp}/mc"],
+         subprocess=True, preexec=_limit_file_size, message="file-size limit",
+         owned=("mc", "mc/**")),
+]
 CASES += [Case(f"store-scheduler-{key}", argv=MC + OUT + ["--scheduler", addr], message=needle)
           for key, (addr, needle) in SCHEDULERS.items()]
