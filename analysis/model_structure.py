@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -381,14 +379,8 @@ def build(model_file: Path | None = None) -> dict:
 
 def write_json(data: dict, out: Path) -> Path:
     """Write ``data`` as pretty JSON atomically."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-        fh.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
-    return out
+    from aicarousel.atomic import write_text
+    return write_text(out, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

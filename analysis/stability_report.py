@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from aicarousel import paths
 from aicarousel import stability as S
-from aicarousel.atomic import write_netcdf
+from aicarousel.atomic import write_netcdf, write_with
 from aicarousel.errors import AicarouselError
 from aicarousel.ir import build_ir
 from aicarousel.loops import compare_with_simlin, find_loops, match_named_loops
@@ -102,9 +102,7 @@ def main(argv=None) -> int:
         df = pd.DataFrame({"time": b.time, "dominant_real": b.dominant.real,
                            "dominant_imag": b.dominant.imag,
                            "dominant_stock": b.dominant_stock})
-        tmp = out / "ai_carousel_baseline.csv.tmp"
-        df.to_csv(tmp, index=False)
-        tmp.replace(out / "ai_carousel_baseline.csv")
+        write_with(out / "ai_carousel_baseline.csv", lambda tmp: df.to_csv(tmp, index=False))
         steps.update()
         text = ["# Feedback loops", "",
                 "Cycles of each model's variable graph (aicarousel.loops), polarity from the "
@@ -125,10 +123,7 @@ def main(argv=None) -> int:
         ds = S.stability_map(core, MAP_X, MAP_Y, n=args.grid)
         ds.attrs["provenance"] = json.dumps(provenance(model_file=paths.CORE_LOOP_FILE,
                                                        script="analysis/stability_report.py"))
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / "stability_map.nc.tmp"
-        ds.to_netcdf(tmp)
-        tmp.replace(out / "stability_map.nc")
+        write_netcdf(ds, out / "stability_map.nc")
         steps.update()
         steps.update()
         steps.close()

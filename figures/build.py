@@ -33,6 +33,10 @@ FIGURES_DIR = ROOT / "figures"
 ANALYSIS_DIR = ROOT / "analysis"
 
 
+#: Kinds of file figure scripts write into figures/out (removed before a full build).
+FIGURE_SUFFIXES = (".pdf", ".png", ".tex")
+
+
 def declared(path: Path, name: str) -> list[str]:
     """Read a module-level list of strings (``NEEDS``/``PRODUCES``) from a script's source.
 
@@ -177,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
               "declares it", file=sys.stderr)
     out = FIGURES_DIR / "out"
     if not args.only and out.is_dir():  # from scratch: no stale figure survives a full build
-        for old in out.iterdir():
-            if old.is_file():
+        for old in out.iterdir():  # only what figure scripts write: a user's notes survive
+            if old.is_file() and not old.is_symlink() and old.suffix in FIGURE_SUFFIXES:
                 old.unlink()
     failed: list[str] = []
     jobs = [("analysis", s) for s in steps] + [("figure", f) for f in scripts]

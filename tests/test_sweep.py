@@ -216,3 +216,131 @@ def test_existing_scheduler_gives_identical_results(tmp_path, reference_store):
         store = tmp_path / "sched.zarr"
         run_sweep(_mc_definition(), store, scheduler=cluster.scheduler_address, progress=False)
     _assert_same_store(store, reference_store)
+
+
+# ------------------------------------------------------------------------------------------
+# nothing of the user's lost; damaged stores repaired; one sweep per store at a time
+# ------------------------------------------------------------------------------------------
+SMALL = ["montecarlo", "--n", "4", "--param", PARAMS[0], "--output", "Lab Cash",
+         "--chunk-size", "2", "-q"]
+
+
+def test_force_never_deletes_a_users_files(tmp_path, capsys, monkeypatch):
+    """--force replaced the whole --out (a thesis folder, or `.`): now only a previous sweep's
+    own files are replaced, and anything else makes it refuse, naming the files."""
+    out = tmp_path / "thesis"
+    assert main(SMALL + ["--out", str(out)]) == 0
+    store_before = store_status(out / "sweep.zarr")["definition_hash"]
+    (out / "thesis.tex").write_text("\\chapter{Results}\n")
+    capsys.readouterr()
+    assert main(SMALL + ["--out", str(out), "--force"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "thesis.tex" in err
+    assert (out / "thesis.tex").read_text() == "\\chapter{Results}\n"
+    assert store_status(out / "sweep.zarr")["definition_hash"] == store_before
+    assert (out / "bands.nc").is_file()
+    # `--out . --force` in a directory with the user's files
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.md").write_text("mine\n")
+    assert main(SMALL + ["--out", ".", "--force"]) == 2
+    assert "notes.md" in capsys.readouterr().err
+    assert (tmp_path / "notes.md").read_text() == "mine\n" and out.is_dir()
+    # with only our own files, --force replaces the previous sweep
+    (out / "thesis.tex").unlink()
+    assert main(SMALL[:2] + ["6"] + SMALL[3:] + ["--out", str(out), "--force"]) == 0
+    st = store_status(out / "sweep.zarr")
+    assert st["complete"] and st["manifest"]["n"] == 6
+    assert sorted(p.name for p in out.iterdir()) == ["bands.nc", "sweep.zarr"]
+
+
+def _chunk_file(store, array, i):
+    base = store / array / "c" / str(i)
+    return base / "0" if base.is_dir() else base
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "delete sample"])
+def test_resume_recomputes_missing_or_corrupt_chunks(tmp_path, reference_store, capsys, damage):
+    """A complete store with a deleted chunk gave all-NaN bands with exit 0, a truncated one a
+    traceback: resume now finds them, says so, recomputes them, and the result is identical."""
+    import shutil
+
+    out = tmp_path / "mc"
+    out.mkdir()
+    shutil.copytree(reference_store, out / "sweep.zarr")
+    store = out / "sweep.zarr"
+    f = _chunk_file(store, "X" if damage == "delete sample" else "v_1", 3)
+    if damage == "truncate":
+        f.write_bytes(f.read_bytes()[:9])
+    else:
+        f.unlink()
+    assert store_status(store)["complete"]
+    with pytest.raises(SweepError, match="damaged"):
+        open_results(store)
+    args = ["montecarlo", "--method", "lhs", "--n", "120", "--seed", "4", "--chunk-size", "20",
+            "--out", str(out), "-q", "--resume"]
+    for p in PARAMS:
+        args += ["--param", p]
+    for o in MC_OUTPUTS:
+        args += ["--output", o]
+    capsys.readouterr()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "missing or corrupt (chunk 3)" in err and "recomputing" in err
+    _assert_same_store(store, reference_store)
+    import xarray as xr
+    with xr.open_dataset(out / "bands.nc") as bands:
+        assert not any(bands[v].isnull().any() for v in bands.data_vars)
+
+
+def test_stale_lock_and_temp_files_of_a_killed_sweep_are_taken_over(tmp_path, capsys):
+    """A lock whose process is gone is taken over (with a note); hidden temps are removed."""
+    import json
+    import socket
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    out = tmp_path / "mc"
+    assert main(SMALL + ["--out", str(out)]) == 0
+    store = out / "sweep.zarr"
+    (store.parent / "sweep.zarr.lock").write_text(json.dumps(
+        {"pid": dead.pid, "host": socket.gethostname(), "start": None}))
+    (store / "_done" / ".tmpk1l2m3").write_text("")
+    (out / "sweep.zarr.creating").mkdir()
+    (out / f".bands.nc.{dead.pid}-0123abcd.tmp").write_text("half")
+    (store / "_done" / "1").unlink()  # one chunk to redo
+    capsys.readouterr()
+    assert main(SMALL + ["--out", str(out), "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert f"pid {dead.pid}" in err and "taking it over" in err
+    assert sorted(p.name for p in out.iterdir()) == ["bands.nc", "sweep.zarr"]
+    assert not (store / "_done" / ".tmpk1l2m3").exists()
+
+
+def test_two_sweeps_into_one_store(tmp_path, capsys):
+    """A second sweep into a store being written is refused naming the first; the first one
+    finishes and its store is whole."""
+    out = tmp_path / "mc"
+    env = dict(os.environ, **{TASK_DELAY_ENV: "0.5"})
+    cmd = [sys.executable, "-m", "aicarousel.cli"] + SMALL[:2] + ["8"] + SMALL[3:] + \
+        ["--out", str(out)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lock = out / "sweep.zarr.lock"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not lock.exists() and proc.poll() is None:
+        time.sleep(0.05)
+    assert lock.exists(), proc.stderr.read().decode()[-500:] if proc.poll() is not None else ""
+    for extra in ([], ["--resume"], ["--force"]):
+        capsys.readouterr()
+        assert main(SMALL[:2] + ["8"] + SMALL[3:] + ["--out", str(out)] + extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"pid {proc.pid}" in err, err
+    assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-500:]
+    d, X, data = open_results(out / "sweep.zarr")
+    assert X.shape[0] == 8 and not np.isnan(data["Lab Cash"]).any()
+    assert not lock.exists()
+
+
+def test_chunk_size_zero_is_an_error_not_the_default(tmp_path, capsys):
+    assert main(SMALL[:-3] + ["--chunk-size", "0", "-q", "--out", str(tmp_path / "o")]) == 2
+    assert "chunk size must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -69,3 +69,35 @@ def test_accounts_command_writes_the_matrices_and_refuses_a_bad_time(capsys, tmp
     scale = flows[list(acc.sectors)].abs().to_numpy().max()
     assert flows["Row sum"].abs().max() <= 1e-9 * scale
     assert (tmp_path / f"balance_sheet_{year:g}.tex").exists()
+
+
+def test_whopaid_output_dir_keeps_a_users_files(capsys, tmp_path):
+    """--output-dir is written file by file: a user's thesis beside the tables survives, our
+    own old table is replaced, and a file in the directory's place is refused, not moved."""
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "thesis.tex").write_text("\\chapter{Who paid}\n")
+    (out / "figures").mkdir()
+    (out / "figures" / "fig1.pdf").write_bytes(b"%PDF-1.4 mine")
+    (out / "who_paid.csv").write_text("stale\n")
+    assert main(["whopaid", "--period", "2025:2027", "--output-dir", str(out)]) == 0
+    assert (out / "thesis.tex").read_text() == "\\chapter{Who paid}\n"
+    assert (out / "figures" / "fig1.pdf").read_bytes() == b"%PDF-1.4 mine"
+    assert (out / "who_paid.csv").read_text() != "stale\n" and (out / "trace.nc").is_file()
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    capsys.readouterr()
+    blocker = tmp_path / "tables"
+    blocker.write_text("my notes\n")
+    assert main(["whopaid", "--output-dir", str(blocker)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is a file, not a directory" in err
+    assert blocker.read_text() == "my notes\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tables", "thesis"]
+
+
+def test_accounts_output_dir_keeps_a_users_files(capsys, tmp_path):
+    (tmp_path / "thesis.tex").write_text("mine\n")
+    assert main(["accounts", "--time", "2026", "--output-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "thesis.tex").read_text() == "mine\n"
+    assert (tmp_path / "tfm_2026.csv").is_file()

@@ -69,7 +69,6 @@ import functools
 import math
 import os
 import re
-import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -78,7 +77,6 @@ import pandas as pd
 import xarray as xr
 
 from . import paths
-from .atomic import write_text
 from .errors import AicarouselError
 
 #: Canonical order of the Rest-of-World sectors in tables (others follow alphabetically).
@@ -1254,10 +1252,16 @@ def write_table(df: pd.DataFrame, directory: str | os.PathLike, name: str, capti
         The CSV and LaTeX files.
     """
     d = Path(directory)
-    csv = write_text(d / f"{name}.csv", _flat(df).to_csv(index=False, float_format="%.12g"))
-    tex = write_text(d / f"{name}.tex", to_latex(df, caption=caption,
-                                                   label=f"tab:{name}", digits=digits))
-    return csv, tex
+    from .atomic import text_writer, write_files
+    texts = table_files(df, name, caption, digits)
+    write_files(d, {k: text_writer(v) for k, v in texts.items()})
+    return d / f"{name}.csv", d / f"{name}.tex"
+
+
+def table_files(df: pd.DataFrame, name: str, caption: str = "", digits: int = 1) -> dict[str, str]:
+    """``{"<name>.csv": text, "<name>.tex": text}`` of a table (see :func:`write_table`)."""
+    return {f"{name}.csv": _flat(df).to_csv(index=False, float_format="%.12g"),
+            f"{name}.tex": to_latex(df, caption=caption, label=f"tab:{name}", digits=digits)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1340,8 +1344,10 @@ def write_results(directory: str | os.PathLike, acc: Accounts, ds: xr.Dataset, t
                   scenario: str = "baseline") -> Path:
     """Write every "who paid" table (CSV and LaTeX) and the traced series (netCDF).
 
-    The directory is built under a temporary name and renamed into place, so a failure never
-    leaves it half-written. Files: ``who_paid.{csv,tex}`` (the flows over the period),
+    Only these files are written (each to a temporary file first, then all renamed): other
+    files in ``directory`` are never removed or replaced, and a failure before the renames
+    leaves the old files. ``directory`` must be a directory or a new path. Files:
+    ``who_paid.{csv,tex}`` (the flows over the period),
     ``who_paid_by_year_<flow>.{csv,tex}`` (cumulative, one per flow), ``tfm.{csv,tex}``
     (transaction-flow matrix over the period), ``balance_sheet.{csv,tex}`` (at the end of the
     period), ``mv_per_commitment.{csv,tex}``, ``trace.nc`` (holdings, shares, outflow mixes,
@@ -1351,46 +1357,37 @@ def write_results(directory: str | os.PathLike, acc: Accounts, ds: xr.Dataset, t
     -------
     pathlib.Path
         The written directory.
+
+    Raises
+    ------
+    OutputError
+        ``directory`` is a file or not writable, or a target is not a regular file.
     """
-    import shutil
-    from .model import write_netcdf
-    out = Path(directory)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
+    from .atomic import check_output_dir, netcdf_writer, text_writer, write_files
+    out = check_output_dir(directory, "output directory")
     t = np.asarray(ds["time"].values, dtype=float)
     per = period or (float(t[0]), float(t[-1]))
     label = f"{per[0]:g}:{per[1]:g}"
+    texts = table_files(who_paid_summary(ds, trace, acc, flows, per), "who_paid",
+                        caption=f"Who paid, {scenario}, {label} ($B and share)", digits=3)
+    for f in flows:
+        texts.update(table_files(who_paid_by_year(ds, trace, acc, f, per),
+                                 f"who_paid_by_year_{_slug(acc.flow(f).name)}",
+                                 caption=f"{acc.flow(f).name}: cumulative amount paid by origin, "
+                                         f"{scenario} ($B)"))
+    texts.update(table_files(transaction_matrix(ds, acc, period=per), "tfm",
+                             caption=f"Transaction-flow matrix, {scenario}, {label} ($B)"))
+    texts.update(table_files(balance_sheet(ds, acc, per[1]), "balance_sheet",
+                             caption=f"Balance sheet at {per[1]:g}, {scenario} ($B, book value)"))
     try:
-        tmp.mkdir()
-        write_table(who_paid_summary(ds, trace, acc, flows, per), tmp, "who_paid",
-                    caption=f"Who paid, {scenario}, {label} ($B and share)", digits=3)
-        for f in flows:
-            write_table(who_paid_by_year(ds, trace, acc, f, per), tmp,
-                        f"who_paid_by_year_{_slug(acc.flow(f).name)}",
-                        caption=f"{acc.flow(f).name}: cumulative amount paid by origin, "
-                                f"{scenario} ($B)")
-        write_table(transaction_matrix(ds, acc, period=per), tmp, "tfm",
-                    caption=f"Transaction-flow matrix, {scenario}, {label} ($B)")
-        write_table(balance_sheet(ds, acc, per[1]), tmp, "balance_sheet",
-                    caption=f"Balance sheet at {per[1]:g}, {scenario} ($B, book value)")
-        try:
-            mv = market_value_per_commitment(ds, trace, acc)
-            write_table(mv, tmp, "mv_per_commitment",
-                        caption=f"Market value per dollar of commitment, {scenario}", digits=3)
-        except AccountingError:
-            pass  # a model without the announced commitments
-        tr = trace.copy()
-        tr["paid_rate"] = paid_rates(ds, trace, acc, flows)
-        tr.attrs.update({"scenario": scenario, "period": label})
-        write_netcdf(tr, tmp / "trace.nc")
-        if out.exists():
-            old = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.old"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
+        mv = market_value_per_commitment(ds, trace, acc)
+        texts.update(table_files(mv, "mv_per_commitment", digits=3,
+                                 caption=f"Market value per dollar of commitment, {scenario}"))
+    except AccountingError:
+        pass  # a model without the announced commitments
+    tr = trace.copy()
+    tr["paid_rate"] = paid_rates(ds, trace, acc, flows)
+    tr.attrs.update({"scenario": scenario, "period": label})
+    writers = {k: text_writer(v) for k, v in texts.items()}
+    writers["trace.nc"] = netcdf_writer(tr)
+    return write_files(out, writers)

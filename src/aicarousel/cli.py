@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from . import __version__
@@ -70,9 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         Exit status: 0 success, 2 bad input or failed run.
     """
     parser = build_parser()
+    if sys.stdout is None:  # started with stdout closed (`>&-`): fd 1 would be reused by files
+        if sys.stderr is not None:
+            print("aicarousel: error: standard output is closed; redirect it instead "
+                  "(e.g. >/dev/null)", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
+    watched = sys.stdout = _WatchedStream(sys.stdout)
     try:
         status = args.func(args)
+        sys.stdout.flush()  # a full disk or /dev/full shows here, not at interpreter exit
     except AicarouselError as exc:
         msg = " ".join(str(exc).split())
         print(f"aicarousel {args.command}: error: {msg}", file=sys.stderr)
@@ -80,10 +88,58 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `aicarousel doc | head`
         sys.stderr.close()
         return 0
+    except OSError as exc:  # an operating-system failure outside our writers: name the cause
+        msg = exc.strerror or " ".join(str(exc).split())
+        if watched.failed:
+            msg = f"cannot write to standard output: {msg}"
+            if watched._stream is sys.__stdout__:
+                _silence_stdout()
+        elif exc.filename:
+            msg = f"{msg}: {exc.filename}"
+        print(f"aicarousel {args.command}: error: {msg}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("aicarousel: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if sys.stdout is watched:
+            sys.stdout = watched._stream
     return int(status or 0)
+
+
+class _WatchedStream:
+    """Standard output that remembers a failed write (disk full, /dev/full, EIO)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.failed = False
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError:
+            self.failed = True
+            raise
+
+    def flush(self):
+        try:
+            return self._stream.flush()
+        except OSError:
+            self.failed = True
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _silence_stdout() -> None:
+    """After a failed write to fd 1: point it at /dev/null so exit adds no second error."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

@@ -310,6 +310,9 @@ def run(params: Mapping[str, Any] | None = None, model_file: str | os.PathLike |
     """
     from .params import validate_params  # late import: params imports this module
 
+    if output is not None:  # refuse a FIFO, a directory, an unwritable place before running
+        from .atomic import check_output
+        check_output(output, "output")
     model = load(model_file)
     doc = _doc_table(model)
     control = {"initial_time": initial_time, "final_time": final_time, "time_step": time_step,

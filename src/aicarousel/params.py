@@ -17,7 +17,6 @@ import math
 import numbers
 import os
 import sys
-import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -345,15 +344,9 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike | None = None) -> Path
     """Write the parameter table atomically (rows sorted by name)."""
     p = Path(path) if path is not None else paths.PARAMETERS_CSV
     out = df.reset_index()[TABLE_COLUMNS].sort_values("name", key=lambda s: s.str.lower())
-    tmp = p.parent / f".{p.name}.{uuid.uuid4().hex[:8]}.tmp"
-    p.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        out.to_csv(tmp, index=False, float_format="%.10g", lineterminator="\n")
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return p
+    from .atomic import write_with
+    return write_with(p, lambda tmp: out.to_csv(tmp, index=False, float_format="%.10g",
+                                                lineterminator="\n"))
 
 
 def sync_values(path: str | os.PathLike | None = None, model_file=None) -> list[str]:

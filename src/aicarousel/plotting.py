@@ -26,7 +26,6 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -284,15 +283,10 @@ def out_dir() -> Path:
 
 
 def _atomic_save(fig, path: Path, **kwargs: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, **kwargs)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from aicarousel.atomic import write_with
+
+    fmt = kwargs.pop("format", None) or path.suffix.lstrip(".")
+    write_with(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))
 
 
 def savefig(fig, name: str, provenance: Mapping[str, Any], directory: str | os.PathLike | None = None,

@@ -110,9 +110,8 @@ def sync_core_loop(core_file: Path, carousel_file: Path) -> list[str]:
         if k:
             changed.append(real)
     if changed:
-        tmp = Path(core_file).with_suffix(".mdl.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(core_file)
+        from .atomic import write_text
+        write_text(core_file, text)
     return changed
 
 
@@ -837,12 +836,9 @@ def baseline_markdown(b: BaselineResult, ir: ModelIR) -> str:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    """Write ``text`` to ``path`` atomically (:func:`aicarousel.atomic.write_text`)."""
+    from .atomic import write_text
+    write_text(path, text)
 
 
 # --------------------------------------------------------------------------------------------

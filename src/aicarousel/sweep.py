@@ -12,6 +12,14 @@ is done the manifest is flagged ``complete``.
 differs), and runs only the chunks without a marker. Chunk boundaries are part of the
 definition, so a resumed sweep gives bit-for-bit the same numbers as an uninterrupted one.
 
+Safety: a sweep holds ``<store>.lock`` (JSON: pid, host, start) while it writes; a second
+sweep into the same store is refused naming the running one, and a lock left by a killed
+process (its pid gone) is taken over. On resume every chunk marked done is checked (its Zarr
+chunk files exist and decode); missing or corrupt chunks are recomputed and reported on
+stderr, and :func:`open_results` refuses a damaged store instead of returning NaN rows.
+Temporary files of a killed sweep (``<store>.creating``, ``_done/.tmp*``) are removed on the
+next run.
+
 Execution: ``workers=None, scheduler=None`` runs in this process; ``workers=N`` starts a dask
 ``LocalCluster`` with N single-threaded worker processes; ``scheduler="tcp://host:port"`` uses an
 existing cluster (an unreachable address fails within ``connect_timeout`` seconds).
@@ -28,10 +36,14 @@ Store layout (Zarr v3 group)::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -47,7 +59,13 @@ from .sensitivity import Problem, check_n, n_runs, parse_output, sample
 TASK_DELAY_ENV = "AICAROUSEL_SWEEP_TASK_DELAY"
 DEFAULT_SWEEP_CHUNK = 2048
 
-__all__ = ["SweepDefinition", "SweepError", "run_sweep", "open_results", "store_status"]
+#: Suffix of the lock file beside a store (``sweep.zarr.lock``).
+LOCK_SUFFIX = ".lock"
+#: Schemes dask.distributed accepts in a scheduler address.
+SCHEDULER_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
+
+__all__ = ["SweepDefinition", "SweepError", "run_sweep", "open_results", "store_status",
+           "lock_store", "check_lock", "is_sweep_store", "check_scheduler_address", "damaged_chunks"]
 
 
 class SweepError(AicarouselError):
@@ -199,6 +217,223 @@ def _mark_done(store: Path, i: int) -> None:
     os.replace(tmp, d / str(i))
 
 
+def _clean_temps(store: Path) -> None:
+    """Remove what a killed sweep left half-made: ``_done/.tmp*`` and ``<store>.creating``.
+
+    Called with the store's lock held, so no running sweep owns them.
+    """
+    d = _done_dir(store)
+    if d.is_dir():
+        for p in d.iterdir():
+            if p.name.startswith(".tmp"):
+                p.unlink(missing_ok=True)
+    creating = store.with_name(store.name + ".creating")
+    if creating.is_dir() and not creating.is_symlink():
+        shutil.rmtree(creating)
+
+
+# ----------------------------------------------------------------------------------------------
+# lock
+# ----------------------------------------------------------------------------------------------
+_HELD: dict[str, int] = {}
+
+
+def _proc_start(pid: int) -> str | None:
+    """Start time of a process (clock ticks since boot), to tell a reused pid apart."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        return text.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _lock_owner_alive(info: dict) -> bool:
+    from .atomic import pid_alive
+
+    if info.get("host") != socket.gethostname():
+        return True  # another machine: cannot tell, so never steal it
+    pid = int(info.get("pid", -1))
+    if not pid_alive(pid):
+        return False
+    start = info.get("start")
+    return start is None or _proc_start(pid) in (None, start)
+
+
+@contextlib.contextmanager
+def lock_store(store: str | os.PathLike):
+    """Hold ``<store>.lock`` while writing ``store``; re-entrant within one process.
+
+    Raises
+    ------
+    SweepError
+        Another running process holds the lock (message names its pid, host and start).
+    """
+    store = Path(store)
+    lock = store.with_name(store.name + LOCK_SUFFIX)
+    key = str(lock.resolve())
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield lock
+        finally:
+            _HELD[key] -= 1
+        return
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "start": _proc_start(os.getpid()),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "command": " ".join(sys.argv)[:300]}
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _attempt in range(5):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            other = _read_lock(lock)
+            if other is None:  # being written this instant, or empty after a kill
+                time.sleep(0.2)
+                other = _read_lock(lock)
+                if other is None and time.time() - _mtime(lock) < 5:
+                    continue
+            if other is not None and _lock_owner_alive(other):
+                raise _locked_error(store, lock, other)
+            print(f"aicarousel: note: {lock.name} was left by a process that no longer runs "
+                  f"(pid {(other or {}).get('pid', '?')}); taking it over", file=sys.stderr)
+            lock.unlink(missing_ok=True)
+            continue
+        except OSError as exc:
+            raise SweepError(f"cannot create the lock {lock}: {exc.strerror}") from None
+        with os.fdopen(fd, "w") as fh:
+            json.dump(info, fh)
+        break
+    else:
+        raise SweepError(f"cannot take the lock {lock}; another sweep keeps taking it")
+    _HELD[key] = 1
+    try:
+        yield lock
+    finally:
+        del _HELD[key]
+        try:
+            if (_read_lock(lock) or {}).get("pid") == os.getpid():
+                lock.unlink()
+        except OSError:
+            pass
+
+
+def _locked_error(store: Path, lock: Path, other: dict) -> SweepError:
+    return SweepError(f"another sweep (pid {other.get('pid')} on {other.get('host')}, since "
+                      f"{other.get('since')}) is writing {store}; wait for it to finish or "
+                      f"choose another --out (if it is not running, delete {lock})")
+
+
+def check_lock(store: str | os.PathLike) -> None:
+    """Raise :class:`SweepError` if another running process holds the store's lock.
+
+    A read-only look (nothing is created), for commands that check everything before writing.
+    """
+    store = Path(store)
+    lock = store.with_name(store.name + LOCK_SUFFIX)
+    if str(lock.resolve()) in _HELD or not lock.exists():
+        return
+    other = _read_lock(lock)
+    if other is not None and _lock_owner_alive(other):
+        raise _locked_error(store, lock, other)
+
+
+def _read_lock(lock: Path) -> dict | None:
+    try:
+        info = json.loads(lock.read_text())
+        return info if isinstance(info, dict) and "pid" in info else None
+    except (OSError, ValueError):
+        return None
+
+
+def _mtime(p: Path) -> float:
+    try:
+        return p.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def is_sweep_store(path: str | os.PathLike) -> bool:
+    """True if ``path`` is a Zarr group carrying a sweep manifest."""
+    try:
+        store_status(path)
+    except SweepError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------------------------
+# damaged chunks
+# ----------------------------------------------------------------------------------------------
+def _arrays(d: SweepDefinition) -> list[str]:
+    prefix = "y_" if d.kind == "sensitivity" else "v_"
+    return ["X"] + [f"{prefix}{k}" for k in range(len(d.outputs))]
+
+
+def damaged_chunks(store: str | os.PathLike, d: SweepDefinition,
+                   chunks=None) -> dict[int, list[str]]:
+    """Chunks whose Zarr chunk files are missing or do not decode.
+
+    Parameters
+    ----------
+    store : path
+    d : SweepDefinition
+    chunks : iterable of int, optional
+        Chunks to check (default all).
+
+    Returns
+    -------
+    dict
+        Chunk index -> names of the damaged arrays (empty when all is well).
+    """
+    import zarr
+
+    store = Path(store)
+    g = zarr.open_group(str(store), mode="r")
+    bad: dict[int, list[str]] = {}
+    for name in _arrays(d):
+        try:
+            arr = g[name]
+        except Exception:  # noqa: BLE001 - a deleted or broken array: every chunk is damaged
+            for i in (range(d.n_chunks) if chunks is None else chunks):
+                bad.setdefault(i, []).append(name)
+            continue
+        for i in (range(d.n_chunks) if chunks is None else chunks):
+            key = arr.metadata.encode_chunk_key((i,) + (0,) * (arr.ndim - 1))
+            s, e = i * d.chunk_size, min(d.n_runs, (i + 1) * d.chunk_size)
+            ok = (store / name / key).is_file()
+            if ok:
+                try:
+                    arr[s:e]
+                except Exception:  # noqa: BLE001 - truncated or corrupt chunk file
+                    ok = False
+            if not ok:
+                bad.setdefault(i, []).append(name)
+    return bad
+
+
+def _repair(store: Path, d: SweepDefinition, progress: bool) -> None:
+    """Check every chunk marked done; unmark damaged ones (rewriting lost sample rows)."""
+    import zarr
+
+    done = sorted(_done_chunks(store))
+    bad = damaged_chunks(store, d, done)
+    if not bad:
+        return
+    g = zarr.open_group(str(store), mode="r+")
+    g.attrs["complete"] = False
+    if any("X" in names for names in bad.values()):
+        X = sample(d.problem, d.method, d.n, d.seed)
+        for i, names in bad.items():
+            if "X" in names:
+                s, e = i * d.chunk_size, min(d.n_runs, (i + 1) * d.chunk_size)
+                g["X"][s:e] = X[s:e]
+    for i in bad:
+        (_done_dir(store) / str(i)).unlink(missing_ok=True)
+    listed = ", ".join(str(i) for i in sorted(bad)[:10]) + (" ..." if len(bad) > 10 else "")
+    print(f"aicarousel: {store.name}: {len(bad)} chunk(s) marked done were missing or corrupt "
+          f"(chunk {listed}); recomputing them", file=sys.stderr)
+
+
 def store_status(store: str | os.PathLike) -> dict:
     """Manifest and progress of a store.
 
@@ -263,6 +498,7 @@ def _create_store(store: Path, d: SweepDefinition) -> None:
 
 
 def _prepare(store: Path, d: SweepDefinition, resume: bool) -> None:
+    _clean_temps(store)
     if store.exists():
         if not resume:
             raise SweepError(f"output store {store.name!r} already exists; pass --resume to "
@@ -335,13 +571,58 @@ def run_chunk(store: str, definition: dict, i: int, processes: int = 1) -> int:
     return i
 
 
+@contextlib.contextmanager
+def _store_errors(store: Path):
+    """A failed write to the store (disk full, ulimit -f, permissions) as one SweepError."""
+    from .atomic import _cause
+
+    try:
+        yield
+    except OSError as exc:
+        again = ("rerun with --resume (finished chunks are kept)" if store.is_dir()
+                 else "run again")
+        raise SweepError(f"cannot write sweep store {store}: {_cause(exc, store)}; fix that "
+                         f"and {again}") from None
+
+
+def check_scheduler_address(address: str) -> str:
+    """Check the form of a dask scheduler address (``tcp://host:port``) without connecting.
+
+    Raises
+    ------
+    SweepError
+        Naming the address and the expected form.
+    """
+    form = "give it as tcp://HOST:PORT, e.g. tcp://127.0.0.1:8786"
+    text = str(address).strip()
+    if text.startswith("inproc://") and len(text) > len("inproc://"):
+        return text  # an in-process cluster (tests, notebooks)
+    m = re.fullmatch(r"(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9a-fA-F:]+\]|[^:/\s\[\]]+)"
+                     r"(?::(?P<port>[^/\s]*))?/?", text)
+    if not m:
+        raise SweepError(f"--scheduler {address!r} is not a scheduler address; {form}")
+    scheme = m["scheme"] or "tcp"
+    if scheme not in SCHEDULER_SCHEMES:
+        raise SweepError(f"--scheduler {address!r}: unknown protocol {scheme!r} (known: "
+                         f"{', '.join(SCHEDULER_SCHEMES)}); {form}")
+    if scheme != "inproc":
+        port = m["port"]
+        if port is None or port == "":
+            raise SweepError(f"--scheduler {address!r} has no port; {form}")
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise SweepError(f"--scheduler {address!r}: port {port!r} is not a number "
+                             f"from 1 to 65535; {form}")
+    return text
+
+
 def _client(workers: int | None, scheduler: str | None, connect_timeout: float):
     from distributed import Client, LocalCluster
 
     if scheduler:
+        check_scheduler_address(scheduler)
         try:
             return Client(scheduler, timeout=f"{connect_timeout}s"), None
-        except (OSError, TimeoutError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to connect is the same to a user
             raise SweepError(f"cannot reach the dask scheduler at {scheduler!r} within "
                              f"{connect_timeout:g} s ({type(exc).__name__}); check the address "
                              "or drop --scheduler to run in-process") from None
@@ -382,44 +663,57 @@ def run_sweep(definition: SweepDefinition, store: str | os.PathLike, *, resume: 
     Raises
     ------
     SweepError
-        Store exists without ``resume``, store from a different sweep, unreachable scheduler.
+        Store exists without ``resume``, store from a different sweep, unreachable scheduler,
+        another sweep writing the same store.
     """
-    import zarr
-    from tqdm.auto import tqdm
-
     if workers is not None and scheduler is not None:
         raise SweepError("give either --workers or --scheduler, not both")
     if workers is not None and int(workers) < 1:
         raise SweepError(f"--workers must be >= 1, got {workers}")
+    if int(processes) < 1:
+        raise SweepError(f"--processes must be >= 1, got {processes}")
+    if scheduler is not None:
+        check_scheduler_address(scheduler)
     store = Path(store)
+    from .atomic import check_output_dir
+    check_output_dir(store.parent, "sweep output directory")
+    if os.path.lexists(store) and not store.is_dir():
+        raise SweepError(f"sweep store {store} is a file, not a store directory; choose "
+                         "another --out")
+    import zarr
+    from tqdm.auto import tqdm
+
     client = cluster = None
     if scheduler is not None:  # fail fast on a bad address, before writing anything
         client, cluster = _client(None, scheduler, connect_timeout)
     try:
-        _prepare(store, definition, resume)
-        todo = [i for i in range(definition.n_chunks) if i not in _done_chunks(store)]
-        dd = definition.to_dict()
-        bar = tqdm(total=definition.n_chunks, initial=definition.n_chunks - len(todo),
-                   desc=f"{definition.method} sweep", unit="chunk", disable=not progress)
-        with bar:
-            if client is None and workers is None:
-                for i in todo:
-                    run_chunk(str(store), dd, i, processes)
-                    bar.update(1)
-            elif todo:
-                if client is None:
-                    client, cluster = _client(workers, None, connect_timeout)
-                from distributed import as_completed
-                futs = [client.submit(run_chunk, str(store.resolve()), dd, i, pure=False)
-                        for i in todo]
-                for fut in as_completed(futs):
-                    fut.result()
-                    bar.update(1)
-        missing = [i for i in range(definition.n_chunks) if i not in _done_chunks(store)]
-        if missing:
-            raise SweepError(f"{len(missing)} chunk(s) did not finish; rerun with --resume")
-        g = zarr.open_group(str(store), mode="r+")
-        g.attrs["complete"] = True
+        with lock_store(store), _store_errors(store):
+            _prepare(store, definition, resume)
+            if resume:
+                _repair(store, definition, progress)
+            todo = [i for i in range(definition.n_chunks) if i not in _done_chunks(store)]
+            dd = definition.to_dict()
+            bar = tqdm(total=definition.n_chunks, initial=definition.n_chunks - len(todo),
+                       desc=f"{definition.method} sweep", unit="chunk", disable=not progress)
+            with bar:
+                if client is None and workers is None:
+                    for i in todo:
+                        run_chunk(str(store), dd, i, processes)
+                        bar.update(1)
+                elif todo:
+                    if client is None:
+                        client, cluster = _client(workers, None, connect_timeout)
+                    from distributed import as_completed
+                    futs = [client.submit(run_chunk, str(store.resolve()), dd, i, pure=False)
+                            for i in todo]
+                    for fut in as_completed(futs):
+                        fut.result()
+                        bar.update(1)
+            missing = [i for i in range(definition.n_chunks) if i not in _done_chunks(store)]
+            if missing:
+                raise SweepError(f"{len(missing)} chunk(s) did not finish; rerun with --resume")
+            g = zarr.open_group(str(store), mode="r+")
+            g.attrs["complete"] = True
     finally:
         if client is not None:
             client.close()
@@ -448,7 +742,8 @@ def open_results(store: str | os.PathLike, *, allow_incomplete: bool = False):
     Raises
     ------
     SweepError
-        Not a store, or incomplete (unless ``allow_incomplete``).
+        Not a store, incomplete (unless ``allow_incomplete``), or damaged (a chunk file
+        missing or corrupt: never read as NaN rows).
     """
     import zarr
 
@@ -457,6 +752,13 @@ def open_results(store: str | os.PathLike, *, allow_incomplete: bool = False):
         raise SweepError(f"sweep store {Path(store).name!r} is incomplete ({st['done']} of "
                          f"{st['n_chunks']} chunks); finish it with --resume")
     d = SweepDefinition.from_dict(st["manifest"])
+    if st["complete"]:
+        bad = damaged_chunks(store, d)
+        if bad:
+            listed = ", ".join(f"{i} ({'/'.join(v)})" for i, v in sorted(bad.items())[:5])
+            raise SweepError(f"sweep store {Path(store).name!r} is damaged: {len(bad)} chunk(s) "
+                             f"missing or corrupt (chunk {listed}); run the same command with "
+                             "--resume to recompute them")
     g = zarr.open_group(str(store), mode="r")
     X = g["X"][:]
     data: dict[str, np.ndarray] = {}

@@ -41,8 +41,14 @@ def _main(args: argparse.Namespace) -> int:
         if args.check:
             print(f"{len(resolved)} scenario(s) valid: {', '.join(resolved)}")
         return 0
+    from ..atomic import check_output
     from ..experiments import run_experiments
 
+    # every output path is checked before any scenario runs
+    check_output(args.output or paths.RESULTS_DIR / "experiments.nc", "--output")
+    stem = str(args.table or paths.RESULTS_DIR / "experiments_table")
+    for suffix in (".csv", ".tex"):
+        check_output(stem + suffix, "--table")
     _, table = run_experiments(names, scenarios_dir=args.scenarios_dir, model_file=args.model,
                                output=args.output or "default", table=args.table or "default",
                                progress=not args.quiet)

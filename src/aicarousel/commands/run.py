@@ -66,6 +66,9 @@ def _main(args: argparse.Namespace) -> int:
     from ..params import parse_assignment
     from ..errors import ParameterValueError
 
+    if args.output is not None:  # before any run: a FIFO, a directory, an unwritable place
+        from ..atomic import check_output
+        check_output(args.output, "--output")
     params = {}
     for text in args.overrides:
         name, value = parse_assignment(text)

@@ -4,15 +4,28 @@ Both run a chunked sweep into ``<out>/sweep.zarr`` (in-process, ``--workers N`` 
 LocalCluster, or ``--scheduler ADDRESS``), continue an interrupted sweep with ``--resume``, and
 write the analysis only once every chunk is done (``<out>/indices.nc`` or ``<out>/bands.nc``,
 written to a temp file and renamed).
+
+``--out`` may hold the user's own files: a sweep only ever adds or replaces its own
+(:data:`OWN_FILES`). ``--force`` removes a previous sweep's files and is refused, naming them,
+when the directory holds anything else. Every argument and output path is checked before the
+directory is touched, and the store's lock is held from the removal to the last write.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import shutil
 from pathlib import Path
 
 from ..atomic import write_netcdf
+
+#: Files a sweep writes into --out (the store, its lock, the analysis of either kind).
+STORE_NAME = "sweep.zarr"
+RESULT_FILES = ("indices.nc", "bands.nc")
+#: Our temporary names: atomic.temp_name of a result file, the store being created.
+_OWN_TEMP = re.compile(r"^(\.(indices|bands)\.nc\.\d+-[0-9a-f]{8}\.tmp|sweep\.zarr\.creating)$")
 
 #: Outputs analysed when none are given.
 DEFAULT_SENSITIVITY_OUTPUTS = ["peak(Cloud Debt)", "final(Lab Cash)", "peak(Lab Market Value)"]
@@ -40,8 +53,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--processes", type=int, default=1,
                    help="in-process sweeps: fork N processes per chunk (default 1)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
-    p.add_argument("--force", action="store_true", help="replace an existing --out")
-    p.add_argument("--chunk-size", type=int, default=None, help="runs per task (default 2048)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a previous sweep in --out (only its own files: refused if "
+                        "--out holds anything else)")
+    p.add_argument("--chunk-size", type=int, default=None,
+                   help="runs per task, >= 1 (default 2048)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
 
 
@@ -97,24 +113,79 @@ def _definition(args, kind):
                               else DEFAULT_MONTECARLO_OUTPUTS)
     return make_definition(kind, args.method, args.n, args.seed, problem, outputs,
                            scenario=args.scenario,
-                           chunk_size=args.chunk_size or DEFAULT_SWEEP_CHUNK)
+                           chunk_size=(DEFAULT_SWEEP_CHUNK if args.chunk_size is None
+                                       else args.chunk_size))
 
 
 def _out_dir(args, default: str) -> Path:
     from .. import paths
+    from ..errors import OutputError
 
-    return Path(args.out) if args.out else paths.RESULTS_DIR / default
+    if args.out is not None and not args.out.strip():
+        raise OutputError("--out is empty; give a directory (or leave --out out for "
+                          f"results/{default})")
+    return Path(args.out) if args.out is not None else paths.RESULTS_DIR / default
 
 
-def _prepare_out(out: Path, args) -> Path:
-    from ..sweep import SweepError
+def _own_results(out: Path, store: Path) -> tuple[list[Path], list[str]]:
+    """Split the entries of ``out`` into a previous sweep's files and foreign names.
 
-    store = out / "sweep.zarr"
+    A previous sweep is recognised by its store's manifest; an ``indices.nc``/``bands.nc`` is
+    ours only if it carries that store's ``definition_hash``.
+    """
+    from ..sweep import LOCK_SUFFIX, is_sweep_store, store_status
+
+    h = store_status(store)["definition_hash"] if is_sweep_store(store) else None
+    own, foreign = [], []
+    for p in sorted(out.iterdir()):
+        if p.name == STORE_NAME and h is not None and not p.is_symlink():
+            own.append(p)
+        elif p.name == STORE_NAME + LOCK_SUFFIX or _OWN_TEMP.match(p.name):
+            own.append(p)
+        elif p.name in RESULT_FILES and h is not None and _result_hash(p) == h:
+            own.append(p)
+        else:
+            foreign.append(p.name + ("/" if p.is_dir() else ""))
+    return own, foreign
+
+
+def _result_hash(p: Path) -> str | None:
+    if p.is_symlink() or not p.is_file():
+        return None
+    try:
+        import netCDF4
+
+        with netCDF4.Dataset(p) as nc:
+            return str(getattr(nc, "definition_hash", "")) or None
+    except Exception:  # noqa: BLE001 - unreadable: not ours
+        return None
+
+
+def _check_out(out: Path, args, result: str) -> Path:
+    """Check --out and the flags against it without writing anything; return the store path."""
+    from ..atomic import check_output, check_output_dir
+    from ..sweep import SweepError, check_lock, is_sweep_store
+
     if args.force and args.resume:
         raise SweepError("give --force or --resume, not both")
-    if args.force and out.exists():
-        shutil.rmtree(out)
-    if store.exists() and not args.resume:
+    check_output_dir(out, "--out")
+    store = out / STORE_NAME
+    if os.path.lexists(store) and not store.is_dir():
+        raise SweepError(f"{store} is a file, not a sweep store; move it or choose another --out")
+    check_output(out / result, "result file")
+    check_lock(store)  # a running sweep first: its store may not exist yet
+    if args.force:
+        if out.is_dir():
+            _own, foreign = _own_results(out, store)
+            if foreign:
+                shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more"
+                                                   if len(foreign) > 5 else "")
+                raise SweepError(f"--force replaces only a previous sweep's files, but {out} also "
+                                 f"holds {shown}; move them or choose another --out")
+    elif store.is_dir() and not is_sweep_store(store):
+        raise SweepError(f"{store} is not a sweep store (no manifest); move it or choose "
+                         "another --out")
+    elif store.exists() and not args.resume:
         raise SweepError(f"{out} already holds a sweep; pass --resume to continue it or --force "
                          "to replace it")
     if args.resume and not store.exists():
@@ -122,29 +193,61 @@ def _prepare_out(out: Path, args) -> Path:
     return store
 
 
-def _run(args, kind: str, subdir: str):
-    """Validate, prepare the output directory, run (or resume) the sweep; return its results.
+def _remove_previous(out: Path, store: Path) -> None:
+    """--force: remove a previous sweep's files (checked again under the lock)."""
+    from ..sweep import LOCK_SUFFIX, SweepError
 
-    Every argument is checked before the output directory is touched, so a bad call never
-    removes earlier results (``--force``) or leaves a half-made store.
+    if not out.is_dir():
+        return
+    own, foreign = _own_results(out, store)
+    if foreign:
+        raise SweepError(f"--force: {out} now holds {', '.join(foreign[:5])}; nothing was removed")
+    for p in own:
+        if p.name == STORE_NAME + LOCK_SUFFIX:
+            continue  # our own lock, held now
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
+def _run(args, kind: str, subdir: str, result: str, finish) -> int:
+    """Validate, prepare the output directory, run (or resume) the sweep, write the result.
+
+    Every argument and output path is checked before the output directory is touched, so a
+    bad call never removes earlier results (``--force``) or leaves a half-made store. The
+    store's lock is held from the removal of a previous sweep to the last write.
     """
     from ..errors import ParameterValueError
-    from ..sweep import open_results, run_sweep
+    from ..sweep import check_scheduler_address, lock_store, open_results, run_sweep
 
     if args.processes < 1:
         raise ParameterValueError(f"--processes must be >= 1, got {args.processes}")
+    if args.workers is not None and args.scheduler is not None:
+        raise ParameterValueError("give either --workers or --scheduler, not both")
+    if args.workers is not None and args.workers < 1:
+        raise ParameterValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.scheduler is not None:
+        check_scheduler_address(args.scheduler)
     d = _definition(args, kind)
     out = _out_dir(args, subdir)
-    store = _prepare_out(out, args)
-    run_sweep(d, store, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
-              progress=not args.quiet, processes=args.processes)
-    return (out, *open_results(store))
+    store = _check_out(out, args, result)
+    with lock_store(store):
+        if args.force:
+            _remove_previous(out, store)
+        run_sweep(d, store, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
+                  progress=not args.quiet, processes=args.processes)
+        return finish(out, *open_results(store))
 
 
 def _sensitivity(args) -> int:
+    return _run(args, "sensitivity", f"sensitivity/{args.method}", "indices.nc",
+                lambda *a: _write_indices(args, *a))
+
+
+def _write_indices(args, out, d, X, Y) -> int:
     from ..sensitivity import analyze
 
-    out, d, X, Y = _run(args, "sensitivity", f"sensitivity/{args.method}")
     res = analyze(d.problem, X, Y, d.method, seed=d.seed)
     res.attrs.update(definition_hash=d.hash, model_hash=d.model_hash, n=d.n,
                      n_runs=d.n_runs, scenario=d.scenario or "baseline")
@@ -161,11 +264,7 @@ def _sensitivity(args) -> int:
 
 
 def _montecarlo(args) -> int:
-    import numpy as np
-    import xarray as xr
-
     from ..errors import ParameterValueError
-    from ..sensitivity import percentile_bands
 
     try:
         pct = [float(x) for x in args.percentiles.split(",")]
@@ -174,7 +273,16 @@ def _montecarlo(args) -> int:
                                   "5,50,95") from None
     if not pct or any(not 0 <= p <= 100 for p in pct):
         raise ParameterValueError("--percentiles must lie between 0 and 100")
-    out, d, X, data = _run(args, "montecarlo", "montecarlo")
+    return _run(args, "montecarlo", "montecarlo", "bands.nc",
+                lambda *a: _write_bands(args, pct, *a))
+
+
+def _write_bands(args, pct, out, d, X, data) -> int:
+    import numpy as np
+    import xarray as xr
+
+    from ..sensitivity import percentile_bands
+
     t = data.pop("time")
     ds = xr.Dataset({k: (("run", "time"), v) for k, v in data.items()},
                     coords={"run": np.arange(X.shape[0]), "time": t})

@@ -62,6 +62,9 @@ def _stability(args: argparse.Namespace) -> int:
     if args.sync_core_loop:
         changed = S.sync_core_loop(paths.CORE_LOOP_FILE, paths.MODEL_FILE)
         print("core loop synced: " + (", ".join(changed) if changed else "nothing changed"))
+    if args.report:  # before any analysis: a file, an unwritable place
+        from ..atomic import check_output_dir
+        check_output_dir(args.report, "--report directory")
     if args.along_baseline:
         ir = build_ir(Path(args.model) if args.model else paths.MODEL_FILE)
         b = S.analyse_along_baseline(ir, progress=True)

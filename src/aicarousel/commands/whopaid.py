@@ -62,6 +62,7 @@ def _accounts_main(args: argparse.Namespace) -> int:
     from .. import accounts as A
     from .. import paths
 
+    out = _check_dir(args.output_dir or (paths.RESULTS_DIR / "accounts" / args.scenario))
     acc = A.read_accounts(args.model)
     t0, t1, _ = acc.time
     if args.time is not None:
@@ -77,7 +78,6 @@ def _accounts_main(args: argparse.Namespace) -> int:
     A.check_accounts(ds, acc)
     tfm = A.transaction_matrix(ds, acc, time=args.time, period=period)
     bs = A.balance_sheet(ds, acc, at)
-    out = args.output_dir or (paths.RESULTS_DIR / "accounts" / args.scenario)
     unit = "$B/Year" if args.time is not None else "$B"
     A.write_table(tfm, out, f"tfm_{label}",
                   caption=f"Transaction-flow matrix, {args.scenario}, {label} ({unit})")
@@ -95,6 +95,12 @@ def _accounts_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_dir(output_dir):
+    """Refuse an output directory that is a file or not writable before anything runs."""
+    from ..atomic import check_output_dir
+    return check_output_dir(output_dir, "output directory")
+
+
 def _params(scenario: str, model_file) -> dict:
     from .. import scenarios
     return scenarios.to_params(scenario, model_file=model_file)
@@ -106,6 +112,7 @@ def _main(args: argparse.Namespace) -> int:
     from .. import accounts as A
     from .. import paths
 
+    out = _check_dir(args.output_dir or (paths.RESULTS_DIR / "whopaid" / args.scenario))
     acc = A.read_accounts(args.model)
     flows = [acc.flow(args.flow).name] if args.flow else list(A.LOOP_FLOWS)
     for f in flows:  # a model without the default loop flows
@@ -118,7 +125,6 @@ def _main(args: argparse.Namespace) -> int:
     acc, ds, trace = A.analyse(params, model_file=args.model, acc=acc)
     t = ds["time"].values
     per = period or (float(t[0]), float(t[-1]))
-    out = args.output_dir or (paths.RESULTS_DIR / "whopaid" / args.scenario)
     out = A.write_results(out, acc, ds, trace, flows=flows, period=per, scenario=args.scenario)
     with pd.option_context("display.width", 200, "display.max_columns", 20,
                            "display.float_format", "{:,.3f}".format):
