@@ -25,14 +25,21 @@ import atexit
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import shutil
 import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from . import paths
+
+#: Names aicarousel creates in the cache root (anything else means it is not only ours).
+_OURS = re.compile(r"^([0-9a-f]{16}|ensemble|\.(tmp|stale)-.*)$")
+#: Temporary translation directories older than this (seconds) are left-overs of a killed run.
+STALE_AFTER = 3600.0
 
 _KEY: bytes | None = None
 _FALLBACK: Path | None = None
@@ -97,8 +104,11 @@ def _fallback() -> Path:
     return _FALLBACK
 
 
-def _problem(path: Path) -> str | None:
-    """Why ``path`` cannot be a private cache directory of this user (None when it can)."""
+def _problem(path: Path, inside: bool = False) -> str | None:
+    """Why ``path`` cannot be a private cache directory of this user (None when it can).
+
+    ``inside``: a subdirectory of the verified root (made by aicarousel), tightened freely.
+    """
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
     except FileExistsError:
@@ -111,6 +121,10 @@ def _problem(path: Path) -> str | None:
     if st.st_uid != os.geteuid():
         return f"{path} is owned by another user (uid {st.st_uid})"
     if stat.S_IMODE(st.st_mode) & 0o077:
+        foreign = [] if inside else [p.name for p in path.iterdir() if not _OURS.match(p.name)]
+        if foreign:  # e.g. AICAROUSEL_CACHE=/tmp or a project folder: never change its mode
+            return (f"{path} is open to other users and holds files that are not aicarousel's "
+                    f"({foreign[0]!r}{', ...' if len(foreign) > 1 else ''})")
         try:
             os.chmod(path, 0o700)
         except OSError as exc:
@@ -146,7 +160,20 @@ def cache_dir() -> Path:
     if _FALLBACK is not None:
         return _FALLBACK
     _CHECKED.add(root)
+    _remove_leftovers(root)
     return root
+
+
+def _remove_leftovers(root: Path) -> None:
+    """Remove ``.tmp-*``/``.stale-*`` directories a killed run left (older than an hour)."""
+    now = time.time()
+    for p in root.glob(".*-*"):
+        try:
+            if (p.name.startswith((".tmp-", ".stale-")) and not p.is_symlink() and p.is_dir()
+                    and now - p.lstat().st_mtime > STALE_AFTER):
+                shutil.rmtree(p, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def private_dir(*parts: str) -> Path:
@@ -155,7 +182,7 @@ def private_dir(*parts: str) -> Path:
     path = root.joinpath(*parts)
     if path in _CHECKED:
         return path
-    why = _problem(path)
+    why = _problem(path, inside=True)
     if why is not None:
         raise OSError(why)
     _CHECKED.add(path)

@@ -330,6 +330,10 @@ def _parse(path: Path):
         except ModelFileError:
             raise
         except Exception as exc:  # PySD raises many kinds of errors on bad files
+            if hasattr(exc, "pos") and hasattr(exc, "text"):  # a parse error: name the real line
+                from .model import _locate_parse_error
+                raise ModelFileError(_locate_parse_error(
+                    exc, path, path.read_text(encoding="utf-8", errors="replace"))) from None
             raise ModelFileError(f"model file {path.name} cannot be parsed by PySD: {exc}; "
                                  "check its syntax in Vensim/Stella") from exc
 
@@ -760,6 +764,8 @@ def build_ir(path) -> ModelIR:
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist; give the path of a .mdl or "
                              ".xmile file")
+    from .model import read_model_text
+    read_model_text(path)  # empty, binary, non-UTF-8, huge or truncated XMILE: one clear line
     am = _parse(path)
     return _Builder(path, am).build()
 

@@ -117,6 +117,8 @@ def read_model_text(source: Path) -> str:
         raise ModelFileError(f"cannot read model file {source}: {exc.strerror or exc}") from None
     if not data.strip():
         raise ModelFileError(f"model file {source} is empty")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ModelFileError(f"model file {source} is UTF-16 text; re-save it as UTF-8")
     if b"\x00" in data:
         raise ModelFileError(f"model file {source} is a binary file, not a Vensim or XMILE text "
                              f"model")
@@ -188,8 +190,8 @@ def _element_line(text: str, fragment: str, pos: int | None) -> int | None:
     """Line of the model element whose (cleaned) text is ``fragment``, at offset ``pos`` in it.
 
     PySD parses a whitespace-cleaned copy of the file and reports the failing element's text.
-    The same text may occur earlier (in a comment, or inside another equation), so only
-    occurrences that start an element (after ``|``, the encoding tag or a macro header) count.
+    The same text may occur earlier (in a comment or units field), so only occurrences in
+    the equation part of an element (after its ``|``, before its first ``~``) count.
     """
     body = text.split("\\\\\\---///", 1)[0]
     clean, idx = _clean_map(body)
@@ -200,12 +202,10 @@ def _element_line(text: str, fragment: str, pos: int | None) -> int | None:
     if not starts:
         return None
 
-    def at_element_start(i: int) -> bool:
-        before = clean[:i].rstrip()
-        return (not before or before.endswith(("|", "}")) or
-                re.search(r":MACRO:[^|~]*\)$", before) is not None)
+    def in_equation(i: int) -> bool:  # between an element's start ('|') and its first '~'
+        return "~" not in clean[clean.rfind("|", 0, i) + 1:i]
 
-    best = next((i for i in starts if at_element_start(i)), starts[0])
+    best = next((i for i in starts if in_equation(i)), starts[0])
     off = best + max(0, min(pos or 0, len(frag) - 1))
     raw = idx[min(off, len(idx) - 1)]
     return body.count("\n", 0, raw) + 1
@@ -309,6 +309,10 @@ def _entry_valid(entry: Path, context: str) -> bool:
 
     from . import cache
 
+    if entry.is_symlink():
+        cache.notice(f"ignored the cached translation {entry.name}: it is a symbolic link "
+                     f"and fails verification; translating again")
+        return False
     if not (entry / _MANIFEST).is_file():
         return False  # absent, half-written, or made by an older aicarousel: rebuild quietly
     pycache = entry / "__pycache__"
