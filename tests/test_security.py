@@ -69,6 +69,12 @@ EXPLOITS = {
     "mdl-get-direct-constants-tab": lambda m: _mdl(extra=(
         "z = GET DIRECT CONSTANTS('a.csv', ',\\x27 and " + _payload(m) +
         " and \\x27', 'A1')\n\t~\tDmnl\n\t~\t|\n\n")),
+    # PySD's parser eval()s lookup ranges: '[' anything but ']' ']'
+    "mdl-with-lookup-range": lambda m: _mdl(extra=(
+        "z = WITH LOOKUP(y, ([(" + _payload(m) + ",0)-(10,10)], (0,0),(10,10)))\n\t~\tDmnl"
+        "\n\t~\t|\n\n")),
+    "mdl-lookup-table-range": lambda m: _mdl(extra=(
+        "tab([(" + _payload(m) + ",0)-(10,10)], (0,0),(10,10))\n\t~\tDmnl\n\t~\t|\n\n")),
     "mdl-macro-comment": lambda m: (
         "{UTF-8}\n:MACRO: EXPR MACRO(input, parameter)\nEXPR MACRO = input * parameter\n"
         "\t~\tinput\n\t~\t\"\"\"\\" + _payload(m) + "\\\"\"\"\n\t|\n\n:END OF MACRO:\n"
@@ -98,6 +104,18 @@ def test_model_text_never_executes(kind, tmp_path, fresh_cache):
     assert "Traceback" not in err
     if status != 0:
         assert status == 2 and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("kind", ["mdl-with-lookup-range", "mdl-lookup-table-range"])
+@pytest.mark.parametrize("command", ["loops", "stability"])
+def test_parser_never_executes(kind, command, tmp_path, fresh_cache):
+    """The IR commands parse with PySD too (no translation): its eval() must not run code."""
+    marker = tmp_path / "MARKER"
+    mdl = tmp_path / "evil.mdl"
+    mdl.write_text(EXPLOITS[kind](marker))
+    status, err = _cli([command, "--model", str(mdl)])
+    assert not marker.exists(), f"{kind}: parsing the model executed code"
+    assert status == 2 and "only numbers are allowed" in err, err
 
 
 def test_xmile_doc_never_executes(tmp_path, fresh_cache):

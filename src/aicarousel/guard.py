@@ -72,6 +72,30 @@ class _Refused(Exception):
         self.node, self.what = node, what
 
 
+# ------------------------------------------------------------------ layer 0: parser ---
+
+def _literal(text, *args, **kwargs):
+    """What PySD's parser may ``eval``: Python literals only (numbers, quoted strings, tuples
+    and lists of them). PySD calls ``eval`` on lookup ranges ``[...]``, whose grammar accepts
+    any text without ``]``, so ``[(open(...),0)-(1,1)]`` ran code while parsing."""
+    if args or kwargs:
+        raise ValueError("aicarousel allows PySD's parser to evaluate literals only")
+    try:
+        return ast.literal_eval(str(text).strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise ValueError(f"only numbers are allowed here, not {str(text).strip()[:60]!r} "
+                         f"(a lookup range or table holds code?)") from None
+
+
+def harden_pysd_parser() -> None:
+    """Make PySD's Vensim and XMILE parsers evaluate literals only (idempotent)."""
+    from pysd.translators.vensim import vensim_element
+    from pysd.translators.xmile import xmile_element
+
+    for module in (vensim_element, xmile_element):
+        module.eval = _literal  # module globals shadow the builtin for PySD's own calls
+
+
 # ------------------------------------------------------------------ layer 1: sanitise ---
 
 def neutral_text(text: str) -> str:

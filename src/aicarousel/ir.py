@@ -312,6 +312,8 @@ def _file_sha256(path: Path) -> str:
 
 def _parse(path: Path):
     """Parse a model file with PySD's translators and return the AbstractModel."""
+    from .guard import harden_pysd_parser
+    harden_pysd_parser()  # PySD's parser eval()s lookup ranges: literals only
     suffix = path.suffix.lower()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -334,7 +336,8 @@ def _parse(path: Path):
                 from .model import _locate_parse_error
                 raise ModelFileError(_locate_parse_error(
                     exc, path, path.read_text(encoding="utf-8", errors="replace"))) from None
-            raise ModelFileError(f"model file {path.name} cannot be parsed by PySD: {exc}; "
+            raise ModelFileError(f"model file {path.name} cannot be parsed by PySD: "
+                                 f"{str(exc).split(' Parse tree:')[0]}; "
                                  "check its syntax in Vensim/Stella") from exc
 
 

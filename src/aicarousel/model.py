@@ -40,9 +40,13 @@ _XMILE_SUFFIXES = {".xmile", ".xml", ".stmx"}
 
 
 def _pysd():
-    """Import PySD with its pandas-3 deprecation noise filtered (only that warning class)."""
+    """Import PySD with its pandas-3 deprecation noise filtered (only that warning class), its
+    parser restricted to evaluating literals (:func:`aicarousel.guard.harden_pysd_parser`)."""
     _filter_pandas_warnings()
     import pysd
+
+    from .guard import harden_pysd_parser
+    harden_pysd_parser()
     return pysd
 
 

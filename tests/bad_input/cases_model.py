@@ -196,6 +196,14 @@ CASES = [
                      "\\\"\"\"\n\t|\n\n:END OF MACRO:\n" + mdl(
                          extra="w = EXPR MACRO(y, 2)\n\t~\tDmnl\n\t~\t|\n\n")[len("{UTF-8}\n"):]),
          check=no_marker),
+    Case("mdl-lookup-range-code", argv=RUN + ["{tmp}/evil.mdl"],
+         setup=write("evil.mdl", mdl(extra="z = WITH LOOKUP(y, ([(" + payload() +
+                                     ",0)-(10,10)], (0,0),(10,10)))\n\t~\tDmnl\n\t~\t|\n\n")),
+         message="only numbers are allowed", check=no_marker),
+    Case("ir-lookup-table-range-code", argv=["loops", "--model", "{tmp}/evil.mdl"],
+         setup=write("evil.mdl", mdl(extra="tab([(" + payload() + ",0)-(10,10)], (0,0),(10,10))"
+                                     "\n\t~\tDmnl\n\t~\t|\n\n")),
+         message="only numbers are allowed", check=no_marker),
     Case("xmile-doc-code", argv=RUN + ["{tmp}/evil.xmile"], status=0, owned=("r.nc",),
          setup=write("evil.xmile", TEACUP_XMILE.read_text().replace(
              "<doc>Heat Loss to Room</doc>",
