@@ -132,15 +132,16 @@ def _vector_pow():
         import shutil
         import subprocess
 
-        from . import paths
 
         cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
         if not cc:
             return None
+        from . import cache
+
         key = hashlib.sha256((_VPOW_SOURCE + platform.platform() + cc).encode()).hexdigest()
-        lib = paths.CACHE_DIR / "ensemble" / f"vpow-{key[:16]}.so"
-        if not lib.is_file():
-            lib.parent.mkdir(parents=True, exist_ok=True)
+        lib = cache.private_dir("ensemble") / f"vpow-{key[:16]}.so"
+        context = cache.context_string(kind="vpow", key=key)
+        if not lib.is_file() or cache.read_verified(lib, context) is None:  # never dlopen a planted file
             with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
                 src = Path(tmp) / "vpow.c"
                 src.write_text(_VPOW_SOURCE)
@@ -148,7 +149,7 @@ def _vector_pow():
                 subprocess.run([cc, "-O2", "-fno-builtin", "-fno-fast-math", "-fPIC", "-shared",
                                 "-o", str(out), str(src), "-lm"], check=True,
                                capture_output=True, timeout=60)
-                os.replace(out, lib)
+                cache.write_signed(lib, out.read_bytes(), context)
         fn = ctypes.CDLL(str(lib)).aicarousel_vpow
         dp = ctypes.POINTER(ctypes.c_double)
         fn.argtypes = [dp, dp, dp, ctypes.c_long, ctypes.c_long]
@@ -931,37 +932,30 @@ def compile_model(model_file: str | Path | None = None) -> CompiledModel:
 def _cached_ir(path: Path, model_hash: str, build_ir):
     """The IR of ``path``, pickled in the cache directory keyed by the model file's hash and
     the IR code's hash (parsing takes about a second; loading the pickle a few ms, which
-    matters for every dask worker and CLI call)."""
+    matters for every dask worker and CLI call). The pickle is unpickled only after its HMAC
+    tag verified (:func:`aicarousel.cache.read_verified`): a planted pickle is never loaded."""
     import pickle
 
+    from . import cache
     from . import ir as ir_module
-    from . import paths
 
+    code = hashlib.sha256(Path(ir_module.__file__).read_bytes()).hexdigest()[:16]
+    context = cache.context_string(kind="ir", model_sha256=model_hash, ir_code=code)
     try:
-        import pysd
-        pysd_version = pysd.__version__
-    except ImportError:  # pragma: no cover
-        pysd_version = "none"
-    code = hashlib.sha256(Path(ir_module.__file__).read_bytes()
-                          + pysd_version.encode()).hexdigest()[:16]
-    cache = paths.CACHE_DIR / "ensemble" / f"{model_hash[:16]}-{code}.ir.pkl"
-    if cache.is_file():
-        try:
-            with open(cache, "rb") as fh:
-                ir = pickle.load(fh)
-            if getattr(ir, "sha256", None) == model_hash:
-                return ir
-        except Exception:  # noqa: BLE001 - a broken cache entry is rebuilt
-            pass
+        target = cache.private_dir("ensemble") / f"{model_hash[:16]}-{code}.ir.pkl"
+    except OSError:
+        target = None
+    data = cache.read_verified(target, context) if target and target.exists() else None
+    if data is not None:
+        ir = pickle.loads(data)  # verified: written by this user's aicarousel for this model
+        if getattr(ir, "sha256", None) == model_hash:
+            return ir
     ir = build_ir(path)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".tmp", suffix=".pkl")
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(ir, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, cache)
-    except OSError:  # read-only cache: just do without
-        pass
+    if target is not None:
+        try:
+            cache.write_signed(target, pickle.dumps(ir, protocol=pickle.HIGHEST_PROTOCOL), context)
+        except OSError:  # read-only cache: just do without
+            pass
     return ir
 
 

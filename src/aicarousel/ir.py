@@ -312,6 +312,8 @@ def _file_sha256(path: Path) -> str:
 
 def _parse(path: Path):
     """Parse a model file with PySD's translators and return the AbstractModel."""
+    from .guard import harden_pysd_parser
+    harden_pysd_parser()  # PySD's parser eval()s lookup ranges: literals only
     suffix = path.suffix.lower()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -330,7 +332,12 @@ def _parse(path: Path):
         except ModelFileError:
             raise
         except Exception as exc:  # PySD raises many kinds of errors on bad files
-            raise ModelFileError(f"model file {path.name} cannot be parsed by PySD: {exc}; "
+            if hasattr(exc, "pos") and hasattr(exc, "text"):  # a parse error: name the real line
+                from .model import _locate_parse_error
+                raise ModelFileError(_locate_parse_error(
+                    exc, path, path.read_text(encoding="utf-8", errors="replace"))) from None
+            raise ModelFileError(f"model file {path.name} cannot be parsed by PySD: "
+                                 f"{str(exc).split(' Parse tree:')[0]}; "
                                  "check its syntax in Vensim/Stella") from exc
 
 
@@ -760,6 +767,8 @@ def build_ir(path) -> ModelIR:
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist; give the path of a .mdl or "
                              ".xmile file")
+    from .model import read_model_text
+    read_model_text(path)  # empty, binary, non-UTF-8, huge or truncated XMILE: one clear line
     am = _parse(path)
     return _Builder(path, am).build()
 

@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -39,9 +40,13 @@ _XMILE_SUFFIXES = {".xmile", ".xml", ".stmx"}
 
 
 def _pysd():
-    """Import PySD with its pandas-3 deprecation noise filtered (only that warning class)."""
+    """Import PySD with its pandas-3 deprecation noise filtered (only that warning class), its
+    parser restricted to evaluating literals (:func:`aicarousel.guard.harden_pysd_parser`)."""
     _filter_pandas_warnings()
     import pysd
+
+    from .guard import harden_pysd_parser
+    harden_pysd_parser()
     return pysd
 
 
@@ -83,23 +88,144 @@ def model_hash(model_file: str | os.PathLike | None = None) -> str:
     return file_sha256(_resolve_model_file(model_file))
 
 
+#: Largest model file accepted (bytes); the carousel is ~0.1 MB, big Vensim models ~5 MB.
+MAX_MODEL_BYTES = 32 * 2**20
+
+
+def read_model_text(source: Path) -> str:
+    """The model file's text, refusing what cannot be a model (one line naming the cause).
+
+    Parameters
+    ----------
+    source : Path
+        An existing regular file (see :func:`_resolve_model_file`).
+
+    Returns
+    -------
+    str
+        The text (UTF-8, byte-order mark removed).
+
+    Raises
+    ------
+    ModelFileError
+        Empty, larger than :data:`MAX_MODEL_BYTES`, binary, not UTF-8, or an XMILE file that
+        is not well-formed XML or declares a DOCTYPE (entities can read local files).
+    """
+    try:
+        size = source.stat().st_size
+        if size > MAX_MODEL_BYTES:
+            raise ModelFileError(f"model file {source} is {size / 2**20:.0f} MB; model files above "
+                                 f"{MAX_MODEL_BYTES // 2**20} MB are refused (is it really a model?)")
+        data = source.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"cannot read model file {source}: {exc.strerror or exc}") from None
+    if not data.strip():
+        raise ModelFileError(f"model file {source} is empty")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ModelFileError(f"model file {source} is UTF-16 text; re-save it as UTF-8")
+    if b"\x00" in data:
+        raise ModelFileError(f"model file {source} is a binary file, not a Vensim or XMILE text "
+                             f"model")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ModelFileError(f"model file {source} is not UTF-8 text (byte 0x{data[exc.start]:02x} "
+                             f"on line {line}); re-save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                             ) from None
+    text = text.removeprefix("\ufeff")
+    if source.suffix.lower() in _XMILE_SUFFIXES:
+        _check_xml(source, text)
+    return text
+
+
+def _check_xml(source: Path, text: str) -> None:
+    """Refuse DOCTYPE/ENTITY declarations and truncated XMILE files (PySD's parser would
+    recover silently and fail later with an internal error such as ``KeyError: 'x'``)."""
+    import xml.parsers.expat
+
+    if re.search(r"<!(DOCTYPE|ENTITY)", text, flags=re.IGNORECASE):
+        raise ModelFileError(f"XMILE file {source} declares a DOCTYPE/ENTITY; refused (entities "
+                             f"can pull in local files; remove the declaration)")
+    parser = xml.parsers.expat.ParserCreate()  # no namespace processing: prefixes are free
+    seen: list[str] = []
+    parser.StartElementHandler = lambda name, attrs: seen.append(name.rsplit(":", 1)[-1])
+    try:
+        parser.Parse(text.encode("utf-8"), True)
+        error = None
+    except xml.parsers.expat.ExpatError as exc:
+        error = exc
+    if not seen or seen[0] != "xmile":
+        raise ModelFileError(f"{source}: the root element is "
+                             f"{'<' + seen[0] + '>' if seen else 'missing'}, not <xmile>; not an "
+                             f"XMILE model")
+    if error is not None and not re.search(r"</(\w+:)?xmile>\s*$", text):
+        raise ModelFileError(f"{source}:{error.lineno}: the XMILE file is cut short or not "
+                             f"well-formed XML ({xml.parsers.expat.ErrorString(error.code)}, "
+                             f"column {error.offset + 1}); truncated or edited?")
+    for required in ("model", "sim_specs"):
+        if required not in seen:
+            raise ModelFileError(f"{source}: the XMILE file has no <{required}> element "
+                                 f"(truncated or incomplete?)")
+
+
+def _clean_map(raw: str) -> tuple[str, list[int]]:
+    """PySD's whitespace cleaning of a Vensim text, with each kept character's raw offset."""
+    def squash(text: str, pattern: str) -> tuple[str, list[int]]:
+        out: list[str] = []
+        idx: list[int] = []
+        last = 0
+        for m in re.finditer(pattern, text):
+            out.append(text[last:m.start()])
+            idx.extend(range(last, m.start()))
+            out.append(" ")
+            idx.append(m.start())
+            last = m.end()
+        out.append(text[last:])
+        idx.extend(range(last, len(text)))
+        return "".join(out), idx
+
+    s1, m1 = squash(raw, r"\\\n\t")
+    s2, m2 = squash(s1, r"[\n\t\s]+")
+    return s2, [m1[i] for i in m2]
+
+
+def _element_line(text: str, fragment: str, pos: int | None) -> int | None:
+    """Line of the model element whose (cleaned) text is ``fragment``, at offset ``pos`` in it.
+
+    PySD parses a whitespace-cleaned copy of the file and reports the failing element's text.
+    The same text may occur earlier (in a comment or units field), so only occurrences in
+    the equation part of an element (after its ``|``, before its first ``~``) count.
+    """
+    body = text.split("\\\\\\---///", 1)[0]
+    clean, idx = _clean_map(body)
+    frag = re.sub(r"[\n\t\s]+", " ", fragment).strip()
+    if not frag:
+        return None
+    starts = [m.start() for m in re.finditer(re.escape(frag), clean)]
+    if not starts:
+        return None
+
+    def in_equation(i: int) -> bool:  # between an element's start ('|') and its first '~'
+        return "~" not in clean[clean.rfind("|", 0, i) + 1:i]
+
+    best = next((i for i in starts if in_equation(i)), starts[0])
+    off = best + max(0, min(pos or 0, len(frag) - 1))
+    raw = idx[min(off, len(idx) - 1)]
+    return body.count("\n", 0, raw) + 1
+
+
 def _locate_parse_error(exc: Exception, source: Path, text: str) -> str:
     """Turn a parsimonious error on one model element into 'file:line: message'."""
     line = None
     elem_text = getattr(exc, "text", None)
     pos = getattr(exc, "pos", None)
     if isinstance(elem_text, str) and elem_text.strip():
-        idx = text.find(elem_text)
-        if idx < 0:
-            # PySD strips whitespace and continuation backslashes; match on the first tokens
-            head = elem_text.strip()[:40]
-            idx = text.find(head)
-            pos = None if idx < 0 else pos
-        if idx >= 0:
-            line = text.count("\n", 0, idx + (pos or 0)) + 1
+        line = _element_line(text, elem_text, pos)
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    first = re.sub(r"\s*\(line \d+, column \d+\)", "", first)  # in PySD's cleaned copy
     if elem_text and isinstance(elem_text, str):
-        snippet = elem_text.strip().splitlines()[0][:80]
+        snippet = " ".join(elem_text.split())[:80]
         first += f" in {snippet!r}"
     where = f"{source}:{line}" if line else str(source)
     return f"{where}: cannot parse the model: {first} (fix the equation syntax)"
@@ -111,61 +237,169 @@ def _find_line(text: str, needle: str) -> int | None:
     return text.count("\n", 0, m.start()) + 1 if m else None
 
 
-def _translate(source: Path, target_dir: Path) -> Path:
-    """Translate ``source`` into ``target_dir`` atomically; return the translated .py path."""
+def _build_translation(model_copy: Path, source: Path, text: str) -> None:
+    """Parse ``model_copy`` with PySD, neutralise its text fields and write the Python module
+    beside it, without importing it (PySD's ``read_vensim`` would import it at once)."""
+    from .guard import sanitise_abstract_model
+
+    _pysd()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("ignore", message="No encoding specified", category=UserWarning)
+        _filter_pandas_warnings()
+        try:
+            from pysd.builders.python.python_model_builder import ModelBuilder
+            if model_copy.suffix.lower() in _VENSIM_SUFFIXES:
+                from pysd.translators.vensim.vensim_file import VensimFile
+                parsed = VensimFile(model_copy, encoding="UTF-8")
+            else:
+                from pysd.translators.xmile.xmile_file import XmileFile
+                parsed = XmileFile(model_copy)
+            parsed.parse()
+            abs_model = parsed.get_abstract_model()
+            sanitise_abstract_model(abs_model, source)
+            ModelBuilder(abs_model).build_model()
+        except UserWarning as w:
+            msg = str(w).strip().splitlines()[0]
+            line = None
+            for word in re.findall(r"'([^']+)'", msg):
+                line = _find_line(text, word)
+                if line:
+                    break
+            where = f"{source}:{line}" if line else str(source)
+            raise ModelFileError(f"{where}: PySD cannot translate the model faithfully: {msg} "
+                                 f"(remove or replace the unsupported construct)") from None
+        except ModelFileError:
+            raise
+        except RecursionError:
+            raise ModelFileError(f"{source}: the model nests expressions too deeply to "
+                                 f"translate") from None
+        except Exception as exc:  # parsimonious ParseError, KeyError, ...
+            if hasattr(exc, "pos") and hasattr(exc, "text"):
+                raise ModelFileError(_locate_parse_error(exc, source, text)) from None
+            detail = str(exc).splitlines()[0] if str(exc) else ""
+            raise ModelFileError(f"{source}: PySD cannot translate the model "
+                                 f"({type(exc).__name__}{': ' + detail if detail else ''}); "
+                                 f"check the model file") from None
+
+
+#: Files in a cache entry that are not part of the translation (checked separately).
+_MANIFEST = "manifest.json"
+
+
+def _entry_context(digest: str) -> str:
+    from . import cache
+    from .guard import __file__ as guard_file
+
+    code = file_sha256(Path(guard_file))[:16]
+    return cache.context_string(kind="translation", model_sha256=digest, guard=code)
+
+
+def _entry_files(entry: Path) -> dict[str, str]:
+    """Every file under ``entry`` (relative POSIX path -> SHA-256), except the manifest."""
+    out = {}
+    for p in sorted(entry.rglob("*")):
+        rel = p.relative_to(entry).as_posix()
+        if p.is_symlink() or not (p.is_file() or p.is_dir()):
+            out[rel] = "not-a-regular-file"
+        elif p.is_file() and rel not in (_MANIFEST, _MANIFEST + ".hmac"):
+            out[rel] = file_sha256(p)
+    return out
+
+
+def _entry_valid(entry: Path, context: str) -> bool:
+    """True when ``entry`` holds exactly the files its signed manifest lists, unchanged."""
+    import json
+
+    from . import cache
+
+    if entry.is_symlink():
+        cache.notice(f"ignored the cached translation {entry.name}: it is a symbolic link "
+                     f"and fails verification; translating again")
+        return False
+    if not (entry / _MANIFEST).is_file():
+        return False  # absent, half-written, or made by an older aicarousel: rebuild quietly
+    pycache = entry / "__pycache__"
+    if pycache.is_dir() and not pycache.is_symlink():  # bytecode is never trusted
+        shutil.rmtree(pycache, ignore_errors=True)
+    data = cache.read_verified(entry / _MANIFEST, context)
+    if data is None:
+        return False
+    try:
+        listed = json.loads(data)["files"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    if _entry_files(entry) != listed:
+        cache.notice(f"ignored the cached translation {entry.name}: it fails verification "
+                     f"(edited or planted); translating again")
+        return False
+    return True
+
+
+def _translate(source: Path, key: str) -> Path:
+    """Translate ``source`` into the cache entry ``key`` (verified, atomic); return model.py."""
+    import json
+
+    from . import cache
+    from .guard import verify_translation
+
+    text = read_model_text(source)  # the cache key is the hash of exactly this text
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    context = _entry_context(digest)
+    try:
+        root = cache.cache_dir()
+        entry = root / key
+        if _entry_valid(entry, context):
+            return entry / "model.py"
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=root))
+    except OSError as exc:
+        raise ModelFileError(f"cannot use the cache directory {paths.CACHE_DIR}: "
+                             f"{exc.strerror or exc} (set AICAROUSEL_CACHE to a writable "
+                             f"directory of yours)") from None
     suffix = source.suffix.lower()
     name = "model" + (".mdl" if suffix in _VENSIM_SUFFIXES else suffix)
-    py_path = target_dir / "model.py"
-    if py_path.exists():
-        return py_path
-    target_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target_dir.name}-", dir=target_dir.parent))
     try:
-        shutil.copy2(source, tmp / name)
-        text = source.read_text(encoding="utf-8", errors="replace")
-        pysd = _pysd()
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", UserWarning)
-            warnings.filterwarnings("ignore", message="No encoding specified", category=UserWarning)
-            _filter_pandas_warnings()
-            try:
-                if suffix in _VENSIM_SUFFIXES:
-                    pysd.read_vensim(str(tmp / name))
-                else:
-                    pysd.read_xmile(str(tmp / name))
-            except UserWarning as w:
-                msg = str(w).strip().splitlines()[0]
-                line = None
-                for word in re.findall(r"'([^']+)'", msg):
-                    line = _find_line(text, word)
-                    if line:
-                        break
-                where = f"{source}:{line}" if line else str(source)
-                raise ModelFileError(f"{where}: PySD cannot translate the model faithfully: {msg} "
-                                     f"(remove or replace the unsupported construct)") from None
-            except ModelFileError:
-                raise
-            except Exception as exc:  # parsimonious ParseError, KeyError, ...
-                if hasattr(exc, "pos") and hasattr(exc, "text"):
-                    raise ModelFileError(_locate_parse_error(exc, source, text)) from None
-                raise ModelFileError(f"{source}: cannot translate the model: "
-                                     f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                                     f" (check the model file)") from None
+        (tmp / name).write_text(text, encoding="utf-8")
+        _build_translation(tmp / name, source, text)
         if not (tmp / "model.py").exists():
             raise ModelFileError(f"{source}: PySD produced no translation")
-        try:
-            os.rename(tmp, target_dir)
-        except OSError:
-            if not py_path.exists():  # not a lost race: a real failure
-                raise
+        for py in sorted(tmp.glob("*.py")):
+            verify_translation(py, model_name=source)
+        files = _entry_files(tmp)
+        cache.write_signed(tmp / _MANIFEST, json.dumps({"files": files, "context": context},
+                                                       indent=1, sort_keys=True).encode(), context)
+        _install(tmp, entry, context)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return py_path
+    return entry / "model.py"
+
+
+def _install(tmp: Path, entry: Path, context: str) -> None:
+    """Move the finished translation ``tmp`` to ``entry``, replacing an invalid old entry."""
+    try:
+        os.rename(tmp, entry)
+        return
+    except OSError:
+        pass
+    if _entry_valid(entry, context):  # another process won the race
+        return
+    stale = Path(tempfile.mkdtemp(prefix=f".stale-{entry.name}-", dir=entry.parent))
+    try:
+        os.rename(entry, stale / "old")
+    except FileNotFoundError:
+        pass
+    try:
+        os.rename(tmp, entry)
+    except OSError:
+        if not _entry_valid(entry, context):
+            raise
+    finally:
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def translated_path(model_file: str | os.PathLike | None = None) -> Path:
-    """Translate the model if needed and return the cached PySD .py file.
+    """Translate the model if needed and return the verified cached PySD .py file.
 
     Parameters
     ----------
@@ -175,15 +409,18 @@ def translated_path(model_file: str | os.PathLike | None = None) -> Path:
     Returns
     -------
     pathlib.Path
-        ``CACHE_DIR/<sha256[:16]>/model.py``.
+        ``<cache>/<sha256[:16]>/model.py`` (the cache is ``paths.CACHE_DIR`` unless it cannot
+        be used privately; see :mod:`aicarousel.cache`).
     """
     source = _resolve_model_file(model_file)
-    key = file_sha256(source)[:16]
-    return _translate(source, paths.CACHE_DIR / key)
+    return _translate(source, file_sha256(source)[:16])
 
 
 def load(model_file: str | os.PathLike | None = None):
     """Load a fresh PySD model object (translating once into the cache).
+
+    The translation is imported only after its cache entry verified (see
+    :mod:`aicarousel.cache` and :mod:`aicarousel.guard`); no bytecode is read or written.
 
     Parameters
     ----------
@@ -200,14 +437,24 @@ def load(model_file: str | os.PathLike | None = None):
     ModelFileError
         Missing, malformed or untranslatable model file (message names file and line).
     """
+    import sys
+
     py_path = translated_path(model_file)
     pysd = _pysd()
+    old = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
     try:
-        return pysd.load(str(py_path))
+        with warnings.catch_warnings():
+            _filter_pandas_warnings()
+            return pysd.load(str(py_path))
     except Exception as exc:
-        raise ModelFileError(f"{model_file or paths.MODEL_FILE}: cannot load the translated model "
-                             f"{py_path.name}: {type(exc).__name__}: {exc} (delete the cache "
-                             f"directory {py_path.parent} and retry)") from None
+        detail = " ".join(str(exc).split())[:200]
+        hint = ("models reading external data files (GET XLS/GET DIRECT) are not supported"
+                if isinstance(exc, (FileNotFoundError, OSError)) else "check the model file")
+        raise ModelFileError(f"{model_file or paths.MODEL_FILE}: PySD cannot load the model "
+                             f"({type(exc).__name__}: {detail}); {hint}") from None
+    finally:
+        sys.dont_write_bytecode = old
 
 
 def _doc_table(model) -> pd.DataFrame:

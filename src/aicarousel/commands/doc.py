@@ -17,11 +17,24 @@ def register(subparsers) -> None:
     p.set_defaults(func=_main)
 
 
+def _text(value) -> str:
+    """A doc cell as text: '' for a missing value (PySD leaves Type/Units of 'Time' empty)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value)
+
+
+def _kind(row) -> str:
+    kind = _text(row["Type"]).lower() or "time"
+    sub = _text(row["Subtype"])
+    return kind + ("" if sub in ("", "Normal") else f" ({sub.lower()})")
+
+
 def _main(args: argparse.Namespace) -> int:
     from ..model import load
 
     doc = load(args.model).doc
-    doc = doc.sort_values("Real Name", key=lambda s: s.str.lower())
+    doc = doc.sort_values("Real Name", key=lambda s: s.astype(str).str.lower())
     cols = ["Real Name", "Type", "Subtype", "Units", "Limits", "Comment"]
     if args.format == "csv":
         print(doc[cols].to_csv(index=False), end="")
@@ -29,12 +42,11 @@ def _main(args: argparse.Namespace) -> int:
     if args.format == "markdown":
         print("| name | kind | units | comment |\n|---|---|---|---|")
         for _, r in doc.iterrows():
-            c = str(r["Comment"] or "").replace("|", "\\|")
-            print(f"| {r['Real Name']} | {r['Type'].lower()} | {r['Units'] or ''} | {c} |")
+            c = " ".join(_text(r["Comment"]).split()).replace("|", "\\|")
+            print(f"| {_text(r['Real Name'])} | {_kind(r)} | {_text(r['Units'])} | {c} |")
         return 0
     for _, r in doc.iterrows():
-        kind = r["Type"].lower() + ("" if r["Subtype"] == "Normal" else f" ({r['Subtype'].lower()})")
-        print(f"{r['Real Name']}  [{r['Units'] or ''}]  {kind}")
-        if r["Comment"]:
-            print(f"    {r['Comment']}")
+        print(f"{_text(r['Real Name'])}  [{_text(r['Units'])}]  {_kind(r)}")
+        if _text(r["Comment"]):
+            print(f"    {_text(r['Comment'])}")
     return 0
