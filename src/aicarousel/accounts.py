@@ -64,7 +64,6 @@ Definitions of the answers are in the docstrings of :func:`who_paid`,
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import math
 import os
@@ -202,7 +201,8 @@ class Accounts:
             if f.name.lower() == name.strip().lower():
                 return f
         names = [f.name for f in self.flows]
-        close = difflib.get_close_matches(name, names, n=3, cutoff=0.3)
+        from .params import suggest  # the one name resolver's suggestions
+        close = suggest(name, names)
         hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else \
             f"tagged flows are: {', '.join(names)}"
         raise AccountingError(f"unknown flow {name!r}: {hint}")

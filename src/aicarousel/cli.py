@@ -32,6 +32,10 @@ COMMAND_MODULES = [
 ]
 
 
+#: Longest error message printed (characters); longer ones are cut.
+MAX_MESSAGE = 500
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line on stderr (exit status 2).
 
@@ -83,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a full disk or /dev/full shows here, not at interpreter exit
     except AicarouselError as exc:
         msg = " ".join(str(exc).split())
+        if len(msg) > MAX_MESSAGE:  # e.g. a value echoed from a hostile input file
+            msg = msg[:MAX_MESSAGE - 20] + f"... [{len(msg)} chars]"
         print(f"aicarousel {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `aicarousel doc | head`

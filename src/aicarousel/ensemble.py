@@ -27,7 +27,6 @@ Typical use::
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import itertools
 import math
@@ -501,8 +500,8 @@ class CompiledModel:
         if key is None or (allowed is not None and ir.variables[key].kind not in allowed):
             pool = [v.real_name for v in ir.variables.values()
                     if not v.internal and (allowed is None or v.kind in allowed)]
-            close = difflib.get_close_matches(str(name), pool, n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            from .params import did_you_mean  # the one name resolver's suggestions
+            hint = did_you_mean(name, pool)
             if key is not None:
                 raise UnknownParameterError(
                     f"{what} {name!r} is a {ir.variables[key].kind}, not one of "
@@ -773,6 +772,10 @@ class CompiledModel:
         values : dict of str to numpy.ndarray
             By py_name, shape (N, T).
         """
+        from .params import facts_from_ir, validate  # the one validator of every entry point
+        validate(params, facts_from_ir(self.ir), {"final_time": final_time,
+                 "time_step": time_step, "saveper": saveper}, per_run=True,
+                 kinds=("constant", "data"))
         tspec = self.ir.time
         dt = float(time_step if time_step is not None else tspec.dt)
         final = float(final_time if final_time is not None else tspec.final)
@@ -805,6 +808,7 @@ class CompiledModel:
             O = [np.empty((n_saved, m)) for _ in outs]
             with np.errstate(all="ignore"):
                 prog.func(P, TS, times, save, m, dt, O)
+            _check_finite(outs, O, times[save], s, self.ir)
             for o, block in zip(outs, O):
                 dest[o][s:e] = block.T
 
@@ -851,6 +855,18 @@ class CompiledModel:
                        "py_name": k})
         return xr.Dataset(data, coords={"run": np.arange(n_runs), "time": t},
                           attrs={"model_hash": self.model_hash, "engine": "aicarousel.ensemble"})
+
+
+def _check_finite(outs, blocks, saved_times, first_run, ir) -> None:
+    """Refuse NaN/inf in a chunk's outputs, naming variable, run and time (as model.run does)."""
+    for o, block in zip(outs, blocks):
+        bad = ~np.isfinite(block)
+        if bad.any():
+            ti, r = np.argwhere(bad)[0]
+            from .errors import SimulationError
+            raise SimulationError(
+                f"the run produced {block[ti, r]} in {ir.variables[o].real_name!r} at time "
+                f"{saved_times[ti]:g} (run {first_run + r}); check the parameters that feed it")
 
 
 def _run_forked(chunks, procs, do_chunk, outs, n, n_saved):

@@ -564,10 +564,11 @@ def run(params: Mapping[str, Any] | None = None, model_file: str | os.PathLike |
     doc = _doc_table(model)
     control = {"initial_time": initial_time, "final_time": final_time, "time_step": time_step,
                "saveper": saveper}
-    clean, control = validate_params(params or {}, model, doc, control)
+    clean, control = validate_params(params or {}, model, doc, control, model_file)
     if return_columns is not None:
-        from .params import resolve_names
-        return_columns = resolve_names(list(return_columns), doc)
+        from .params import resolve_name
+        spell = dict(zip(doc["Py Name"], doc.index)) | {n: n for n in doc.index}
+        return_columns = [resolve_name(n, spell, what="variable") for n in return_columns]
     kwargs = {k: v for k, v in control.items() if v is not None and k != "initial_time"}
     if control.get("initial_time") is not None:
         kwargs["initial_condition"] = (control["initial_time"], {})
@@ -575,7 +576,9 @@ def run(params: Mapping[str, Any] | None = None, model_file: str | os.PathLike |
     try:
         with warnings.catch_warnings():
             _filter_pandas_warnings()
-            warnings.filterwarnings("ignore", category=RuntimeWarning)  # NaN reported below
+            # overflow, invalid operations and complex results (numpy's ComplexWarning is a
+            # RuntimeWarning) stop the run where they happen: the error names variable and time
+            warnings.filterwarnings("error", category=RuntimeWarning)
             warnings.filterwarnings("ignore", message="Replacing a constant value with a time-dependent",
                                     category=UserWarning)  # a time-series override, validated above
             df = model.run(params=clean, return_columns=return_columns, **kwargs)

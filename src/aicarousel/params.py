@@ -18,7 +18,8 @@ import numbers
 import os
 import sys
 from pathlib import Path
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -45,58 +46,82 @@ _DATE_THRESHOLD = 1000.0
 _COVER_TOL = 1e-9
 
 
-def _suggest(name: str, candidates: list[str], n: int = 3) -> list[str]:
-    lower = {c.lower(): c for c in candidates}
-    hits = difflib.get_close_matches(name.lower(), list(lower), n=n, cutoff=0.5)
-    out = [lower[h] for h in hits]
-    if not out:  # substring fallback
-        out = [c for c in candidates if name.lower() in c.lower()][:n]
+# --------------------------------------------------------------------------- names
+#: Similarity (difflib ratio, 0-1) above which a known name is offered as "did you mean".
+#: One value for every name in the project (parameters, outputs, flows, scenarios, keys).
+SUGGEST_CUTOFF = 0.5
+
+
+def fold(name: Any) -> str:
+    """Spelling-insensitive key of a name: lower case, ``_`` as space, single spaces."""
+    return " ".join(str(name).lower().replace("_", " ").split())
+
+
+def suggest(name: Any, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """Up to ``n`` candidates closest to ``name`` (folded spelling; substring fallback)."""
+    cands = list(dict.fromkeys(str(c) for c in candidates))
+    by_fold: dict[str, str] = {}
+    for c in cands:
+        by_fold.setdefault(fold(c), c)
+    key = fold(name)
+    hits = difflib.get_close_matches(key, list(by_fold), n=n, cutoff=SUGGEST_CUTOFF)
+    out = [by_fold[h] for h in hits]
+    if not out and key:
+        out = [c for f, c in by_fold.items() if key in f or (len(f) > 2 and f in key)][:n]
     return out
 
 
-def resolve_name(name: Any, doc: pd.DataFrame, kinds: tuple[str, ...] | None = None) -> str:
-    """Map a Vensim name (or PySD py_name) to the model's Vensim name.
+def did_you_mean(name: Any, candidates: Iterable[str], n: int = 3) -> str:
+    """``"; did you mean 'A', 'B'?"`` for the closest candidates, or ``""``."""
+    close = suggest(name, candidates, n)
+    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+def resolve_name(name: Any, names: Mapping[str, str] | Iterable[str], *, what: str = "parameter",
+                 where: str = "", hint: str = "",
+                 error: type[Exception] = UnknownParameterError) -> str:
+    """The one name resolver: map a user's spelling to the canonical name.
 
     Parameters
     ----------
     name : str
-        Name as given by the user.
-    doc : pandas.DataFrame
-        ``model.doc`` indexed by Real Name.
-    kinds : tuple of str, optional
-        PySD ``Type`` values used for suggestions (default: all).
+        As given (exact, any case, ``_`` for spaces, or a PySD py_name when ``names`` maps it).
+    names : mapping or iterable of str
+        Canonical names, or ``spelling -> canonical`` (e.g. Vensim and py names).
+    what : str
+        Kind of name in the message ("parameter", "output", "flow", "scenario", "key").
+    where : str
+        Prefix of the message (file and key, "--set", ...).
+    hint : str
+        Text appended when nothing is close (e.g. where to find the list).
+    error : exception class
+        Raised on an unknown name (default :class:`UnknownParameterError`).
 
     Returns
     -------
     str
-        The Vensim name.
-
-    Raises
-    ------
-    UnknownParameterError
-        Unknown name; the message suggests the closest model names.
+        The canonical name.
     """
+    table = dict(names) if isinstance(names, Mapping) else {n: n for n in names}
     if not isinstance(name, str):
-        raise UnknownParameterError(f"parameter names must be strings, got {type(name).__name__} {name!r}")
-    if name in doc.index:
-        return name
-    by_py = dict(zip(doc["Py Name"], doc.index))
-    if name in by_py:
-        return by_py[name]
-    folded = {n.lower().replace("_", " ").strip(): n for n in doc.index}
-    key = " ".join(name.lower().replace("_", " ").split())
-    if key in folded:
-        return folded[key]
-    pool = list(doc.index if kinds is None else doc.index[doc["Type"].isin(kinds)])
-    sugg = _suggest(name, pool)
-    hint = f"; did you mean {', '.join(repr(s) for s in sugg)}?" if sugg else \
-        "; run `aicarousel params` for the list"
-    raise UnknownParameterError(f"unknown parameter {name!r}: not a name in the model{hint}")
+        raise error(f"{where}{what} names must be text, got {type(name).__name__} "
+                    f"{short(repr(name))}")
+    if name in table:
+        return table[name]
+    folded: dict[str, str] = {}
+    for spelling, canon in table.items():
+        folded.setdefault(fold(spelling), canon)
+    if fold(name) in folded:
+        return folded[fold(name)]
+    canon = list(dict.fromkeys(table.values()))
+    tail = did_you_mean(name, canon) or (f"; {hint}" if hint else "")
+    raise error(f"{where}unknown {what} {short(repr(name))}{tail}")
 
 
-def resolve_names(names: list[str], doc: pd.DataFrame) -> list[str]:
-    """Resolve several names with :func:`resolve_name` (any variable kind)."""
-    return [resolve_name(n, doc) for n in names]
+def short(text: Any, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters (messages stay one readable line)."""
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[:limit - 15] + f"... [{len(s)} chars]"
 
 
 def _is_number(v: Any) -> bool:
@@ -113,30 +138,6 @@ def _limits(doc_row) -> tuple[float, float]:
     return lo, hi
 
 
-def is_duration(unit: str, default: float) -> bool:
-    """True for a constant measured in years that is a span of time, not a date."""
-    return str(unit).strip().lower() in {"year", "years"} and abs(default) < _DATE_THRESHOLD
-
-
-def _check_value(name: str, values: np.ndarray, unit: str, lo: float, hi: float,
-                 default: float | None) -> None:
-    if not np.all(np.isfinite(values)):
-        raise ParameterValueError(f"value of {name!r} must be a finite number, got "
-                                  f"{values[~np.isfinite(values)][0]} (give a finite value)")
-    vmin, vmax = float(values.min()), float(values.max())
-    if not math.isnan(lo) and vmin < lo:
-        raise ParameterValueError(f"value {vmin:g} of {name!r} is below its minimum {lo:g} "
-                                  f"(range [{lo:g}, {'?' if math.isnan(hi) else f'{hi:g}'}] "
-                                  f"in the model's units field, unit {unit})")
-    if not math.isnan(hi) and vmax > hi:
-        raise ParameterValueError(f"value {vmax:g} of {name!r} is above its maximum {hi:g} "
-                                  f"(range [{'?' if math.isnan(lo) else f'{lo:g}'}, {hi:g}] "
-                                  f"in the model's units field, unit {unit})")
-    if default is not None and is_duration(unit, default) and vmin < 0:
-        raise ParameterValueError(f"{name!r} is a duration in {unit} and cannot be negative "
-                                  f"(got {vmin:g}); give a value >= 0")
-
-
 def constant_default(model, py_name: str) -> float | None:
     """Current value of a constant on a freshly loaded model (None if not a number)."""
     try:
@@ -146,111 +147,454 @@ def constant_default(model, py_name: str) -> float | None:
         return None
 
 
-def validate_params(params: Mapping[str, Any], model, doc: pd.DataFrame,
-                    control: dict[str, float | None]) -> tuple[dict[str, Any], dict[str, float | None]]:
-    """Check overrides and convert them to what PySD expects.
+# --------------------------------------------------------------------------- model facts
+#: Longest run accepted, in Euler steps ((FINAL TIME - INITIAL TIME) / TIME STEP): ten million
+#: steps of the carousel take hours in PySD and ~1 GB per saved variable in the ensemble.
+MAX_STEPS = 10_000_000
+
+#: Time units a duration may be written in (the model's units field), as years.
+TIME_UNITS = {"year": 1.0, "years": 1.0, "yr": 1.0, "quarter": 0.25, "quarters": 0.25,
+              "month": 1 / 12, "months": 1 / 12, "week": 7 / 365.25, "weeks": 7 / 365.25,
+              "day": 1 / 365.25, "days": 1 / 365.25}
+
+
+@dataclass(frozen=True)
+class Constant:
+    """What validation knows of one model constant (from the IR: units field and equation).
+
+    Attributes
+    ----------
+    name, py_name : str
+        Vensim name and PySD py_name.
+    value : float
+        Default (the model file's value).
+    unit : str
+        Units field.
+    low, high : float
+        Range of the units field (NaN = open).
+    per_unit : float
+        For a duration (a time unit that is not a date): model time units in one ``unit``
+        (1 for Year in a Year model, 1/12 for Month); 0 for every other constant.
+    """
+
+    name: str
+    py_name: str
+    value: float
+    unit: str
+    low: float
+    high: float
+    per_unit: float = 0.0
+
+    @property
+    def is_duration(self) -> bool:
+        return self.per_unit > 0
+
+
+@dataclass(frozen=True)
+class ParameterFacts:
+    """The model facts every entry point validates against (built from the IR).
+
+    Attributes
+    ----------
+    model : str
+        Model file name (for messages).
+    constants : dict of str to Constant
+        By Vensim name; run-control variables excluded.
+    kinds : dict of str to str
+        Every non-internal variable's kind by Vensim name (``constant``, ``aux``, ``stock``,
+        ``lookup``, ``data``).
+    py_names : dict of str to str
+        py_name -> Vensim name.
+    initial_time, final_time, time_step, saveper : float
+        Run control of the model file.
+    time_unit : str
+        Units of TIME STEP (e.g. ``Year``).
+    """
+
+    model: str
+    constants: dict
+    kinds: dict
+    py_names: dict
+    initial_time: float
+    final_time: float
+    time_step: float
+    saveper: float
+    time_unit: str = "Year"
+
+    def spellings(self, kinds: Iterable[str] | None = None) -> dict[str, str]:
+        """``spelling -> Vensim name`` (Vensim and py names) of variables of ``kinds``."""
+        out = {n: n for n, k in self.kinds.items() if kinds is None or k in kinds}
+        out.update({p: n for p, n in self.py_names.items() if n in out})
+        return out
+
+
+def _per_unit(unit: str, default: float, time_unit: str) -> float:
+    """Model time units in one ``unit`` if a constant in ``unit`` is a duration, else 0."""
+    u, tu = fold(unit), fold(time_unit)
+    if u not in TIME_UNITS or abs(default) >= _DATE_THRESHOLD:  # not time, or a date
+        return 0.0
+    return TIME_UNITS[u] / TIME_UNITS.get(tu, 1.0)
+
+
+def _num(x) -> float:
+    return math.nan if x is None else float(x)
+
+
+_FACTS: dict[tuple, ParameterFacts] = {}
+
+
+def facts_from_ir(ir) -> ParameterFacts:
+    """:class:`ParameterFacts` of a :class:`aicarousel.ir.ModelIR` (cached by model hash)."""
+    key = (str(ir.path), ir.sha256)
+    got = _FACTS.get(key)
+    if got is not None:
+        return got
+    control_py = {"initial_time", "final_time", "time_step", "saveper"}
+    ts = ir.variables.get("time_step")
+    time_unit = (ts.units if ts is not None else "") or "Year"
+    consts, kinds, py = {}, {}, {}
+    for n, v in ir.variables.items():
+        if v.internal:
+            continue
+        kinds[v.real_name] = v.kind
+        py[n] = v.real_name
+        if v.kind == "constant" and n not in control_py:
+            value = float(v.expr.value)
+            consts[v.real_name] = Constant(v.real_name, n, value, v.units or "",
+                                           _num(v.limits[0]), _num(v.limits[1]),
+                                           _per_unit(v.units or "", value, time_unit))
+    t = ir.time
+    facts = ParameterFacts(Path(ir.path).name, consts, kinds, py, float(t.initial),
+                           float(t.final), float(t.dt), float(t.saveper), time_unit)
+    _FACTS[key] = facts
+    return facts
+
+
+def facts(model_file: str | os.PathLike | None = None) -> ParameterFacts:
+    """:class:`ParameterFacts` of a model file, from its IR (parsed once per file version)."""
+    from .ensemble import compile_model
+
+    return facts_from_ir(compile_model(model_file).ir)
+
+
+def _facts_from_pysd(model, doc: pd.DataFrame, model_file) -> ParameterFacts:
+    """Same facts from a loaded PySD model, for models the IR cannot represent."""
+    comps = model.components
+    tu = str(doc.loc["TIME STEP", "Units"] or "Year") if "TIME STEP" in doc.index else "Year"
+    consts, kinds, py = {}, {}, {}
+    for real, row in doc.iterrows():
+        kind = {"Constant": "constant", "Stateful": "stock", "Lookup": "lookup",
+                "Data": "data"}.get(row["Type"], "aux")
+        kinds[real] = kind
+        py[row["Py Name"]] = real
+        if kind == "constant" and real not in CONTROL_NAMES:
+            value = constant_default(model, row["Py Name"])
+            if value is None:
+                continue
+            lo, hi = _limits(row)
+            unit = str(row["Units"] or "")
+            consts[real] = Constant(real, row["Py Name"], value, unit, lo, hi,
+                                    _per_unit(unit, value, tu))
+    return ParameterFacts(Path(model_file or paths.MODEL_FILE).name, consts, kinds, py,
+                          float(comps.initial_time()), float(comps.final_time()),
+                          float(comps.time_step()), float(comps.saveper()), tu)
+
+
+# --------------------------------------------------------------------------- the validator
+def _fmt_range(c: Constant) -> str:
+    lo = "?" if math.isnan(c.low) else f"{c.low:g}"
+    hi = "?" if math.isnan(c.high) else f"{c.high:g}"
+    return f"[{lo}, {hi}]"
+
+
+def _as_floats(values: Any, what: str) -> np.ndarray:
+    """``values`` as a float array; complex, text, bool and non-finite values are refused."""
+    arr = np.asarray(values)
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(float)
+        except (TypeError, ValueError):
+            bad = next((x for x in arr.ravel() if not _is_number(x)), arr.ravel()[0])
+            raise ParameterValueError(f"{what} must be a number, got {type(bad).__name__} "
+                                      f"{short(repr(bad))}") from None
+    if np.iscomplexobj(arr):
+        bad = arr.ravel()[np.flatnonzero(np.imag(arr.ravel()) != 0)[:1]]
+        raise ParameterValueError(f"{what} must be a real number, got the complex value "
+                                  f"{bad[0] if bad.size else arr.ravel()[0]}")
+    if arr.dtype.kind == "b" or not np.issubdtype(arr.dtype, np.number):
+        raise ParameterValueError(f"{what} must be a number, got {arr.dtype} "
+                                  f"{short(repr(arr.ravel()[0] if arr.size else arr))}")
+    arr = arr.astype(float)
+    if arr.size == 0:
+        raise ParameterValueError(f"{what} is empty; give at least one value")
+    if not np.all(np.isfinite(arr)):
+        raise ParameterValueError(f"{what} must be finite, got {arr[~np.isfinite(arr)][0]} "
+                                  "(give a finite value)")
+    return arr
+
+
+def check_values(c: Constant, values: Any, time_step: float, time_unit: str = "Year",
+                 where: str = "") -> np.ndarray:
+    """Check values (one or many) of constant ``c``; return them as a float array.
+
+    The rules: finite real numbers; inside the range of the units field; a duration (a
+    constant in a time unit that is not a date) at least TIME STEP long, since a shorter
+    duration makes the Euler step overshoot (a stock drained in less than one step goes
+    negative, then oscillates and diverges: Sterman, Business Dynamics, ch. 8, and the
+    numbers of issue 9).
+
+    Raises
+    ------
+    ParameterValueError
+        Naming the constant, the value, the bound and the fix.
+    """
+    arr = _as_floats(values, f"{where}value of {c.name!r}")
+    vmin, vmax = float(arr.min()), float(arr.max())
+    if not math.isnan(c.low) and vmin < c.low:
+        raise ParameterValueError(f"{where}value {vmin:g} of {c.name!r} is outside its range: "
+                                  f"below its minimum {c.low:g} (range {_fmt_range(c)} in the model's units field, "
+                                  f"unit {c.unit})")
+    if not math.isnan(c.high) and vmax > c.high:
+        raise ParameterValueError(f"{where}value {vmax:g} of {c.name!r} is outside its range: "
+                                  f"above its maximum {c.high:g} (range {_fmt_range(c)} in the model's units field, "
+                                  f"unit {c.unit})")
+    if c.is_duration and vmin * c.per_unit < time_step * (1 - 1e-12):
+        need = time_step / c.per_unit
+        if vmin < 0:
+            raise ParameterValueError(f"{where}{c.name!r} is a duration in {c.unit} and cannot be "
+                                      f"negative (got {vmin:g}); give at least TIME STEP "
+                                      f"({need:g} {c.unit})")
+        raise ParameterValueError(
+            f"{where}{c.name!r} = {vmin:g} {c.unit} is shorter than TIME STEP "
+            f"({time_step:g} {time_unit}): a duration below one Euler step makes the run "
+            f"numerically meaningless; give at least {need:g} {c.unit} or a smaller time step")
+    return arr
+
+
+def check_control(fx: ParameterFacts, control: Mapping[str, Any] | None = None,
+                  where: str = "") -> dict[str, float]:
+    """Complete and check run control (``initial_time``, ``final_time``, ``time_step``,
+    ``saveper``; None = the model's value).
+
+    Raises
+    ------
+    ParameterValueError
+        A value that is not a finite number, time_step <= 0, saveper < time_step or longer than
+        the run, final <= initial, more than :data:`MAX_STEPS` steps, or a time step longer
+        than a duration of the model (naming it).
+    """
+    defaults = {"initial_time": fx.initial_time, "final_time": fx.final_time,
+                "time_step": fx.time_step, "saveper": fx.saveper}
+    full = dict(defaults)
+    given = {k: v for k, v in (control or {}).items() if v is not None}
+    for key, v in given.items():
+        if key not in defaults:
+            raise ParameterValueError(f"{where}unknown run control {key!r}; use one of "
+                                      f"{', '.join(defaults)}")
+        if not _is_number(v) or not math.isfinite(float(v)):
+            raise ParameterValueError(f"{where}run control {key} must be a finite number of "
+                                      f"years, got {short(repr(v))}")
+        full[key] = float(v)
+    if full["time_step"] <= 0:
+        raise ParameterValueError(f"{where}time_step must be > 0 years, got {full['time_step']:g}")
+    if full["saveper"] <= 0:
+        raise ParameterValueError(f"{where}saveper must be > 0 years, got {full['saveper']:g}")
+    if full["saveper"] < full["time_step"] - 1e-12:
+        raise ParameterValueError(f"{where}saveper ({full['saveper']:g}) must be >= time_step "
+                                  f"({full['time_step']:g})")
+    t0, t1 = full["initial_time"], full["final_time"]
+    if t1 <= t0:
+        raise ParameterValueError(f"{where}final_time ({t1:g}) must be after the initial time "
+                                  f"({t0:g})")
+    steps = (t1 - t0) / full["time_step"]
+    if not steps <= MAX_STEPS:
+        raise ParameterValueError(
+            f"{where}the run {t0:g}-{t1:g} with time_step {full['time_step']:g} has {steps:.3g} "
+            f"Euler steps, more than the limit of {MAX_STEPS:,} (MAX_STEPS); shorten the run "
+            "or enlarge the time step")
+    if full["saveper"] > t1 - t0 + 1e-12:
+        raise ParameterValueError(f"{where}saveper ({full['saveper']:g}) is longer than the run "
+                                  f"({t0:g}-{t1:g}); give at most {t1 - t0:g}")
+    return full
+
+
+def validate(params: Mapping[str, Any] | None, fx: ParameterFacts,
+             control: Mapping[str, Any] | None = None, *, per_run: bool = False,
+             kinds: tuple[str, ...] = ("constant",), where: str = "",
+             ) -> tuple[dict[str, Any], dict[str, float]]:
+    """The one parameter validator of every entry point (model.run, the ensemble, scenarios,
+    sweep ranges).
 
     Parameters
     ----------
     params : mapping
-        Vensim (or py) name -> number or pandas Series indexed by time in years.
-    model : pysd Model
-        Freshly loaded model (for default values and run control).
-    doc : pandas.DataFrame
-        ``model.doc`` indexed by Real Name.
-    control : dict
-        ``initial_time``, ``final_time``, ``time_step``, ``saveper`` (None = model default).
+        Name (Vensim name in any case, ``_`` for spaces, or py_name) -> number or
+        :class:`pandas.Series` over time; with ``per_run`` also a 1-d array (one value per
+        run) or a :class:`pandas.DataFrame` (index time, one column per run).
+    fx : ParameterFacts
+        From :func:`facts` / :func:`facts_from_ir`.
+    control : mapping, optional
+        Run control (see :func:`check_control`); control names in ``params``
+        ("FINAL TIME", ...) are moved here.
+    per_run : bool
+        Accept per-run arrays and DataFrames (the ensemble).
+    kinds : tuple of str
+        Variable kinds that may be set (the ensemble also takes ``data``).
+    where : str
+        Message prefix.
 
     Returns
     -------
     (dict, dict)
-        Overrides keyed by py_name, and the completed run control.
+        ``Vensim name -> value`` (as given, checked) and the complete run control.
 
     Raises
     ------
     UnknownParameterError
-        Unknown name (with suggestions) or a name that is not a constant.
+        Unknown name (with "did you mean"), a stock or an equation.
     ParameterValueError
-        Wrong kind (string, bool, NaN, inf), outside the range in the units field, negative
-        duration, bad run control, or a time series that does not cover the run.
+        Two spellings of one name, a wrong kind of value, a value outside its range, a
+        duration shorter than TIME STEP, bad run control, a series not covering the run.
     """
+    if params is None:
+        params = {}
     if not isinstance(params, Mapping):
-        raise ParameterValueError(f"params must be a mapping of name -> value, got {type(params).__name__}")
-    control = dict(control)
-    rest = {}
+        raise ParameterValueError(f"{where}params must be a mapping of name -> value, got "
+                                  f"{type(params).__name__}")
+    control = dict(control or {})
+    rest: dict[Any, Any] = {}
     for name, value in params.items():
         if isinstance(name, str) and name.strip().upper() in CONTROL_NAMES:
             key = CONTROL_NAMES[name.strip().upper()]
             if control.get(key) is not None:
-                raise ParameterValueError(f"{name!r} given twice (in params and as {key}=); give it once")
+                raise ParameterValueError(f"{where}{name!r} given twice (in params and as "
+                                          f"{key}=); give it once")
             control[key] = value
         else:
             rest[name] = value
-    comps = model.components
-    defaults = {"initial_time": float(comps.initial_time()), "final_time": float(comps.final_time()),
-                "time_step": float(comps.time_step()), "saveper": float(comps.saveper())}
-    for key, v in control.items():
-        if v is None:
-            continue
-        if not _is_number(v) or not math.isfinite(float(v)):
-            raise ParameterValueError(f"run control {key} must be a finite number of years, got {v!r}")
-        control[key] = float(v)
-    full = {k: (control[k] if control.get(k) is not None else defaults[k]) for k in defaults}
-    if full["time_step"] <= 0:
-        raise ParameterValueError(f"time_step must be > 0 years, got {full['time_step']:g}")
-    if full["saveper"] <= 0:
-        raise ParameterValueError(f"saveper must be > 0 years, got {full['saveper']:g}")
-    if full["saveper"] < full["time_step"] - 1e-12:
-        raise ParameterValueError(f"saveper ({full['saveper']:g}) must be >= time_step "
-                                  f"({full['time_step']:g})")
-    if full["final_time"] <= full["initial_time"]:
-        raise ParameterValueError(f"final_time ({full['final_time']:g}) must be after the initial "
-                                  f"time ({full['initial_time']:g})")
-    t0, t1 = full["initial_time"], full["final_time"]
-
+    full = check_control(fx, control, where)
+    dt, t0, t1 = full["time_step"], full["initial_time"], full["final_time"]
+    names = fx.spellings()
+    settable = fx.spellings(kinds)
     clean: dict[str, Any] = {}
+    given_as: dict[str, Any] = {}
     for name, value in rest.items():
-        real = resolve_name(name, doc, kinds=("Constant",))
-        row = doc.loc[real]
-        kind = row["Type"]
-        if kind != "Constant":
-            if kind == "Stateful":
+        real = resolve_name(name, names, what="parameter", where=where,
+                            hint="run `aicarousel params` for the list")
+        kind = fx.kinds[real]
+        if real not in settable.values():
+            if kind == "stock":
                 raise UnknownParameterError(
-                    f"{real!r} is a stock, not a parameter: set its initial-value constant instead "
-                    f"(see `aicarousel params`)")
-            raise UnknownParameterError(f"{real!r} is computed by an equation ({kind.lower()}), not a "
-                                        f"constant; only constants can be set (see `aicarousel params`)")
-        py = row["Py Name"]
-        unit = str(row["Units"] or "")
-        lo, hi = _limits(row)
-        default = constant_default(model, py)
-        if isinstance(value, pd.Series):
-            try:
-                idx = np.asarray(value.index, dtype=float)
-                vals = np.asarray(value.to_numpy(), dtype=float)
-            except (TypeError, ValueError):
-                raise ParameterValueError(f"time series for {real!r} must have a numeric time index "
-                                          f"(years) and numeric values") from None
-            if len(idx) == 0:
-                raise ParameterValueError(f"time series for {real!r} is empty")
-            if not np.all(np.isfinite(idx)):
-                raise ParameterValueError(f"time series for {real!r} has a non-finite time in its index")
-            if np.any(np.diff(idx) <= 0):
-                raise ParameterValueError(f"time series for {real!r} must have strictly increasing times")
-            if idx[0] > t0 + _COVER_TOL or idx[-1] < t1 - _COVER_TOL:
-                raise ParameterValueError(
-                    f"time series for {real!r} covers {idx[0]:g}-{idx[-1]:g} but the run goes "
-                    f"{t0:g}-{t1:g}; extend it to cover the whole run")
-            _check_value(real, vals, unit, lo, hi, default)
-            clean[py] = pd.Series(vals, index=idx)
-        elif _is_number(value):
-            _check_value(real, np.array([float(value)]), unit, lo, hi, default)
-            clean[py] = float(value)
+                    f"{where}{real!r} is a stock, not a parameter: set its initial-value "
+                    "constant instead (see `aicarousel params`)")
+            if real in CONTROL_NAMES:
+                raise UnknownParameterError(f"{where}{real!r} is run control; use its argument")
+            raise UnknownParameterError(
+                f"{where}{real!r} is computed by an equation ({kind}), not a constant; only "
+                "constants can be set (see `aicarousel params`)")
+        if real in given_as:
+            raise ParameterValueError(f"{where}{given_as[real]!r} and {name!r} both name "
+                                      f"{real!r}; give it once")
+        given_as[real] = name
+        c = fx.constants.get(real)
+        what = f"{where}value of {real!r}"
+        if isinstance(value, pd.DataFrame):
+            if not per_run:
+                raise ParameterValueError(f"{what} must be a number or a pandas Series over time, "
+                                          "got a DataFrame")
+            _check_index(value.index, real, t0, t1, where)
+            vals = _as_floats(value.to_numpy(), what)
+        elif isinstance(value, pd.Series):
+            _check_index(value.index, real, t0, t1, where)
+            vals = _as_floats(value.to_numpy(), what)
+        elif _is_number(value) or isinstance(value, (complex, np.complexfloating)):
+            vals = _as_floats(value, what)
+        elif per_run and isinstance(value, (np.ndarray, list, tuple)):
+            vals = _as_floats(value, what)
+            if vals.ndim != 1:
+                raise ParameterValueError(f"{what}: give a scalar, a 1-d array of per-run "
+                                          "values, a pandas Series indexed by time or a "
+                                          "DataFrame (time x runs)")
         else:
             raise ParameterValueError(
-                f"value of {real!r} must be a number or a pandas Series over time, got "
-                f"{type(value).__name__} {value!r}")
-    return clean, control
+                f"{what} must be a number or a pandas Series over time, got "
+                f"{type(value).__name__} {short(repr(value), 60)}")
+        if c is not None:
+            check_values(c, vals, dt, fx.time_unit, where)
+        clean[real] = value
+    for c in fx.constants.values():  # durations left at their value must outlast the step too
+        if c.is_duration and c.name not in clean:
+            check_values(c, c.value, dt, fx.time_unit, where)
+    return clean, full
+
+
+def _check_index(index, real: str, t0: float, t1: float, where: str) -> None:
+    try:
+        idx = np.asarray(index, dtype=float)
+    except (TypeError, ValueError):
+        raise ParameterValueError(f"{where}time series for {real!r} must have a numeric time "
+                                  "index (years)") from None
+    if len(idx) == 0:
+        raise ParameterValueError(f"{where}time series for {real!r} is empty")
+    if not np.all(np.isfinite(idx)):
+        raise ParameterValueError(f"{where}time series for {real!r} has a non-finite time in "
+                                  "its index")
+    if np.any(np.diff(idx) <= 0):
+        raise ParameterValueError(f"{where}time series for {real!r} must have strictly "
+                                  "increasing times")
+    if idx[0] > t0 + _COVER_TOL or idx[-1] < t1 - _COVER_TOL:
+        raise ParameterValueError(
+            f"{where}time series for {real!r} covers {idx[0]:g}-{idx[-1]:g} but the run goes "
+            f"{t0:g}-{t1:g}; extend it to cover the whole run")
+
+
+def check_range(name: str, low: float, high: float, fx: ParameterFacts, where: str = "") -> str:
+    """Check a sweep range of a constant with the same rules as a value; return its Vensim
+    name. Both ends must be valid values (low < high is the Problem's own check)."""
+    real = resolve_name(name, fx.spellings(("constant",)), what="parameter", where=where,
+                        hint="run `aicarousel params` for the list")
+    c = fx.constants.get(real)
+    if c is None:
+        raise UnknownParameterError(f"{where}{real!r} is run control, not a parameter to sweep")
+    check_values(c, np.array([low, high], dtype=float), fx.time_step, fx.time_unit,
+                 f"{where}range of {real!r}: ")
+    return real
+
+
+def validate_params(params: Mapping[str, Any], model, doc: pd.DataFrame,
+                    control: dict[str, float | None], model_file=None,
+                    ) -> tuple[dict[str, Any], dict[str, float | None]]:
+    """:func:`validate` for :func:`aicarousel.model.run`: overrides keyed by py_name (floats
+    or Series, as PySD takes them) and the run control as given (None = model default).
+
+    Facts come from the IR of ``model_file``; a model the IR cannot represent falls back to
+    the same facts read from the loaded PySD ``model``/``doc``.
+    """
+    from .errors import UnsupportedFeatureError
+
+    try:
+        fx = facts(model_file)
+    except UnsupportedFeatureError:
+        fx = _facts_from_pysd(model, doc, model_file)
+    clean, full = validate(params, fx, control)
+    out: dict[str, Any] = {}
+    for real, value in clean.items():
+        py = next(p for p, n in fx.py_names.items() if n == real)
+        if isinstance(value, pd.Series):
+            out[py] = pd.Series(np.asarray(value.to_numpy(), dtype=float),
+                                index=np.asarray(value.index, dtype=float))
+        else:
+            out[py] = float(value)
+    moved = _moved(params)
+    ctrl = {k: (full[k] if control.get(k) is not None or k in moved else None)
+            for k in ("initial_time", "final_time", "time_step", "saveper")}
+    return out, ctrl
+
+
+def _moved(params: Mapping[str, Any] | None) -> set[str]:
+    """Run-control keys given inside ``params`` by their Vensim names."""
+    return {CONTROL_NAMES[n.strip().upper()] for n in (params or {})
+            if isinstance(n, str) and n.strip().upper() in CONTROL_NAMES}
 
 
 def parse_assignment(text: str) -> tuple[str, float]:
@@ -331,12 +675,41 @@ def read_table(path: str | os.PathLike | None = None) -> pd.DataFrame:
     p = Path(path) if path is not None else paths.PARAMETERS_CSV
     if not p.exists():
         raise AicarouselError(f"parameter table not found: {p}")
-    df = pd.read_csv(p, dtype={"source": str, "date": str, "range_basis": str, "unit": str,
-                               "role": str},
-                     keep_default_na=False, na_values={"value": [""], "low": [""], "high": [""]})
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise AicarouselError(f"{p}: cannot read the parameter table ({exc.strerror})") from None
+    if b"\0" in raw:
+        raise AicarouselError(f"{p}: a binary file (NUL byte at offset {raw.index(0)}), not the "
+                              "CSV parameter table")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise AicarouselError(f"{p}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                              "save the table as UTF-8") from None
+    import csv
+    import io
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
+        raise AicarouselError(f"{p}: not a readable CSV table: {short(exc, 150)}") from None
     missing = [c for c in TABLE_COLUMNS if c not in df.columns]
     if missing:
         raise AicarouselError(f"{p}: missing column(s) {missing}; expected {TABLE_COLUMNS}")
+    for col in ("value", "low", "high"):
+        cells = df[col].str.strip()
+        num = pd.to_numeric(cells.where(cells != ""), errors="coerce")
+        bad = num.isna() & (cells != "") | ~np.isfinite(num.fillna(0.0))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise AicarouselError(
+                f"{p}: line {i + 2} ({df['name'].iloc[i]!r}), column {col!r}: "
+                f"{short(repr(df[col].iloc[i]), 60)} is not a finite number; fix the cell")
+        df[col] = num.astype(float)
+    dup = df["name"][df["name"].duplicated()]
+    if len(dup):
+        raise AicarouselError(f"{p}: parameter {dup.iloc[0]!r} has more than one row; keep one")
     return df.set_index("name")
 
 

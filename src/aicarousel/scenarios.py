@@ -37,11 +37,10 @@ and the key.
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
 import functools
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -50,6 +49,7 @@ import yaml
 
 from . import paths
 from .errors import ScenarioError
+from .params import short, suggest
 
 #: Keys allowed at the top level of a scenario file.
 TOP_KEYS = ("name", "description", "extends", "params", "interventions")
@@ -80,6 +80,8 @@ class ModelFacts:
         Every Vensim name in the model (for "is an equation, not a constant" errors).
     initial_time, final_time : float
         Run window (years).
+    params : aicarousel.params.ParameterFacts
+        The IR facts the one parameter validator checks values against.
     """
 
     constants: dict
@@ -88,6 +90,7 @@ class ModelFacts:
     variables: frozenset
     initial_time: float
     final_time: float
+    params: Any = None
 
 
 def _number(ast: Any) -> float | None:
@@ -100,30 +103,15 @@ def _number(ast: Any) -> float | None:
 
 @functools.lru_cache(maxsize=8)
 def _model_facts_cached(path: str, mtime: float, size: int) -> ModelFacts:
-    from pysd.translators.vensim.vensim_file import VensimFile
+    from .params import facts as _param_facts
 
-    vf = VensimFile(path)
-    vf.parse()
-    am = vf.get_abstract_model()
-    constants, limits, units, names = {}, {}, {}, set()
-    for section in am.sections:
-        for el in section.elements:
-            names.add(el.name)
-            if len(el.components) != 1:
-                continue
-            comp = el.components[0]
-            value = _number(getattr(comp, "ast", None))
-            if value is not None and type(comp).__name__ == "AbstractComponent":
-                constants[el.name] = value
-                limits[el.name] = tuple(el.limits) if el.limits else (None, None)
-                units[el.name] = el.units or ""
-    try:
-        t0, t1 = constants.pop("INITIAL TIME"), constants.pop("FINAL TIME")
-    except KeyError as exc:  # pragma: no cover - every Vensim model has them
-        raise ScenarioError(f"model {Path(path).name} lacks {exc.args[0]}: cannot validate dates") from None
-    for key in ("TIME STEP", "SAVEPER"):
-        constants.pop(key, None)
-    return ModelFacts(constants, limits, units, frozenset(names), t0, t1)
+    fx = _param_facts(path)
+    constants = {n: c.value for n, c in fx.constants.items()}
+    limits = {n: (None if math.isnan(c.low) else c.low, None if math.isnan(c.high) else c.high)
+              for n, c in fx.constants.items()}
+    units = {n: c.unit for n, c in fx.constants.items()}
+    return ModelFacts(constants, limits, units, frozenset(fx.kinds), fx.initial_time,
+                      fx.final_time, fx)
 
 
 def model_facts(model_file: str | os.PathLike | None = None) -> ModelFacts:
@@ -205,7 +193,7 @@ class Scenario:
 # --------------------------------------------------------------------------- parsing
 def _year(value: Any, where: str) -> float:
     if isinstance(value, bool):
-        raise ScenarioError(f"{where}: expected a year (e.g. 2026.5 or 2026-07-01), got {value!r}")
+        raise ScenarioError(f"{where}: expected a year (e.g. 2026.5 or 2026-07-01), got {short(repr(value), 80)}")
     if isinstance(value, _dt.datetime):
         value = value.date()
     if isinstance(value, _dt.date):
@@ -219,25 +207,25 @@ def _year(value: Any, where: str) -> float:
             return _year(_dt.date.fromisoformat(value.strip()), where)
         except ValueError:
             pass
-    raise ScenarioError(f"{where}: expected a year (e.g. 2026.5 or 2026-07-01), got {value!r}")
+    raise ScenarioError(f"{where}: expected a year (e.g. 2026.5 or 2026-07-01), got {short(repr(value), 80)}")
 
 
 def _value(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ScenarioError(f"{where}: expected a finite number, got {value!r} ({type(value).__name__})")
+        raise ScenarioError(f"{where}: expected a finite number, got {short(repr(value), 80)} ({type(value).__name__})")
     return float(value)
 
 
 def _parse_intervention(raw: Any, where: str) -> Intervention:
     if not isinstance(raw, Mapping):
-        raise ScenarioError(f"{where}: expected a mapping with 'variable' and 'type', got {raw!r}")
+        raise ScenarioError(f"{where}: expected a mapping with 'variable' and 'type', got {short(repr(raw), 80)}")
     var = raw.get("variable")
     if not isinstance(var, str) or not var.strip():
-        raise ScenarioError(f"{where}.variable: expected a Vensim variable name, got {var!r}")
+        raise ScenarioError(f"{where}.variable: expected a Vensim variable name, got {short(repr(var), 80)}")
     kind = raw.get("type")
     if kind not in INTERVENTION_KEYS:
         raise ScenarioError(
-            f"{where}.type: expected one of {', '.join(INTERVENTION_KEYS)}, got {kind!r}"
+            f"{where}.type: expected one of {', '.join(INTERVENTION_KEYS)}, got {short(repr(kind), 80)}"
         )
     extra = set(raw) - INTERVENTION_KEYS[kind] - {"variable", "type"}
     if extra:
@@ -271,7 +259,7 @@ def _parse_intervention(raw: Any, where: str) -> Intervention:
         parsed = []
         for i, p in enumerate(pts):
             if not isinstance(p, (list, tuple)) or len(p) != 2:
-                raise ScenarioError(f"{where}.points[{i}]: expected [year, value], got {p!r}")
+                raise ScenarioError(f"{where}.points[{i}]: expected [year, value], got {short(repr(p), 80)}")
             parsed.append((_year(p[0], f"{where}.points[{i}]"), _value(p[1], f"{where}.points[{i}]")))
         years = [p[0] for p in parsed]
         if any(b <= a for a, b in zip(years, years[1:])):
@@ -305,9 +293,9 @@ def parse_scenario(data: Any, path: str | os.PathLike | None = None) -> Scenario
         raise ScenarioError(f"{src}: expected a mapping with keys {', '.join(TOP_KEYS)}")
     extra = [k for k in data if k not in TOP_KEYS]
     if extra:
-        close = difflib.get_close_matches(str(extra[0]), TOP_KEYS, n=1)
+        close = suggest(extra[0], TOP_KEYS, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else f" (allowed: {', '.join(TOP_KEYS)})"
-        raise ScenarioError(f"{src}: unknown key '{extra[0]}'{hint}")
+        raise ScenarioError(f"{src}: unknown key {short(repr(extra[0]), 80)}{hint}")
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ScenarioError(f"{src}: key 'name' must be a non-empty string, got {name!r}")
@@ -335,6 +323,73 @@ def parse_scenario(data: Any, path: str | os.PathLike | None = None) -> Scenario
                     interventions=ivs, path=p)
 
 
+#: Largest scenario file read (bytes).
+MAX_SCENARIO_BYTES = 1_000_000
+#: YAML aliases (``*name``) allowed in one scenario file: enough to reuse a few values, far
+#: too few for an alias bomb (each level of ``[*a, *a, ...]`` multiplies the expansion).
+MAX_YAML_ALIASES = 20
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses duplicate keys, alias bombs and impossible dates."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_YAML_ALIASES:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(
+                    None, None, f"more than {MAX_YAML_ALIASES} aliases (*name); write the "
+                    "values out", mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # unhashable key: the constructor reports it
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {short(repr(key), 80)} (first at line "
+                        f"{first.line + 1}); give it once", key_node.start_mark)
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_timestamp(self, node):
+        try:
+            return super().construct_yaml_timestamp(node)
+        except (ValueError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"impossible date {node.value!r} ({exc})", node.start_mark) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """Parse one YAML document safely (see :class:`_Loader`); errors name file and line."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ScenarioError(f"{source}: not valid YAML{at}: "
+                            f"{short(getattr(exc, 'problem', None) or exc, 200)}") from None
+    except RecursionError:
+        raise ScenarioError(f"{source}: YAML nested too deeply") from None
+
+
 def read_scenario_file(path: str | os.PathLike) -> Scenario:
     """Read and type-check one YAML scenario file.
 
@@ -354,15 +409,23 @@ def read_scenario_file(path: str | os.PathLike) -> Scenario:
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with open(p, "rb") as fh:
+            raw = fh.read(MAX_SCENARIO_BYTES + 1)
     except OSError as exc:
         raise ScenarioError(f"{p.name}: cannot read scenario file ({exc.strerror})") from None
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{p.name}: larger than {MAX_SCENARIO_BYTES:,} bytes; a scenario "
+                            "file is a few lines of YAML")
+    if b"\0" in raw:
+        raise ScenarioError(f"{p.name}: a binary file (NUL byte at offset {raw.index(0)}), not "
+                            "a YAML scenario")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ScenarioError(f"{p.name}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ScenarioError(f"{p.name}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at line "
+                            f"{line}); save the file as UTF-8") from None
+    data = load_yaml(text, p.name)
     return parse_scenario(data, p)
 
 
@@ -396,12 +459,8 @@ def load_scenarios(scenarios_dir: str | os.PathLike | None = None) -> dict[str, 
 
 # --------------------------------------------------------------------------- resolution
 def _closest(name: str, candidates: Iterable[str]) -> str:
-    cands = list(candidates)
-    lower = {c.lower(): c for c in cands}
-    if name.lower() in lower:
-        return lower[name.lower()]
-    m = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.5)
-    return lower[m[0]] if m else ""
+    close = suggest(name, candidates, n=1)
+    return close[0] if close else ""
 
 
 def _chain(name: str, scenarios: Mapping[str, Scenario]) -> list[Scenario]:
@@ -429,25 +488,42 @@ def _chain(name: str, scenarios: Mapping[str, Scenario]) -> list[Scenario]:
     return chain[::-1]
 
 
-def _check_name(var: str, where: str, facts: ModelFacts) -> None:
-    if var in facts.constants:
-        return
-    if var in facts.variables:
+def _check_name(var: str, where: str, facts: ModelFacts) -> str:
+    """The constant's Vensim name (one resolver: any case, ``_`` for spaces)."""
+    from .params import resolve_name
+
+    spell = {n: n for n in facts.constants}
+    if facts.params is not None:
+        spell.update({p: n for p, n in facts.params.py_names.items() if n in facts.constants})
+    try:
+        return resolve_name(var, spell, what="model constant", where=f"{where}: ",
+                            error=ScenarioError)
+    except ScenarioError:
+        real = {n.lower(): n for n in facts.variables}.get(var.lower())
+        if real is None:
+            raise
         raise ScenarioError(
-            f"{where}: {var!r} is computed by an equation, not a constant; override one of the "
-            "constants it depends on instead"
-        )
-    close = _closest(var, facts.constants)
-    hint = f" (did you mean '{close}'?)" if close else ""
-    raise ScenarioError(f"{where}: unknown model constant {var!r}{hint}")
+            f"{where}: {real!r} is computed by an equation, not a constant; override one of the "
+            "constants it depends on instead") from None
 
 
 def _check_range(var: str, value: float, where: str, facts: ModelFacts) -> None:
-    lo, hi = facts.limits.get(var, (None, None))
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        rng = f"[{'' if lo is None else lo:g}, {'?' if hi is None else format(hi, 'g')}]"
-        rng = rng.replace("[,", "[?,")
-        raise ScenarioError(f"{where}: value {value:g} for {var!r} outside its range {rng}")
+    """The one parameter validator's value rules (range, durations >= TIME STEP)."""
+    from .errors import ParameterValueError
+    from .params import check_values
+
+    fx = facts.params
+    if fx is None or var not in fx.constants:
+        lo, hi = facts.limits.get(var, (None, None))
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ScenarioError(f"{where}: value {value:g} for {var!r} outside its range "
+                                f"[{'?' if lo is None else f'{lo:g}'}, "
+                                f"{'?' if hi is None else f'{hi:g}'}]")
+        return
+    try:
+        check_values(fx.constants[var], value, fx.time_step, fx.time_unit)
+    except ParameterValueError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
 
 
 def _check_year(t: float, where: str, facts: ModelFacts) -> None:
@@ -579,15 +655,20 @@ def resolve(name: str, scenarios: Mapping[str, Scenario] | None = None,
     params: dict[str, float] = {}
     ivs: list[Intervention] = []
     for sc in chain:
-        for var, value in sc.params.items():
-            where = f"{sc.source}: params['{var}']"
-            _check_name(var, where, facts)
+        seen: dict[str, str] = {}
+        for given, value in sc.params.items():
+            where = f"{sc.source}: params['{given}']"
+            var = _check_name(given, where, facts)
+            if var in seen:
+                raise ScenarioError(f"{sc.source}: params {seen[var]!r} and {given!r} both name "
+                                    f"{var!r}; give it once")
+            seen[var] = given
             _check_range(var, value, where, facts)
             params[var] = value
             ivs = [iv for iv in ivs if iv.variable != var]
         for i, iv in enumerate(sc.interventions):
             where = f"{sc.source}: interventions[{i}]"
-            _check_name(iv.variable, where + ".variable", facts)
+            iv = replace(iv, variable=_check_name(iv.variable, where + ".variable", facts))
             for key in ("at", "start", "end"):
                 t = getattr(iv, key)
                 if t is not None:

@@ -163,9 +163,8 @@ def load_problem(parameters: Sequence[str] | None = None,
         row = rows.get(n.lower())
         if rng is None:
             if row is None:
-                import difflib
-                close = difflib.get_close_matches(n, [r.name for r in rows.values()], n=3)
-                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                from .params import did_you_mean  # the one name resolver's suggestions
+                hint = did_you_mean(n, [r.name for r in rows.values()])
                 raise UnknownParameterError(
                     f"unknown parameter {n!r}: not in the parameter table{hint}")
             if not (np.isfinite(row.low) and np.isfinite(row.high)):

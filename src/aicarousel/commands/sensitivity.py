@@ -14,6 +14,7 @@ directory is touched, and the store's lock is held from the removal to the last 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -84,7 +85,14 @@ def register(subparsers) -> None:
     q.set_defaults(func=_montecarlo)
 
 
+#: Largest seed (numpy and SALib seed 32-bit generators).
+MAX_SEED = 2 ** 32 - 1
+#: Largest sample size accepted on the command line (runs are N times a small factor).
+MAX_N = 100_000_000
+
+
 def _parse_ranges(items):
+    """``["NAME=LOW:HIGH", ...]`` -> {name: (low, high)}; malformed text is refused."""
     from ..errors import ParameterValueError
 
     out = {}
@@ -92,23 +100,66 @@ def _parse_ranges(items):
         name, sep, rng = text.rpartition("=")
         lo, sep2, hi = rng.partition(":")
         try:
-            if not sep or not sep2 or not name.strip():
+            if not sep or not sep2 or not name.strip() or ":" in hi:
                 raise ValueError
-            out[name.strip()] = (float(lo), float(hi))
+            low, high = float(lo), float(hi)
         except ValueError:
-            raise ParameterValueError(f"--range {text!r}: write it as \"NAME=LOW:HIGH\"") from None
+            raise ParameterValueError(f"--range {text!r}: write it as \"NAME=LOW:HIGH\" with two "
+                                      "numbers, e.g. --range \"Construction time=1:3\"") from None
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ParameterValueError(f"--range {text!r}: LOW and HIGH must be finite numbers")
+        if not low < high:
+            raise ParameterValueError(f"--range {text!r}: LOW must be below HIGH")
+        out[name.strip()] = (low, high)
     return out
 
 
+def _check_args(args) -> None:
+    """Numbers of the command line (before anything is read or written)."""
+    from ..errors import ParameterValueError
+
+    if not 1 <= args.n <= MAX_N:
+        raise ParameterValueError(f"--n {args.n}: the sample size must be between 1 and "
+                                  f"{MAX_N:,}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise ParameterValueError(f"--seed {args.seed}: give a whole number from 0 to "
+                                  f"{MAX_SEED} (2**32 - 1)")
+    if args.workers is not None and args.workers < 1:
+        raise ParameterValueError(f"--workers {args.workers}: give at least 1 worker")
+
+
 def _definition(args, kind):
+    from ..errors import ParameterValueError
+    from ..params import check_range, facts, resolve_name
     from ..sensitivity import load_problem
     from ..sweep import DEFAULT_SWEEP_CHUNK, make_definition
 
-    ranges = _parse_ranges(args.ranges)
+    _check_args(args)
+    fx = facts()
+    spell = fx.spellings(("constant",))
+    ranges = {}
+    for name, (lo, hi) in _parse_ranges(args.ranges).items():
+        real = resolve_name(name, spell, what="parameter", where="--range: ",
+                            hint="run `aicarousel params` for the list")
+        if real in ranges:
+            raise ParameterValueError(f"--range: {ranges[real][0]!r} and {name!r} both name "
+                                      f"{real!r}; give it once")
+        ranges[real] = (name, (lo, hi))
+    ranges = {real: rng for real, (_, rng) in ranges.items()}
     params = args.param
     if params is not None:
-        params = list(dict.fromkeys(params + [r for r in ranges if r not in params]))
+        canon = {}
+        for p in params:
+            real = resolve_name(p, spell, what="parameter", where="--param: ",
+                                hint="run `aicarousel params` for the list")
+            if real in canon:
+                raise ParameterValueError(f"--param {canon[real]!r} and {p!r} both name "
+                                          f"{real!r}; give it once")
+            canon[real] = p
+        params = list(dict.fromkeys(list(canon) + [r for r in ranges if r not in canon]))
     problem = load_problem(params, ranges)
+    for name, (lo, hi) in zip(problem.names, problem.bounds):  # the one validator's rules
+        check_range(name, lo, hi, fx)
     outputs = args.output or (DEFAULT_SENSITIVITY_OUTPUTS if kind == "sensitivity"
                               else DEFAULT_MONTECARLO_OUTPUTS)
     return make_definition(kind, args.method, args.n, args.seed, problem, outputs,

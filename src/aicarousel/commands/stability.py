@@ -92,13 +92,33 @@ def _stability(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_loops_args(args: argparse.Namespace) -> None:
+    """Numbers of ``aicarousel loops`` (errors, never silent clamps)."""
+    import math
+
+    from aicarousel.errors import ParameterValueError
+
+    if args.time is not None and not math.isfinite(args.time):
+        raise ParameterValueError(f"--time {args.time}: give a finite time in years")
+    if args.max_loops is not None and args.max_loops < 1:
+        raise ParameterValueError(f"--max-loops {args.max_loops}: give at least 1")
+    if args.show < 0:
+        raise ParameterValueError(f"--show {args.show}: give 0 or more loops to print")
+
+
 def _loops(args: argparse.Namespace) -> int:
     from aicarousel import paths
+    from aicarousel.errors import ParameterValueError
     from aicarousel.ir import build_ir
     from aicarousel.loops import DEFAULT_MAX_LOOPS, compare_with_simlin, find_loops, \
         match_named_loops
 
+    _check_loops_args(args)
     ir = build_ir(Path(args.model) if args.model else paths.MODEL_FILE)
+    if args.time is not None and not ir.time.initial <= args.time <= ir.time.final:
+        raise ParameterValueError(
+            f"--time {args.time:g} lies outside the run of {ir.path.name} "
+            f"({ir.time.initial:g}-{ir.time.final:g}); give a time inside it")
     rep = find_loops(ir, time=args.time, max_loops=args.max_loops or DEFAULT_MAX_LOOPS)
     n_r = sum(lp.polarity == "R" for lp in rep.loops)
     n_b = sum(lp.polarity == "B" for lp in rep.loops)
