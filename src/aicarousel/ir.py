@@ -186,6 +186,7 @@ class Variable:
     limits: tuple = (None, None)
     comment: str = ""
     internal: bool = False
+    array: tuple | None = None  # (array py_name, coords) for an element of a subscripted var
 
 
 @dataclass
@@ -197,6 +198,7 @@ class ModelIR:
     time: TimeSpec
     variables: dict[str, Variable]
     internal_map: dict[str, tuple[str, int]] = field(default_factory=dict)
+    arrays: dict = field(default_factory=dict)  # py_name -> subscripts.ArrayInfo
     _order: list[str] | None = field(default=None, repr=False)
 
     @property
@@ -761,6 +763,9 @@ def build_ir(path) -> ModelIR:
         raise ModelFileError(f"model file {path} does not exist; give the path of a .mdl or "
                              ".xmile file")
     am = _parse(path)
+    if any(getattr(s, "subscripts", None) for s in am.sections):
+        from aicarousel.subscripts import build_subscripted
+        return build_subscripted(path, am)
     return _Builder(path, am).build()
 
 
