@@ -675,7 +675,7 @@ class CompiledModel:
         consts: dict[str, Any] = {}
         series: dict[str, np.ndarray] = {}
         n_found = None
-        for name, value in (params or {}).items():
+        for name, value in self._element_params(params):
             key = self.py_name(name, kinds={"constant", "data"}, what="parameter")
             real = self.real_name(key)
             if isinstance(value, pd.Series):
@@ -724,13 +724,30 @@ class CompiledModel:
             raise ParameterValueError(f"number of runs must be >= 1, got {n}")
         return consts, series, n
 
+    def _element_params(self, params):
+        """Overrides with those of subscripted variables split into one per element."""
+        arrays = getattr(self.ir, "arrays", None)
+        for name, value in (params or {}).items():
+            info = self.ir.array_info(name) if arrays else None
+            if info is None:
+                yield name, value
+            else:
+                from .subscripts import element_values
+                yield from element_values(info, value).items()
+
     def _resolve_outputs(self, outputs: Sequence[str] | None) -> tuple[str, ...]:
         if outputs is None:
             return tuple(n for n, v in self.ir.variables.items()
                          if not v.internal and v.kind != "lookup")
         if isinstance(outputs, str):
             outputs = [outputs]
-        keys = [self.py_name(o, what="output") for o in outputs]
+        keys = []
+        for o in outputs:
+            info = self.ir.array_info(o) if getattr(self.ir, "arrays", None) else None
+            if info is not None:  # a subscripted variable: all its elements
+                keys.extend(info.elements.values())
+            else:
+                keys.append(self.py_name(o, what="output"))
         for k in keys:
             if self.ir.variables[k].kind == "lookup":
                 raise UnknownParameterError(
@@ -828,12 +845,14 @@ class CompiledModel:
 
         Parameters are those of :meth:`run_arrays`. Each data variable is named by its Vensim
         name and carries attrs ``units``, ``description`` and ``py_name``; the Dataset attrs
-        hold ``model_hash`` and ``engine``.
+        hold ``model_hash`` and ``engine``. A subscripted variable is one data variable with
+        dims ``(run, time, <its subscript ranges>)``, as PySD returns it (NaN where an element
+        has no equation).
 
         Returns
         -------
         xarray.Dataset
-            Dims ``run`` (0..N-1) and ``time`` (years).
+            Dims ``run`` (0..N-1) and ``time`` (years), plus subscript ranges.
         """
         import xarray as xr
 
@@ -842,13 +861,35 @@ class CompiledModel:
                                   progress=progress, processes=processes)
         n_runs = next(iter(vals.values())).shape[0] if vals else (n or 1)
         data = {}
+        coords: dict[str, Any] = {"run": np.arange(n_runs), "time": t}
+        arrays: dict[str, dict] = {}
         for k, arr in vals.items():
             var = self.ir.variables[k]
+            if getattr(var, "array", None) is not None:
+                arrays.setdefault(var.array[0], {})[var.array[1]] = arr
+                continue
             data[var.real_name] = xr.Variable(
                 ("run", "time"), arr,
                 attrs={"units": var.units or "", "description": var.comment or "",
                        "py_name": k})
-        return xr.Dataset(data, coords={"run": np.arange(n_runs), "time": t},
+        for base, elems in arrays.items():
+            info = self.ir.arrays[base]
+            block = np.full((n_runs, t.size) + info.shape, np.nan)
+            for tup, arr in elems.items():
+                block[(slice(None), slice(None))
+                      + tuple(c.index(e) for c, e in zip(info.coords, tup))] = arr
+            for d, c in zip(info.dims, info.coords):
+                if d in coords and list(coords[d]) != list(c):
+                    raise UnsupportedFeatureError(
+                        f"subscript range {d!r} has different elements in two variables; "
+                        "ask for them in separate runs")
+                coords[d] = list(c)
+            first = self.ir.variables[next(iter(info.elements.values()))]
+            data[info.real_name] = xr.Variable(
+                ("run", "time") + tuple(info.dims), block,
+                attrs={"units": first.units or "", "description": first.comment or "",
+                       "py_name": base})
+        return xr.Dataset(data, coords=coords,
                           attrs={"model_hash": self.model_hash, "engine": "aicarousel.ensemble"})
 
 

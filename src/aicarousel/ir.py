@@ -243,6 +243,14 @@ class ModelIR:
         v = self.variables[name]
         return refs(v.initial) if v.initial is not None else set()
 
+    def array_info(self, name: str):
+        """The :class:`aicarousel.subscripts.ArrayInfo` of a subscripted variable (model
+        name or py_name, case-insensitive), or None if ``name`` is not an array."""
+        if name in self.arrays:
+            return self.arrays[name]
+        low = str(name).lower()
+        return next((a for a in self.arrays.values() if a.real_name.lower() == low), None)
+
     def by_real_name(self) -> dict[str, str]:
         """Map model-file names (and py_names) to ``py_name``."""
         out = {v.real_name: n for n, v in self.variables.items()}
@@ -904,7 +912,15 @@ def _apply_params(ir: ModelIR, params: Mapping | None) -> tuple[dict, dict]:
     """Split overrides into constant values and time functions, keyed by py_name."""
     consts: dict[str, float] = {}
     funcs: dict[str, Callable[[float], float]] = {}
+    items = []
     for key, val in (params or {}).items():
+        info = ir.array_info(key) if ir.arrays else None
+        if info is None:
+            items.append((key, val))
+        else:  # a subscripted variable: one override per element
+            from aicarousel.subscripts import element_values
+            items.extend(element_values(info, val, per_run=False).items())
+    for key, val in items:
         try:
             name = ir.resolve(key)
         except KeyError as exc:

@@ -41,7 +41,7 @@ import numpy as np
 
 from aicarousel.errors import ModelFileError, UnsupportedFeatureError
 
-__all__ = ["ArrayInfo", "build_subscripted"]
+__all__ = ["ArrayInfo", "build_subscripted", "element_values"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,60 @@ class ArrayInfo:
         for idx in np.ndindex(*self.shape):
             out[idx] = self.elements.get(tuple(c[i] for c, i in zip(self.coords, idx)))
         return out
+
+
+def element_values(info: ArrayInfo, value, *, per_run: bool = True) -> dict:
+    """Split an override of a subscripted variable into one value per element.
+
+    Parameters
+    ----------
+    info : ArrayInfo
+    value : number, callable, pandas Series, numpy array or xarray.DataArray
+        A number, a callable of time or a time Series applies to every element. An array of
+        shape ``info.shape`` gives one value per element; with ``per_run`` an array of shape
+        ``(N,) + info.shape`` gives N per-run values per element. A DataArray is matched by
+        dimension name and element (``run`` as its optional per-run dimension); dimensions
+        it lacks are broadcast.
+
+    Returns
+    -------
+    dict
+        ``element py_name -> value`` (a number, or a 1-d array of N per-run values).
+    """
+    from aicarousel.errors import ParameterValueError
+
+    elems = info.elements
+    if hasattr(value, "dims") and hasattr(value, "sel"):  # xarray.DataArray
+        extra = set(value.dims) - set(info.dims) - ({"run"} if per_run else set())
+        if extra:
+            raise ParameterValueError(
+                f"values for {info.real_name!r} have dimension(s) {sorted(extra)}, which it "
+                f"lacks; its dimensions are {list(info.dims)}" + (" (plus 'run')"
+                                                                  if per_run else ""))
+        out = {}
+        for t, name in elems.items():
+            sel = {d: e for d, e in zip(info.dims, t) if d in value.dims}
+            try:
+                v = value.sel(sel)
+            except KeyError as exc:
+                raise ParameterValueError(f"values for {info.real_name!r} lack element "
+                                          f"{exc.args[0]!r}") from None
+            out[name] = float(v) if v.ndim == 0 else np.asarray(v.values, float)
+        return out
+    if callable(value) or hasattr(value, "index") or np.ndim(value) == 0:
+        return {name: value for name in elems.values()}
+    arr = np.asarray(value, dtype=float)
+    shape = info.shape
+    if arr.shape == shape:
+        return {name: float(arr[tuple(c.index(e) for c, e in zip(info.coords, t))])
+                for t, name in elems.items()}
+    if per_run and arr.ndim == len(shape) + 1 and arr.shape[1:] == shape:
+        return {name: arr[(slice(None),) + tuple(c.index(e) for c, e in zip(info.coords, t))]
+                for t, name in elems.items()}
+    want = f"{shape}" + (f" or (runs,) + {shape}" if per_run else "")
+    raise ParameterValueError(
+        f"values for {info.real_name!r} have shape {arr.shape}; give a number, an array of "
+        f"shape {want} (dims {list(info.dims)}) or an xarray.DataArray")
 
 
 class _Pre:
