@@ -303,12 +303,25 @@ def refs(expr) -> set[str]:
     return out
 
 
+def _power(base, exponent):
+    """``base ^ exponent`` with Vensim's precedence for a negative literal base.
+
+    PySD's parser folds ``-2`` into the literal -2, then writes ``-2**2``, which Python (like
+    Vensim) reads as -(2**2) = -4: unary minus binds looser than ``^``. So a negative number
+    as the base is the negation of the power of its absolute value. (``POWER(-2, 2)`` is a
+    function call and stays 4.)
+    """
+    if isinstance(base, Num) and math.copysign(1.0, base.value) < 0:
+        return Op("neg", (Op("^", (Num(-base.value), exponent)),))
+    return Op("^", (base, exponent))
+
+
 def _fold(op: str, args: list):
     """Fold an n-ary chain of equal-precedence operators like Python does."""
     if op == "^":  # Python's ** (used by PySD) is right-associative
         acc = args[-1]
         for a in reversed(args[:-1]):
-            acc = Op("^", (a, acc))
+            acc = _power(a, acc)
         return acc
     raise AssertionError(op)
 
