@@ -37,16 +37,41 @@ def pysd_model(model_file: Path, tmp_dir: Path):
 
 def pysd_run(model, ir: ModelIR, params: dict | None = None) -> dict[str, np.ndarray]:
     """PySD's run with ``params`` (py_name -> value), by py_name, plus ``"time"``."""
-    real = {ir.variables[k].real_name: v for k, v in (params or {}).items()}
+    real = pysd_params(ir, params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with np.errstate(all="ignore"):
             df = model.run(params=real, reload=True)
     out = {"time": df.index.values.astype(float)}
+    elements = {v.real_name: k for k, v in ir.variables.items() if v.array is not None}
     for col in df.columns:
-        py = model.namespace.get(col)
+        py = model.namespace.get(col) or elements.get(col)  # "Var[a1,b2]": one element
         if py in ir.variables:
             out[py] = np.asarray(df[col].values, dtype=float)
+    return out
+
+
+def pysd_params(ir: ModelIR, params: dict | None) -> dict:
+    """``params`` (py_name -> value; elements of subscripted constants too) as PySD takes
+    them: by model name, a subscripted constant as one xarray.DataArray of all its elements."""
+    import xarray as xr
+
+    out, arrays = {}, {}
+    for k, v in (params or {}).items():
+        var = ir.variables[k]
+        if var.array is None:
+            out[var.real_name] = v
+        else:
+            arrays.setdefault(var.array[0], {})[var.array[1]] = v
+    for base, given in arrays.items():
+        info = ir.arrays[base]
+        data = np.full(info.shape, np.nan)
+        for t, name in info.elements.items():
+            idx = tuple(c.index(e) for c, e in zip(info.coords, t))
+            data[idx] = given.get(t, ir.constants.get(name, np.nan))
+        out[info.real_name] = xr.DataArray(data, dims=list(info.dims),
+                                           coords={d: list(c) for d, c in
+                                                   zip(info.dims, info.coords)})
     return out
 
 

@@ -132,6 +132,36 @@ def element_values(info: ArrayInfo, value, *, per_run: bool = True) -> dict:
         f"shape {want} (dims {list(info.dims)}) or an xarray.DataArray")
 
 
+def _pairwise_sum(items: list):
+    """IR sum of ``items`` in the order of numpy's pairwise summation (``np.add.reduce`` on
+    a contiguous axis): sequential below 8 items, eight interleaved partial sums up to 128,
+    halves above."""
+    from aicarousel.ir import Op
+
+    def add(a, b):
+        return Op("+", (a, b))
+
+    n = len(items)
+    if n < 8:
+        acc = items[0]
+        for x in items[1:]:
+            acc = add(acc, x)
+        return acc
+    if n <= 128:
+        r = list(items[:8])
+        i = 8
+        while i < n - n % 8:
+            r = [add(r[j], items[i + j]) for j in range(8)]
+            i += 8
+        acc = add(add(add(r[0], r[1]), add(r[2], r[3])), add(add(r[4], r[5]), add(r[6], r[7])))
+        for x in items[i:]:
+            acc = add(acc, x)
+        return acc
+    half = n // 2
+    half -= half % 8
+    return add(_pairwise_sum(items[:half]), _pairwise_sum(items[half:]))
+
+
 class _Pre:
     """An already-built IR expression standing in a PySD AST (see ``_ArrayBuilder.expr``)."""
 
@@ -639,15 +669,24 @@ def _make_builder_class():
                     axes = [i for i, d in enumerate(a.dims) if d.endswith("!")]
             if not axes:
                 return a
-            keep = [i for i in range(len(a.dims)) if i not in axes]
-            data = np.transpose(a.data, keep + axes)
-            kshape = tuple(a.data.shape[i] for i in keep)
-            data = data.reshape(kshape + (-1,))
+            return self._reduce_axes(fname.replace("_xmile", ""), a.dims, a.coords, a.data,
+                                     axes)
+
+        def _reduce_axes(self, f: str, dims, coords, data, axes) -> _A:
+            """Reduce ``data`` over ``axes`` in numpy's order of operations (PySD reduces with
+            xarray/numpy): when the last axis is reduced, pairwise sums along it, then the
+            rows in order; otherwise element by element in row-major order."""
+            keep = [i for i in range(len(dims)) if i not in axes]
+            inner = len(dims) - 1 in axes and f == "sum"
+            data = np.transpose(data, keep + axes)
+            kshape = tuple(data.shape[:len(keep)])
+            row = data.shape[-1] if inner else 1
+            data = data.reshape(kshape + (-1, row))
             out = np.empty(kshape, dtype=object)
             for idx in np.ndindex(*kshape):
-                items = list(data[idx])
-                out[idx] = self._fold(fname.replace("_xmile", ""), items)
-            return _A([a.dims[i] for i in keep], [a.coords[i] for i in keep], out)
+                rows = [_pairwise_sum(list(r)) if inner else r[0] for r in data[idx]]
+                out[idx] = self._fold(f, rows)
+            return _A([dims[i] for i in keep], [coords[i] for i in keep], out)
 
         @staticmethod
         def _fold(f: str, items: list):
@@ -677,45 +716,64 @@ def _make_builder_class():
             axes = [i for i, d in enumerate(dims) if d.endswith("!")]
             keep = [i for i in range(len(dims)) if i not in axes]
             missing = self.expr(miss)
-            sv = np.transpose(sv, keep + axes)
-            ed = np.transpose(ed, keep + axes)
-            kshape = tuple(len(coords[i]) for i in keep)
-            sv = sv.reshape(kshape + (-1,))
-            ed = ed.reshape(kshape + (-1,))
-            out = np.empty(kshape, dtype=object)
-            for idx in np.ndindex(*kshape):
-                nz = [(s, e) for s, e in zip(sv[idx], ed[idx]) if s != 0]
-                if (not nz and err_act in (1, 3)) or (len(nz) > 1 and err_act in (2, 3)):
-                    raise self.unsupported("VECTOR SELECT whose selection triggers its error "
-                                           "action")
-                if not nz:
+            nsel = np.sum(np.transpose(sv != 0, keep + axes).reshape(
+                tuple(len(coords[i]) for i in keep) + (-1,)), axis=-1)
+            if (np.any(nsel == 0) and err_act in (1, 3)) or (np.any(nsel > 1)
+                                                             and err_act in (2, 3)):
+                raise self.unsupported("VECTOR SELECT whose selection triggers its error action")
+            results = {a: self._select_action(a, sv, ed, dims, coords, axes) for a in acts}
+            out = np.empty(nsel.shape, dtype=object)
+            for idx in np.ndindex(*nsel.shape):
+                if nsel[idx] == 0:
                     out[idx] = missing
-                    continue
-                if len(acts) == 1:
-                    out[idx] = self._select_action(acts[0], nz)
-                    continue
-                acc = IR.Num(float("nan"))  # PySD raises on an action outside 0..10
-                for a in reversed(acts):
-                    acc = IR.Call("if_then_else", (IR.Op("=", (act_e, IR.Num(float(a)))),
-                                                   self._select_action(a, nz), acc))
-                out[idx] = acc
+                elif len(acts) == 1:
+                    out[idx] = results[acts[0]][idx]
+                else:
+                    acc = IR.Num(float("nan"))  # PySD raises on an action outside 0..10
+                    for a in reversed(acts):
+                        acc = IR.Call("if_then_else", (IR.Op("=", (act_e, IR.Num(float(a)))),
+                                                       results[a][idx], acc))
+                    out[idx] = acc
             return _A([dims[i] for i in keep], [coords[i] for i in keep], out)
 
-        def _select_action(self, act: int, nz: list):
-            """VECTOR SELECT's numerical action ``act`` over the selected (weight, expr)."""
-            if act in range(5):
-                items = [IR.Op("*", (IR.Num(s), e)) for s, e in nz]
-            elif act == 5:
-                items = [IR.Op("^", (e, IR.Num(s))) for s, e in nz]
-            elif act in range(6, 11):
-                items = [e for _, e in nz]
-            else:
+        def _select_action(self, act: int, sv, ed, dims, coords, axes) -> np.ndarray:
+            """VECTOR SELECT's numerical action ``act``, reduced as PySD does: unselected
+            entries are NaN, skipped (0 in sums, as numpy's nansum fills them)."""
+            if act not in range(11):
                 raise self.unsupported(f"VECTOR SELECT with numerical action {act}")
-            kind = {0: "sum", 6: "sum", 1: "prod", 5: "prod", 7: "prod", 2: "vmin",
-                    8: "vmin", 3: "vmax", 9: "vmax"}.get(act)
-            if kind is not None:
-                return self._fold(kind, items)
-            return IR.Op("/", (self._fold("sum", items), IR.Num(float(len(items)))))
+            items = np.empty(sv.shape, dtype=object)
+            for idx in np.ndindex(*sv.shape):
+                s_, e = float(sv[idx]), ed[idx]
+                if s_ == 0:
+                    items[idx] = None
+                elif act in range(5):
+                    items[idx] = IR.Op("*", (IR.Num(s_), e))
+                elif act == 5:
+                    items[idx] = IR.Op("^", (e, IR.Num(s_)))
+                else:
+                    items[idx] = e
+            kind = {0: "sum", 6: "sum", 4: "sum", 10: "sum", 1: "prod", 5: "prod", 7: "prod",
+                    2: "vmin", 8: "vmin", 3: "vmax", 9: "vmax"}[act]
+            if kind == "sum":
+                filled = np.vectorize(lambda x: IR.Num(0.0) if x is None else x,
+                                      otypes=[object])(items)
+                red = self._reduce_axes("sum", dims, coords, filled, axes).data
+            else:
+                keep = [i for i in range(len(dims)) if i not in axes]
+                flat = np.transpose(items, keep + axes)
+                flat = flat.reshape(flat.shape[:len(keep)] + (-1,))
+                red = np.empty(flat.shape[:-1], dtype=object)
+                for idx in np.ndindex(*red.shape):
+                    chosen = [x for x in flat[idx] if x is not None]
+                    red[idx] = self._fold(kind, chosen) if chosen else None
+            if act in (4, 10):
+                n = np.sum(np.transpose(sv != 0, [i for i in range(len(dims)) if i not in axes]
+                                        + axes).reshape(red.shape + (-1,)), axis=-1)
+                avg = np.empty(red.shape, dtype=object)
+                for idx in np.ndindex(*red.shape):
+                    avg[idx] = IR.Op("/", (red[idx], IR.Num(float(n[idx]))))
+                red = avg
+            return red
 
     _CLASS = _ArrayBuilder
     return _CLASS
