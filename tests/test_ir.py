@@ -65,7 +65,7 @@ def test_ir_reproduces_reference_outputs(rel):
             continue
         for t, val in exp[col].astype(float).items():
             i = np.argmin(np.abs(tt - t))
-            if abs(tt[i] - t) > 1e-9:
+            if abs(tt[i] - t) > 1e-9 or np.isnan(val):
                 continue
             assert out[py][i] == pytest.approx(val, rel=1e-5, abs=1e-5), (col, t)
             checked += 1
@@ -97,8 +97,8 @@ def test_unsupported_models_raise_clear_errors(rel):
         build_ir(TM / rel)
     msg = str(exc.value)
     assert UNSUPPORTED[rel].lower() in msg.lower()
-    if isinstance(exc.value, UnsupportedFeatureError):
-        assert "variable" in msg
+    if isinstance(exc.value, UnsupportedFeatureError) and "macros" not in msg:
+        assert "variable" in msg  # (a macro refusal names the macro instead)
 
 
 @pytest.fixture(scope="session")
