@@ -73,3 +73,32 @@ def test_stability_of_negative_power_decay(tmp_path):
     res = analyse_closed_form(build_ir(mdl))
     assert res.stable
     np.testing.assert_allclose(res.eigenvalues.real, [-0.25])
+
+
+# -- ACTIVE INITIAL of a constant-only expression -------------------------------------------
+ACTIVE = """c = 3
+~ ~ |
+a = ACTIVE INITIAL(c * 2, 5)
+~ ~ |
+b = a + 1
+~ ~ |
+S = INTEG(a, a)
+~ ~ |
+S2 = INTEG(b * Time, b)
+~ ~ |
+d = ACTIVE INITIAL(S * c, c)
+~ ~ |
+"""
+
+
+def test_active_initial_of_constants_takes_its_value_after_initialisation(tmp_path):
+    """a = ACTIVE INITIAL(c * 2, 5) is 5 only while initialising (S starts at 5), then 6;
+    varying c per run changes a in each run."""
+    mdl = _mdl(tmp_path, "active", ACTIVE)
+    cm = CompiledModel(build_ir(mdl))
+    _, v = cm.run_arrays({"c": np.array([3.0, 4.0])})
+    np.testing.assert_array_equal(v["a"][:, 0], [6.0, 8.0])
+    np.testing.assert_array_equal(v["b"][:, -1], [7.0, 9.0])
+    np.testing.assert_array_equal(v["s"][:, 0], [5.0, 5.0])
+    _assert_agree(compare_all(mdl, tmp_path, [{}, {"c": 4.0}, {"c": -1.5}]))
+

@@ -629,6 +629,15 @@ class CompiledModel:
                 L.append(f"    v_{name} = {_Codegen(name)(var.initial)}")
             else:
                 L.append(f"    v_{name} = {_Codegen(name)(var.expr)}")
+        # after initialisation an ACTIVE INITIAL auxiliary takes its equation's value; a static
+        # one (constants only) and the static auxiliaries using it are set once more, here
+        active = {n for n in aux_order if n not in dyn and ir.variables[n].initial is not None}
+        for name in aux_order:
+            if name in dyn:
+                continue
+            if name in active or _refs(ir.variables[name].expr) & active:
+                active.add(name)
+                L.append(f"    v_{name} = {_Codegen(name)(ir.variables[name].expr)}")
         hoist: dict = {}
         body = []
         for name in dyn_aux:
