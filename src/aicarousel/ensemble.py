@@ -626,9 +626,9 @@ class CompiledModel:
                 continue
             elif var.kind == "stock" or var.initial is not None:
                 # stock initial value, or the ACTIVE INITIAL value of an auxiliary
-                L.append(f"    v_{name} = {_Codegen(name)(var.initial)}")
+                L.append(f"    v_{name} = np.float64({_Codegen(name)(var.initial)})")
             else:
-                L.append(f"    v_{name} = {_Codegen(name)(var.expr)}")
+                L.append(f"    v_{name} = np.float64({_Codegen(name)(var.expr)})")
         # after initialisation an ACTIVE INITIAL auxiliary takes its equation's value; a static
         # one (constants only) and the static auxiliaries using it are set once more, here
         active = {n for n in aux_order if n not in dyn and ir.variables[n].initial is not None}
@@ -806,7 +806,9 @@ class CompiledModel:
 
         def do_chunk(s, e, dest):
             m = e - s
-            P = dict(base)
+            # numpy scalars, never Python floats: a division by an exact zero then gives
+            # inf/nan (as in an N > 1 run and in PySD's numpy scalars), not ZeroDivisionError
+            P = {k: np.float64(v) for k, v in base.items()}
             for k, v in per_run.items():
                 P[k] = v[s:e]
             TS = {k: (v[:, s:e] if v.ndim == 2 else v) for k, v in series.items()}
