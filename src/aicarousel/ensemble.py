@@ -626,9 +626,18 @@ class CompiledModel:
                 continue
             elif var.kind == "stock" or var.initial is not None:
                 # stock initial value, or the ACTIVE INITIAL value of an auxiliary
-                L.append(f"    v_{name} = {_Codegen(name)(var.initial)}")
+                L.append(f"    v_{name} = np.float64({_Codegen(name)(var.initial)})")
             else:
-                L.append(f"    v_{name} = {_Codegen(name)(var.expr)}")
+                L.append(f"    v_{name} = np.float64({_Codegen(name)(var.expr)})")
+        # after initialisation an ACTIVE INITIAL auxiliary takes its equation's value; a static
+        # one (constants only) and the static auxiliaries using it are set once more, here
+        active = {n for n in aux_order if n not in dyn and ir.variables[n].initial is not None}
+        for name in aux_order:
+            if name in dyn:
+                continue
+            if name in active or _refs(ir.variables[name].expr) & active:
+                active.add(name)
+                L.append(f"    v_{name} = {_Codegen(name)(ir.variables[name].expr)}")
         hoist: dict = {}
         body = []
         for name in dyn_aux:
@@ -814,7 +823,9 @@ class CompiledModel:
 
         def do_chunk(s, e, dest):
             m = e - s
-            P = dict(base)
+            # numpy scalars, never Python floats: a division by an exact zero then gives
+            # inf/nan (as in an N > 1 run and in PySD's numpy scalars), not ZeroDivisionError
+            P = {k: np.float64(v) for k, v in base.items()}
             for k, v in per_run.items():
                 P[k] = v[s:e]
             TS = {k: (v[:, s:e] if v.ndim == 2 else v) for k, v in series.items()}
