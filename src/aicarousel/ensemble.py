@@ -988,6 +988,7 @@ def _cached_ir(path: Path, model_hash: str, build_ir):
 
     from . import ir as ir_module
     from . import paths
+    from . import subscripts as subscripts_module
 
     try:
         import pysd
@@ -995,6 +996,7 @@ def _cached_ir(path: Path, model_hash: str, build_ir):
     except ImportError:  # pragma: no cover
         pysd_version = "none"
     code = hashlib.sha256(Path(ir_module.__file__).read_bytes()
+                          + Path(subscripts_module.__file__).read_bytes()
                           + pysd_version.encode()).hexdigest()[:16]
     cache = paths.CACHE_DIR / "ensemble" / f"{model_hash[:16]}-{code}.ir.pkl"
     if cache.is_file():
