@@ -28,6 +28,8 @@ def pysd_model(model_file: Path, tmp_dir: Path):
     dst = Path(tmp_dir) / Path(model_file).name
     if Path(model_file).resolve() != dst.resolve():
         shutil.copy(model_file, dst)
+        for data in Path(model_file).parent.glob("*.xls*"):  # GET CONSTANTS / GET DATA inputs
+            shutil.copy(data, Path(tmp_dir) / data.name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if dst.suffix == ".mdl":

@@ -320,7 +320,13 @@ def _make_builder_class():
             # constants first (delay orders and VECTOR SELECT read them at build time)
             for el, py, info, parts in plan:
                 for c, keys, names in parts:
+                    self._current, self._current_real = py, el.name
+                    if type(c.ast).__name__ == "GetConstantsStructure":
+                        table = self._external_constants(c.ast, info, keys)
                     for i, (t, name) in enumerate(names):
+                        if type(c.ast).__name__ == "GetConstantsStructure":
+                            self.const_values[name] = table[t]
+                            continue
                         v = self._constant_value(c.ast, keys, t)
                         if v is not None:
                             self.const_values[name] = v
@@ -339,6 +345,33 @@ def _make_builder_class():
                             "which has no equation in the model")
             ir.order  # noqa: B018 -- detect algebraic loops now, with a clear message
             return ir
+
+        def _external_constants(self, ast, info, keys) -> dict:
+            """GET (DIRECT) CONSTANTS read once, with PySD's own reader, at build time:
+            ``element tuple -> value``."""
+            from pysd.py_backend.external import ExtConstant
+
+            keys, defs = keys
+            dims = info.dims if info is not None else ()
+            coords = {d: list(c) for d, c in zip(dims, defs)}
+            final = {d: list(c) for d, c in zip(dims, info.coords)} if info else {}
+            try:
+                import warnings
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ext = ExtConstant(ast.file, ast.tab, ast.cell, coords, self.path.parent,
+                                      final, "_ext_" + self._current)
+                    ext.initialize()
+                    data = ext.data
+            except Exception as exc:  # noqa: BLE001 - PySD's reader names file and cell
+                raise ModelFileError(f"variable {self._current_real!r} in {self.path.name}: "
+                                     f"cannot read GET CONSTANTS({ast.file!r}, {ast.tab!r}, "
+                                     f"{ast.cell!r}): {exc}") from exc
+            out = {}
+            for t in itertools.product(*defs) if defs else [()]:
+                v = data.sel({d: e for d, e in zip(dims, t)}) if dims else data
+                out[t] = float(v)
+            return out
 
         def _constant_value(self, ast, keys, t):
             if isinstance(ast, np.ndarray):
@@ -379,8 +412,8 @@ def _make_builder_class():
                     self._current_real = real(t)
                     var(name, t, kind="lookup", table=self._table(ast))
                 return
-            if isinstance(ast, np.ndarray) or (isinstance(ast, (int, float, np.number))
-                                               and not isinstance(ast, bool)):
+            if isinstance(ast, (np.ndarray, ae.GetConstantsStructure)) or (
+                    isinstance(ast, (int, float, np.number)) and not isinstance(ast, bool)):
                 for t, name in names:
                     var(name, t, kind="constant", expr=IR.Num(self.const_values[name]))
                 return
