@@ -22,12 +22,17 @@ each element on the left takes the entry at its coordinates:
   equations (element by element, subranges);
 * constants written as tables, subscripted lookups, stocks, flows, SMOOTH/DELAY/TREND/INITIAL
   (one chain of internal stocks per element), ACTIVE INITIAL;
-* SUM, PROD, VMIN, VMAX, ELMCOUNT, and VECTOR SELECT with a constant selection array.
+* SUM, PROD, VMIN, VMAX (sums in numpy's pairwise order, as PySD's xarray sums), ELMCOUNT,
+  VECTOR SELECT with a constant selection array, VECTOR SORT ORDER / VECTOR RANK / VECTOR
+  REORDER with a constant direction (written with comparisons, so the vector may vary);
+* GET (DIRECT) CONSTANTS, read once at build time with PySD's own spreadsheet reader (the
+  IR cache is keyed by the model file: rebuild after editing the spreadsheet).
 
 Refused with :class:`aicarousel.errors.UnsupportedFeatureError` (naming the variable and the
-feature): VECTOR SORT ORDER / VECTOR RANK / VECTOR REORDER / VECTOR ELM MAP, VECTOR SELECT with
-a selection that varies, mappings to element lists, subscript ranges read from files, data
-variables, and a right-hand side with a range the left side lacks (other than by a mapping).
+feature): VECTOR ELM MAP, VECTOR SELECT with a selection that varies, a sort direction that
+varies, mappings to element lists, subscript ranges read from files, data variables (GET
+DATA, ``:=``), and a right-hand side with a range the left side lacks (other than by a
+mapping).
 """
 
 from __future__ import annotations
@@ -472,7 +477,7 @@ def _make_builder_class():
             names = IR.refs(expr)
             if any(isinstance(e, IR.Time) for e in IR.walk(expr)) or not names <= set(
                     self.const_values):
-                raise self.unsupported(f"VECTOR SELECT with {what} that varies")
+                raise self.unsupported(f"{what} that varies")
             return float(IR.eval_expr(expr, self.const_values, None, t=float("nan"),
                                       dt=float("nan")))
 
@@ -685,6 +690,8 @@ def _make_builder_class():
                 raise self.unsupported(f"ELMCOUNT of {rng!r}")
             if fname == "vector_select":
                 return self._vector_select(ast)
+            if fname in ("vector_sort_order", "vector_rank", "vector_reorder"):
+                return self._vector_order(fname, ast)
             if fname.startswith("vector_") or fname in ("invert_matrix",):
                 raise self.unsupported(f"the function {fname.upper().replace('_', ' ')} on "
                                        "arrays")
@@ -738,14 +745,14 @@ def _make_builder_class():
             sel = self.arr(sel_ast)
             ex = self.arr(expr_ast)
             dims, coords, (sd, ed) = self.broadcast([sel, ex])
-            sv = np.vectorize(lambda e: self._const(e, "a selection array"),
+            sv = np.vectorize(lambda e: self._const(e, "VECTOR SELECT with a selection array"),
                               otypes=[float])(sd)
             act_e = self.expr(action)
             try:
-                acts = [int(self._const(act_e, "a numerical action"))]
+                acts = [int(self._const(act_e, "VECTOR SELECT with a numerical action"))]
             except UnsupportedFeatureError:
                 acts = list(range(11))  # chosen at run time: IF THEN ELSE over the actions
-            err_act = int(self._const(self.expr(err), "an error action"))
+            err_act = int(self._const(self.expr(err), "VECTOR SELECT with an error action"))
             axes = [i for i, d in enumerate(dims) if d.endswith("!")]
             keep = [i for i in range(len(dims)) if i not in axes]
             missing = self.expr(miss)
@@ -768,6 +775,59 @@ def _make_builder_class():
                                                        results[a][idx], acc))
                     out[idx] = acc
             return _A([dims[i] for i in keep], [coords[i] for i in keep], out)
+
+        def _vector_order(self, fname: str, ast) -> _A:
+            """VECTOR SORT ORDER / RANK / REORDER along the last axis, as PySD computes them
+            (numpy's argsort, stable on PySD's short vectors; 0-based orders, 1-based ranks),
+            written with comparisons so the vector may change in time."""
+            vec = self.arr(ast.arguments[0])
+            if not vec.dims:
+                raise self.unsupported(f"{fname.upper().replace('_', ' ')} of a single value")
+            if fname == "vector_reorder":
+                order = self.arr(ast.arguments[1])
+                dims, coords, (vd, od) = self.broadcast([vec, order])
+                if dims[-1] != vec.dims[-1]:
+                    raise self.unsupported("VECTOR REORDER with the order over another range")
+                out = np.empty(vd.shape, dtype=object)
+                n = vd.shape[-1]
+                for idx in np.ndindex(*vd.shape):
+                    acc = IR.Num(float("nan"))
+                    for i in reversed(range(n)):
+                        acc = IR.Call("if_then_else", (IR.Op("=", (od[idx], IR.Num(float(i)))),
+                                                       vd[idx[:-1] + (i,)], acc))
+                    out[idx] = acc
+                return _A(dims, coords, out)
+            direction = self._const(self.expr(ast.arguments[1]),
+                                    f"{fname.upper().replace('_', ' ')} with a direction")
+            d = vec.data
+            n = d.shape[-1]
+            one, zero = IR.Num(1.0), IR.Num(0.0)
+            before = np.empty(d.shape, dtype=object)  # ascending stable position, 0-based
+            for idx in np.ndindex(*d.shape):
+                i = idx[-1]
+                terms = []
+                for j in range(n):
+                    if j == i:
+                        continue
+                    xj = d[idx[:-1] + (j,)]
+                    cmp = IR.Op("<", (xj, d[idx])) if j > i else IR.Op("<=", (xj, d[idx]))
+                    terms.append(IR.Call("if_then_else", (cmp, one, zero)))  # a number
+                before[idx] = self._fold("sum", terms) if terms else zero
+            out = np.empty(d.shape, dtype=object)
+            for idx in np.ndindex(*d.shape):
+                k = idx[-1]
+                if fname == "vector_rank":
+                    out[idx] = (IR.Op("+", (before[idx], one)) if direction > 0
+                                else IR.Op("-", (IR.Num(float(n)), before[idx])))
+                    continue
+                pos = k if direction > 0 else n - 1 - k  # flipped for direction <= 0
+                acc = IR.Num(float("nan"))
+                for i in reversed(range(n)):
+                    acc = IR.Call("if_then_else", (
+                        IR.Op("=", (before[idx[:-1] + (i,)], IR.Num(float(pos)))),
+                        IR.Num(float(i)), acc))
+                out[idx] = acc
+            return _A(vec.dims, vec.coords, out)
 
         def _select_action(self, act: int, sv, ed, dims, coords, axes) -> np.ndarray:
             """VECTOR SELECT's numerical action ``act``, reduced as PySD does: unselected
