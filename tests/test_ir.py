@@ -34,8 +34,6 @@ UNSUPPORTED = {
     "tests/non_negative_all/test_non_negative_all2.xmile": "non-negative stock",
     "tests/non_negative_stocks/test_non_negative_stocks.xmile": "non-negative stock",
     "tests/non_negative_stocks/test_non_negative_stocks_behavior.xmile": "non-negative stock",
-    # external time series (GET DIRECT DATA reads a spreadsheet) sorted by VECTOR RANK/REORDER
-    "tests/vector_order/test_vector_order.mdl": "data variables",
     # PySD's XMILE translator cannot parse these (see reference_models.PYSD_FAILS)
     **{rel: "cannot be parsed" for rel, why in PYSD_FAILS.items() if "parse" in why},
 }

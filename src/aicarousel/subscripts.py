@@ -25,13 +25,15 @@ each element on the left takes the entry at its coordinates:
 * SUM, PROD, VMIN, VMAX (sums in numpy's pairwise order, as PySD's xarray sums), ELMCOUNT,
   VECTOR SELECT with a constant selection array, VECTOR SORT ORDER / VECTOR RANK / VECTOR
   REORDER with a constant direction (written with comparisons, so the vector may vary);
-* GET (DIRECT) CONSTANTS, read once at build time with PySD's own spreadsheet reader (the
-  IR cache is keyed by the model file: rebuild after editing the spreadsheet).
+* GET (DIRECT) CONSTANTS and GET (DIRECT) DATA, read once at build time with PySD's own
+  spreadsheet reader (data become lookups of Time; RAW / LOOK FORWARD / HOLD BACKWARD only
+  when every integration time is a data time). The IR cache is keyed by the model file:
+  rebuild after editing the spreadsheet.
 
 Refused with :class:`aicarousel.errors.UnsupportedFeatureError` (naming the variable and the
 feature): VECTOR ELM MAP, VECTOR SELECT with a selection that varies, a sort direction that
-varies, mappings to element lists, subscript ranges read from files, data variables (GET
-DATA, ``:=``), and a right-hand side with a range the left side lacks (other than by a
+varies, mappings to element lists, subscript ranges read from files, other data variables,
+and a right-hand side with a range the left side lacks (other than by a
 mapping).
 """
 
@@ -286,7 +288,8 @@ def _make_builder_class():
                 self._current_real = el.name
                 py = self.ns.namespace[el.name]
                 comps = el.components
-                if any(isinstance(c, am_mod.AbstractData) for c in comps):
+                if any(isinstance(c, am_mod.AbstractData)
+                       and type(c.ast).__name__ != "GetDataStructure" for c in comps):
                     raise self.unsupported("data variables")
                 if all(not c.subscripts[0] for c in comps):
                     if len(comps) != 1:
@@ -378,6 +381,55 @@ def _make_builder_class():
                 out[t] = float(v)
             return out
 
+        def _external_data(self, comp, info, keys) -> list:
+            """GET (DIRECT) DATA read once with PySD's reader: ``(times, values)`` per
+            element of the equation, evaluated as a lookup of Time. PySD interpolates
+            linearly inside the data and holds its ends; with RAW / LOOK FORWARD / HOLD
+            BACKWARD it differs between data times, so those are accepted only when every
+            integration time is a data time."""
+            from pysd.py_backend.external import ExtData
+
+            ast = comp.ast
+            keys, defs = keys
+            dims = info.dims if info is not None else ()
+            coords = {d: list(c) for d, c in zip(dims, defs)}
+            final = {d: list(c) for d, c in zip(dims, info.coords)} if info else {}
+            interp = comp.keyword or "interpolate"
+            try:
+                import warnings
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ext = ExtData(ast.file, ast.tab, ast.time_row_or_col, ast.cell, interp,
+                                  coords, self.path.parent, final, "_ext_" + self._current)
+                    ext.initialize()
+                    data = ext.data
+            except Exception as exc:  # noqa: BLE001 - PySD's reader names file and cell
+                raise ModelFileError(f"variable {self._current_real!r} in {self.path.name}: "
+                                     f"cannot read GET DATA({ast.file!r}, {ast.tab!r}, "
+                                     f"{ast.cell!r}): {exc}") from exc
+            xs = tuple(float(x) for x in data["time"].values)
+            if any(b <= a for a, b in zip(xs, xs[1:])):
+                raise self.unsupported("GET DATA with times that do not increase")
+            if interp != "interpolate":
+                cv = [self.const_values.get(n) for n in ("initial_time", "final_time",
+                                                         "time_step")]
+                if None in cv:
+                    raise self.unsupported(f"GET DATA with {interp.upper()} interpolation "
+                                           "and control variables that are not numbers")
+                grid = np.arange(cv[0], cv[1] + cv[2] / 2, cv[2])
+                if not all(np.any(np.abs(np.asarray(xs) - g) <= 1e-9 * max(1.0, abs(g)))
+                           for g in grid):
+                    raise self.unsupported(f"GET DATA with {interp.upper()} interpolation "
+                                           "between data times")
+            out = []
+            for t in itertools.product(*defs) if defs else [()]:
+                v = data.sel({d: e for d, e in zip(dims, t)}) if dims else data
+                ys = tuple(float(y) for y in np.asarray(v.values, float).ravel())
+                if any(np.isnan(ys)):
+                    raise self.unsupported("GET DATA with missing values")
+                out.append((xs, ys))
+            return out
+
         def _constant_value(self, ast, keys, t):
             if isinstance(ast, np.ndarray):
                 return float(self._table_entry(ast, keys, t))
@@ -396,7 +448,7 @@ def _make_builder_class():
 
             ast = c.ast
             self._current, self._current_real = py, el.name
-            keys = keys[0]
+            keys_defs, keys = keys, keys[0]
             self._def_keys = keys
             common = dict(units=el.units or "",
                           limits=tuple(el.limits) if el.limits else (None, None),
@@ -421,6 +473,14 @@ def _make_builder_class():
                     isinstance(ast, (int, float, np.number)) and not isinstance(ast, bool)):
                 for t, name in names:
                     var(name, t, kind="constant", expr=IR.Num(self.const_values[name]))
+                return
+            if isinstance(ast, ae.GetDataStructure):
+                for (t, name), (xs, ys) in zip(names, self._external_data(c, info, keys_defs)):
+                    table = self._element_name("_data_" + name, ())
+                    self.variables[table] = IR.Variable(
+                        name=table, real_name=f"{real(t)} (GET DATA table)", kind="lookup",
+                        table=(xs, ys), internal=True)
+                    var(name, t, kind="aux", expr=IR.Lookup(table, IR.Time()))
                 return
             if isinstance(ast, ae.IntegStructure):
                 if ast.non_negative:
