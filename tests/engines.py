@@ -71,14 +71,15 @@ def ensemble_runs(ir: ModelIR, param_sets: list[dict]) -> list[dict[str, np.ndar
     return [{"time": t, **{k: a[i] for k, a in v.items()}} for i in range(len(param_sets))]
 
 
-def sympy_run(ir: ModelIR, params: dict | None = None) -> dict[str, np.ndarray]:
+def sympy_run(ir: ModelIR, params: dict | None = None, system=None) -> dict[str, np.ndarray]:
     """The sympy system's RHS and auxiliaries along PySD's Euler steps.
 
     The initial state is the IR's (the sympy system describes dx/dt, not initial values).
+    ``system`` is ``to_sympy(ir)`` if given (building it is the slow part).
     """
     from aicarousel.symbolic import to_sympy
 
-    system = to_sympy(ir)
+    system = system or to_sympy(ir)
     p = system.param_vector(params or {})
     f = system.lambdify()
     aux_names = list(system.aux)
@@ -142,11 +143,15 @@ def compare_all(model_file: Path, tmp_dir: Path, param_sets: list[dict] | None =
     model = pysd_model(model_file, tmp_dir)
     refs = [pysd_run(model, ir, p) for p in sets]
     out: dict[str, list[str]] = {}
+    system = None
+    if symbolic and ir.stocks:
+        from aicarousel.symbolic import to_sympy
+        system = to_sympy(ir)
     for i, p in enumerate(sets):
         out[f"ir[{i}]"] = differences(refs[i], ir_run(ir, p))
         out[f"ensemble N=1[{i}]"] = differences(refs[i], ensemble_runs(ir, [p])[0])
-        if symbolic and ir.stocks:
-            out[f"sympy[{i}]"] = differences(refs[i], sympy_run(ir, p))
+        if system is not None:
+            out[f"sympy[{i}]"] = differences(refs[i], sympy_run(ir, p, system))
     if len(sets) > 1:
         for i, got in enumerate(ensemble_runs(ir, sets)):
             out[f"ensemble N={len(sets)}[{i}]"] = differences(refs[i], got)
