@@ -92,6 +92,7 @@ def sympy_run(ir: ModelIR, params: dict | None = None, system=None) -> dict[str,
     times, save = time_grid(c.get("initial_time", ts.initial), c.get("final_time", ts.final),
                             dt, c.get("saveper", ts.saveper))
     x = np.array([first[s][0] for s in ir.stocks], dtype=float)
+    nonneg = np.array([ir.variables[s].non_negative for s in ir.stocks], dtype=bool)
     rows_x, rows_a = [], []
     with np.errstate(all="ignore"):
         for k, t in enumerate(times):
@@ -101,6 +102,7 @@ def sympy_run(ir: ModelIR, params: dict | None = None, system=None) -> dict[str,
                     rows_a.append(np.asarray(g(t, x, p), dtype=float))
             if k < len(times) - 1:
                 x = x + f(t, x, p) * dt
+                x[nonneg] = np.maximum(x[nonneg], 0.0)
     out = {"time": times[save]}
     X = np.array(rows_x).reshape(len(rows_x), len(ir.stocks))
     for i, s in enumerate(ir.stocks):
