@@ -98,14 +98,15 @@ def ensemble_runs(ir: ModelIR, param_sets: list[dict]) -> list[dict[str, np.ndar
     return [{"time": t, **{k: a[i] for k, a in v.items()}} for i in range(len(param_sets))]
 
 
-def sympy_run(ir: ModelIR, params: dict | None = None) -> dict[str, np.ndarray]:
+def sympy_run(ir: ModelIR, params: dict | None = None, system=None) -> dict[str, np.ndarray]:
     """The sympy system's RHS and auxiliaries along PySD's Euler steps.
 
     The initial state is the IR's (the sympy system describes dx/dt, not initial values).
+    ``system`` is ``to_sympy(ir)`` if given (building it is the slow part).
     """
     from aicarousel.symbolic import to_sympy
 
-    system = to_sympy(ir)
+    system = system or to_sympy(ir)
     p = system.param_vector(params or {})
     f = system.lambdify()
     aux_names = list(system.aux)
@@ -118,6 +119,7 @@ def sympy_run(ir: ModelIR, params: dict | None = None) -> dict[str, np.ndarray]:
     times, save = time_grid(c.get("initial_time", ts.initial), c.get("final_time", ts.final),
                             dt, c.get("saveper", ts.saveper))
     x = np.array([first[s][0] for s in ir.stocks], dtype=float)
+    nonneg = np.array([ir.variables[s].non_negative for s in ir.stocks], dtype=bool)
     rows_x, rows_a = [], []
     with np.errstate(all="ignore"):
         for k, t in enumerate(times):
@@ -127,6 +129,7 @@ def sympy_run(ir: ModelIR, params: dict | None = None) -> dict[str, np.ndarray]:
                     rows_a.append(np.asarray(g(t, x, p), dtype=float))
             if k < len(times) - 1:
                 x = x + f(t, x, p) * dt
+                x[nonneg] = np.maximum(x[nonneg], 0.0)
     out = {"time": times[save]}
     X = np.array(rows_x).reshape(len(rows_x), len(ir.stocks))
     for i, s in enumerate(ir.stocks):
@@ -169,11 +172,15 @@ def compare_all(model_file: Path, tmp_dir: Path, param_sets: list[dict] | None =
     model = pysd_model(model_file, tmp_dir)
     refs = [pysd_run(model, ir, p) for p in sets]
     out: dict[str, list[str]] = {}
+    system = None
+    if symbolic and ir.stocks:
+        from aicarousel.symbolic import to_sympy
+        system = to_sympy(ir)
     for i, p in enumerate(sets):
         out[f"ir[{i}]"] = differences(refs[i], ir_run(ir, p))
         out[f"ensemble N=1[{i}]"] = differences(refs[i], ensemble_runs(ir, [p])[0])
-        if symbolic and ir.stocks:
-            out[f"sympy[{i}]"] = differences(refs[i], sympy_run(ir, p))
+        if system is not None:
+            out[f"sympy[{i}]"] = differences(refs[i], sympy_run(ir, p, system))
     if len(sets) > 1:
         for i, got in enumerate(ensemble_runs(ir, sets)):
             out[f"ensemble N={len(sets)}[{i}]"] = differences(refs[i], got)

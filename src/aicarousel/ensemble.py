@@ -664,7 +664,10 @@ class CompiledModel:
         L.append("            break")
         L.extend(flows)
         for name in stocks:
-            L.append(f"        v_{name} = v_{name} + d_{name} * dt")
+            if getattr(ir.variables[name], "non_negative", False):  # PySD's NonNegativeInteg
+                L.append(f"        v_{name} = np.maximum(v_{name} + d_{name} * dt, 0.0)")
+            else:
+                L.append(f"        v_{name} = v_{name} + d_{name} * dt")
         L.append("        k += 1")
         L.append("        t = times[k]")
         L.append("    return j")

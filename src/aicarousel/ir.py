@@ -47,7 +47,7 @@ Semantics follow PySD 3.14 exactly: Euler integration, ``STEP(h, t0) = h * (time
 t0)``, ``PULSE(start, width) = 1 if start - 1e-6 <= time < start + width``, ``RAMP`` with
 ``time + 1e-6 > start``, ``XIDZ``/``ZIDZ`` with ``|den| < 1e-6``, lookups piecewise linear with
 flat extrapolation. Anything else (subscripts, DELAY FIXED, data, external data, macros,
-random functions, SAMPLE IF TRUE, FORECAST, non-negative stocks, ...) raises
+random functions, SAMPLE IF TRUE, FORECAST, ...) raises
 :class:`aicarousel.errors.UnsupportedFeatureError` naming the variable and the function.
 
 :func:`simulate` is a simple reference evaluator in pure Python (one float per variable,
@@ -174,6 +174,9 @@ class Variable:
         As in the model file.
     internal : bool
         True for stocks created by expanding SMOOTH/DELAY/TREND/INITIAL.
+    non_negative : bool
+        A non-negative stock (XMILE): after each Euler step it is set to ``max(value, 0)``,
+        as PySD's ``NonNegativeInteg`` does; ``expr`` stays the plain net flow.
     """
 
     name: str
@@ -187,6 +190,7 @@ class Variable:
     comment: str = ""
     internal: bool = False
     array: tuple | None = None  # (array py_name, coords) for an element of a subscripted var
+    non_negative: bool = False
 
 
 @dataclass
@@ -527,9 +531,8 @@ class _Builder:
             self.variables[py] = Variable(kind="constant", expr=Num(float(ast)), **common)
             return
         if isinstance(ast, ae.IntegStructure):
-            if ast.non_negative:
-                raise self.unsupported("a non-negative stock")
-            self.variables[py] = Variable(kind="stock", expr=None, **common)
+            self.variables[py] = Variable(kind="stock", expr=None,
+                                          non_negative=bool(ast.non_negative), **common)
             flow = self.expr(ast.flow)
             init = self.expr(ast.initial)
             self.variables[py].expr = flow
@@ -974,6 +977,8 @@ class _State:
                           "time_step": self.time.dt, "saveper": self.time.saveper})
         self.order = [n for n in ir.order if n not in self.consts and n not in CONTROL_VARS]
         self.stocks = ir.stocks
+        self.non_negative = [s for s in self.stocks
+                             if getattr(ir.variables[s], "non_negative", False)]
 
     def env_at(self, t: float, state: Mapping[str, float]) -> dict[str, float]:
         env = dict(self.base)
@@ -1120,6 +1125,8 @@ def simulate(ir: ModelIR, params: Mapping | None = None, *, every_step: bool = F
                 break
             d = st.derivatives(env, t)
             state = {s: state[s] + d[s] * dt for s in st.stocks}
+            for s in st.non_negative:
+                state[s] = float(np.maximum(state[s], 0))
             t = t + dt
     arr = np.array(rows, dtype=float).reshape(len(rows), len(names))
     out = {"time": np.array(times)}

@@ -483,10 +483,8 @@ def _make_builder_class():
                     var(name, t, kind="aux", expr=IR.Lookup(table, IR.Time()))
                 return
             if isinstance(ast, ae.IntegStructure):
-                if ast.non_negative:
-                    raise self.unsupported("a non-negative stock")
                 for t, name in names:  # declare first: flows may refer to the stock
-                    var(name, t, kind="stock")
+                    var(name, t, kind="stock", non_negative=bool(ast.non_negative))
                 flow = self.arr(ast.flow)
                 init = self.arr(ast.initial)
                 for t, name in names:
