@@ -15,13 +15,13 @@ import pytest
 from aicarousel import paths
 from aicarousel.errors import ModelFileError, UnsupportedFeatureError
 from aicarousel.ir import Lookup, Num, Op, Ref, build_ir, evaluate, refs, simulate
-from reference_models import PYSD_DIFFERS, PYSD_FAILS, TM, expected_output, model_files
+from reference_models import (PYSD_DIFFERS, PYSD_FAILS, TM, column_key, expected_output,
+                              model_files)
 
 
 #: Test models the IR does not support, and why (each must raise UnsupportedFeatureError
 #: or, for files PySD itself cannot parse, ModelFileError).
 UNSUPPORTED = {
-    "samples/teacup/teacup_w_diagram.xmile": "non-negative stock",
     "tests/control_vars/test_control_vars.mdl": "depends on Time",
     "tests/dynamic_final_time/test_dynamic_final_time.mdl": "depends on Time",
     "tests/delay_fixed/test_delay_fixed.mdl": "DELAY FIXED",
@@ -30,10 +30,6 @@ UNSUPPORTED = {
     "tests/macro_expression/test_macro_expression.mdl": "macros",
     "tests/macro_multi_expression/test_macro_multi_expression.mdl": "macros",
     "tests/macro_stock/test_macro_stock.mdl": "macros",
-    "tests/non_negative_all/test_non_negative_all1.xmile": "non-negative stock",
-    "tests/non_negative_all/test_non_negative_all2.xmile": "non-negative stock",
-    "tests/non_negative_stocks/test_non_negative_stocks.xmile": "non-negative stock",
-    "tests/non_negative_stocks/test_non_negative_stocks_behavior.xmile": "non-negative stock",
     # PySD's XMILE translator cannot parse these (see reference_models.PYSD_FAILS)
     **{rel: "cannot be parsed" for rel, why in PYSD_FAILS.items() if "parse" in why},
 }
@@ -54,10 +50,10 @@ def test_ir_reproduces_reference_outputs(rel):
     out.update({k: np.full(tt.size, v) for k, v in ir.constants.items()})
     exp = expected_output(model)
     assert exp is not None, f"no expected output beside {rel}"
-    names = {_key(k): v for k, v in ir.by_real_name().items()}
+    names = {column_key(k): v for k, v in ir.by_real_name().items()}
     checked = 0
     for col in exp.columns:
-        py = names.get(_key(col))
+        py = names.get(column_key(col))
         if py is None or py not in out:
             continue
         for t, val in exp[col].astype(float).items():
@@ -67,11 +63,6 @@ def test_ir_reproduces_reference_outputs(rel):
             assert out[py][i] == pytest.approx(val, rel=1e-5, abs=1e-5), (col, t)
             checked += 1
     assert checked > 0
-
-
-def _key(name) -> str:
-    """Column name as compared: Vensim writes "Var[a1,b2]" (spaces around commas vary)."""
-    return "".join(str(name).strip().strip('"').split()).lower()
 
 
 def test_coverage_of_models_pysd_reproduces():
