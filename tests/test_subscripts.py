@@ -168,6 +168,52 @@ def test_vector_sort_order_rank_reorder_match_pysd(tmp_path):
     assert not bad, bad
 
 
+STATEFUL_MODEL = """Dim: a, b, c
+~ ~ |
+Sub: a, b
+~ ~ |
+x[Dim] = 1, 2, 4
+~ ~ |
+T[Dim] = 1, 1.5, 2
+~ ~ |
+input[Dim] = x[Dim] * (1 + STEP(1, 1)) + RAMP(0.5, 2, 3)
+~ ~ |
+sm[Dim] = SMOOTH3(input[Dim], T[Dim])
+~ ~ |
+smi[Dim] = SMOOTHI(input[Dim], 1, x[Dim])
+~ ~ |
+d1[Dim] = DELAY1(input[Dim], T[Dim])
+~ ~ |
+d3[Sub] = DELAY3I(input[Sub], 2, 0.5)
+~ ~ |
+tr[Dim] = TREND(input[Dim], 1, 0)
+~ ~ |
+init[Dim] = INITIAL(sm[Dim] + 1)
+~ ~ |
+tab[a]([(0,0)-(10,10)],(0,0),(5,10),(10,10))
+~ ~ |
+tab[b]([(0,0)-(10,10)],(0,1),(10,0))
+~ ~ |
+tab[c]([(0,0)-(10,10)],(0,2),(3,3),(10,5))
+~ ~ |
+looked[Dim] = tab[Dim](input[Dim])
+~ ~ |
+S[Dim] = INTEG(sm[Dim] + smi[Dim] + d1[Dim] + tr[Dim] - 0.1 * S[Dim] + looked[Dim], init[Dim])
+~ ~ |
+S2[Sub] = INTEG(d3[Sub], 0)
+~ ~ |
+"""
+
+
+def test_subscripted_delays_smooths_lookups_match_pysd(tmp_path):
+    """SMOOTH3/SMOOTHI/DELAY1/DELAY3I/TREND/INITIAL and a lookup with one table per element,
+    with per-run values of subscripted constants, equal PySD in every engine (1e-12)."""
+    mdl = _mdl(tmp_path, STATEFUL_MODEL, "stateful")
+    diffs = compare_all(mdl, tmp_path, [{}, {"t__b": 0.8, "x__c": 3.0}, {"x__a": 2.5}])
+    bad = {k: v[:3] for k, v in diffs.items() if v}
+    assert not bad, bad
+
+
 REFUSED = {
     "VECTOR RANK with a direction that varies": """Dim: a, b, c
 ~ ~ |

@@ -612,7 +612,9 @@ def _make_builder_class():
                 return self._array_call(ast)
             if isinstance(ast, np.ndarray):
                 raise self.unsupported("a table of numbers inside an expression")
-            if dataclasses.is_dataclass(ast):
+            if dataclasses.is_dataclass(ast) and not any(
+                    isinstance(getattr(ast, f.name), (tuple, list))
+                    for f in dataclasses.fields(ast)):
                 # stateful functions and inline lookups: one scalar structure per element
                 fields = [f.name for f in dataclasses.fields(ast)
                           if _is_ast_field(getattr(ast, f.name))
