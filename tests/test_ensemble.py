@@ -17,7 +17,7 @@ import pytest
 from aicarousel.ensemble import CompiledModel, compile_model, time_grid
 from aicarousel.errors import (ModelFileError, ParameterValueError, UnknownParameterError,
                                UnsupportedFeatureError)
-from reference_models import PYSD_DIFFERS, TM, expected_output, model_files
+from reference_models import PYSD_DIFFERS, TM, column_key, expected_output, model_files
 
 RTOL = 1e-9
 N_RANDOM = 100
@@ -181,10 +181,10 @@ def test_shared_test_models(rel):
     if rel in PYSD_DIFFERS or exp is None:
         pytest.skip("PySD itself differs from the expected output" if exp is not None
                     else "no expected output")
-    names = {var.real_name.lower(): k for k, var in ir.variables.items()}
+    names = {column_key(var.real_name): k for k, var in ir.variables.items()}
     checked = 0
     for col in exp.columns:
-        k = names.get(str(col).strip().strip('"').lower())
+        k = names.get(column_key(col))
         if k is None or k not in v:
             continue
         for tt, val in exp[col].astype(float).items():

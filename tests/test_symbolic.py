@@ -110,7 +110,11 @@ def test_carousel_rhs_equals_pysd(tmp_path, carousel_system):
     _check(paths.MODEL_FILE, tmp_path, N_POINTS, ir=ir, system=system)
 
 
-WITH_STOCKS = [r for r in SUPPORTED if build_ir(TM / r).stocks] if TM.is_dir() else []
+#: Subscripted models are left to test_subscripts.py, whose sympy check integrates the
+#: system along PySD's steps and compares every step with PySD's run (1e-12): PySD keeps a
+#: subscripted stock as one array, which pysd_ddt does not address element by element.
+WITH_STOCKS = [r for r in SUPPORTED if (lambda ir: ir.stocks and not ir.arrays)(
+    build_ir(TM / r))] if TM.is_dir() else []
 
 
 @pytest.mark.skipif(not TM.is_dir(), reason="shared test models not available")

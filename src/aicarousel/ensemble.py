@@ -626,9 +626,18 @@ class CompiledModel:
                 continue
             elif var.kind == "stock" or var.initial is not None:
                 # stock initial value, or the ACTIVE INITIAL value of an auxiliary
-                L.append(f"    v_{name} = {_Codegen(name)(var.initial)}")
+                L.append(f"    v_{name} = np.float64({_Codegen(name)(var.initial)})")
             else:
-                L.append(f"    v_{name} = {_Codegen(name)(var.expr)}")
+                L.append(f"    v_{name} = np.float64({_Codegen(name)(var.expr)})")
+        # after initialisation an ACTIVE INITIAL auxiliary takes its equation's value; a static
+        # one (constants only) and the static auxiliaries using it are set once more, here
+        active = {n for n in aux_order if n not in dyn and ir.variables[n].initial is not None}
+        for name in aux_order:
+            if name in dyn:
+                continue
+            if name in active or _refs(ir.variables[name].expr) & active:
+                active.add(name)
+                L.append(f"    v_{name} = {_Codegen(name)(ir.variables[name].expr)}")
         hoist: dict = {}
         body = []
         for name in dyn_aux:
@@ -655,7 +664,10 @@ class CompiledModel:
         L.append("            break")
         L.extend(flows)
         for name in stocks:
-            L.append(f"        v_{name} = v_{name} + d_{name} * dt")
+            if getattr(ir.variables[name], "non_negative", False):  # PySD's NonNegativeInteg
+                L.append(f"        v_{name} = np.maximum(v_{name} + d_{name} * dt, 0.0)")
+            else:
+                L.append(f"        v_{name} = v_{name} + d_{name} * dt")
         L.append("        k += 1")
         L.append("        t = times[k]")
         L.append("    return j")
@@ -675,7 +687,7 @@ class CompiledModel:
         consts: dict[str, Any] = {}
         series: dict[str, np.ndarray] = {}
         n_found = None
-        for name, value in (params or {}).items():
+        for name, value in self._element_params(params):
             key = self.py_name(name, kinds={"constant", "data"}, what="parameter")
             real = self.real_name(key)
             if isinstance(value, pd.Series):
@@ -724,13 +736,30 @@ class CompiledModel:
             raise ParameterValueError(f"number of runs must be >= 1, got {n}")
         return consts, series, n
 
+    def _element_params(self, params):
+        """Overrides with those of subscripted variables split into one per element."""
+        arrays = getattr(self.ir, "arrays", None)
+        for name, value in (params or {}).items():
+            info = self.ir.array_info(name) if arrays else None
+            if info is None:
+                yield name, value
+            else:
+                from .subscripts import element_values
+                yield from element_values(info, value).items()
+
     def _resolve_outputs(self, outputs: Sequence[str] | None) -> tuple[str, ...]:
         if outputs is None:
             return tuple(n for n, v in self.ir.variables.items()
                          if not v.internal and v.kind != "lookup")
         if isinstance(outputs, str):
             outputs = [outputs]
-        keys = [self.py_name(o, what="output") for o in outputs]
+        keys = []
+        for o in outputs:
+            info = self.ir.array_info(o) if getattr(self.ir, "arrays", None) else None
+            if info is not None:  # a subscripted variable: all its elements
+                keys.extend(info.elements.values())
+            else:
+                keys.append(self.py_name(o, what="output"))
         for k in keys:
             if self.ir.variables[k].kind == "lookup":
                 raise UnknownParameterError(
@@ -801,7 +830,9 @@ class CompiledModel:
 
         def do_chunk(s, e, dest):
             m = e - s
-            P = dict(base)
+            # numpy scalars, never Python floats: a division by an exact zero then gives
+            # inf/nan (as in an N > 1 run and in PySD's numpy scalars), not ZeroDivisionError
+            P = {k: np.float64(v) for k, v in base.items()}
             for k, v in per_run.items():
                 P[k] = v[s:e]
             TS = {k: (v[:, s:e] if v.ndim == 2 else v) for k, v in series.items()}
@@ -833,12 +864,14 @@ class CompiledModel:
 
         Parameters are those of :meth:`run_arrays`. Each data variable is named by its Vensim
         name and carries attrs ``units``, ``description`` and ``py_name``; the Dataset attrs
-        hold ``model_hash`` and ``engine``.
+        hold ``model_hash`` and ``engine``. A subscripted variable is one data variable with
+        dims ``(run, time, <its subscript ranges>)``, as PySD returns it (NaN where an element
+        has no equation).
 
         Returns
         -------
         xarray.Dataset
-            Dims ``run`` (0..N-1) and ``time`` (years).
+            Dims ``run`` (0..N-1) and ``time`` (years), plus subscript ranges.
         """
         import xarray as xr
 
@@ -847,13 +880,35 @@ class CompiledModel:
                                   progress=progress, processes=processes)
         n_runs = next(iter(vals.values())).shape[0] if vals else (n or 1)
         data = {}
+        coords: dict[str, Any] = {"run": np.arange(n_runs), "time": t}
+        arrays: dict[str, dict] = {}
         for k, arr in vals.items():
             var = self.ir.variables[k]
+            if getattr(var, "array", None) is not None:
+                arrays.setdefault(var.array[0], {})[var.array[1]] = arr
+                continue
             data[var.real_name] = xr.Variable(
                 ("run", "time"), arr,
                 attrs={"units": var.units or "", "description": var.comment or "",
                        "py_name": k})
-        return xr.Dataset(data, coords={"run": np.arange(n_runs), "time": t},
+        for base, elems in arrays.items():
+            info = self.ir.arrays[base]
+            block = np.full((n_runs, t.size) + info.shape, np.nan)
+            for tup, arr in elems.items():
+                block[(slice(None), slice(None))
+                      + tuple(c.index(e) for c, e in zip(info.coords, tup))] = arr
+            for d, c in zip(info.dims, info.coords):
+                if d in coords and list(coords[d]) != list(c):
+                    raise UnsupportedFeatureError(
+                        f"subscript range {d!r} has different elements in two variables; "
+                        "ask for them in separate runs")
+                coords[d] = list(c)
+            first = self.ir.variables[next(iter(info.elements.values()))]
+            data[info.real_name] = xr.Variable(
+                ("run", "time") + tuple(info.dims), block,
+                attrs={"units": first.units or "", "description": first.comment or "",
+                       "py_name": base})
+        return xr.Dataset(data, coords=coords,
                           attrs={"model_hash": self.model_hash, "engine": "aicarousel.ensemble"})
 
 
@@ -954,8 +1009,16 @@ def _cached_ir(path: Path, model_hash: str, build_ir):
 
     from . import cache
     from . import ir as ir_module
+    from . import subscripts as subscripts_module
 
-    code = hashlib.sha256(Path(ir_module.__file__).read_bytes()).hexdigest()[:16]
+    try:
+        import pysd
+        pysd_version = pysd.__version__
+    except ImportError:  # pragma: no cover
+        pysd_version = "none"
+    code = hashlib.sha256(Path(ir_module.__file__).read_bytes()
+                          + Path(subscripts_module.__file__).read_bytes()
+                          + pysd_version.encode()).hexdigest()[:16]
     context = cache.context_string(kind="ir", model_sha256=model_hash, ir_code=code)
     try:
         target = cache.private_dir("ensemble") / f"{model_hash[:16]}-{code}.ir.pkl"

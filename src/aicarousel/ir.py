@@ -47,7 +47,7 @@ Semantics follow PySD 3.14 exactly: Euler integration, ``STEP(h, t0) = h * (time
 t0)``, ``PULSE(start, width) = 1 if start - 1e-6 <= time < start + width``, ``RAMP`` with
 ``time + 1e-6 > start``, ``XIDZ``/``ZIDZ`` with ``|den| < 1e-6``, lookups piecewise linear with
 flat extrapolation. Anything else (subscripts, DELAY FIXED, data, external data, macros,
-random functions, SAMPLE IF TRUE, FORECAST, non-negative stocks, ...) raises
+random functions, SAMPLE IF TRUE, FORECAST, ...) raises
 :class:`aicarousel.errors.UnsupportedFeatureError` naming the variable and the function.
 
 :func:`simulate` is a simple reference evaluator in pure Python (one float per variable,
@@ -174,6 +174,9 @@ class Variable:
         As in the model file.
     internal : bool
         True for stocks created by expanding SMOOTH/DELAY/TREND/INITIAL.
+    non_negative : bool
+        A non-negative stock (XMILE): after each Euler step it is set to ``max(value, 0)``,
+        as PySD's ``NonNegativeInteg`` does; ``expr`` stays the plain net flow.
     """
 
     name: str
@@ -186,6 +189,8 @@ class Variable:
     limits: tuple = (None, None)
     comment: str = ""
     internal: bool = False
+    array: tuple | None = None  # (array py_name, coords) for an element of a subscripted var
+    non_negative: bool = False
 
 
 @dataclass
@@ -197,6 +202,7 @@ class ModelIR:
     time: TimeSpec
     variables: dict[str, Variable]
     internal_map: dict[str, tuple[str, int]] = field(default_factory=dict)
+    arrays: dict = field(default_factory=dict)  # py_name -> subscripts.ArrayInfo
     _order: list[str] | None = field(default=None, repr=False)
 
     @property
@@ -240,6 +246,14 @@ class ModelIR:
         """Variables referenced by the initial value of stock ``name`` (or ACTIVE INITIAL)."""
         v = self.variables[name]
         return refs(v.initial) if v.initial is not None else set()
+
+    def array_info(self, name: str):
+        """The :class:`aicarousel.subscripts.ArrayInfo` of a subscripted variable (model
+        name or py_name, case-insensitive), or None if ``name`` is not an array."""
+        if name in self.arrays:
+            return self.arrays[name]
+        low = str(name).lower()
+        return next((a for a in self.arrays.values() if a.real_name.lower() == low), None)
 
     def by_real_name(self) -> dict[str, str]:
         """Map model-file names (and py_names) to ``py_name``."""
@@ -293,12 +307,25 @@ def refs(expr) -> set[str]:
     return out
 
 
+def _power(base, exponent):
+    """``base ^ exponent`` with Vensim's precedence for a negative literal base.
+
+    PySD's parser folds ``-2`` into the literal -2, then writes ``-2**2``, which Python (like
+    Vensim) reads as -(2**2) = -4: unary minus binds looser than ``^``. So a negative number
+    as the base is the negation of the power of its absolute value. (``POWER(-2, 2)`` is a
+    function call and stays 4.)
+    """
+    if isinstance(base, Num) and math.copysign(1.0, base.value) < 0:
+        return Op("neg", (Op("^", (Num(-base.value), exponent)),))
+    return Op("^", (base, exponent))
+
+
 def _fold(op: str, args: list):
     """Fold an n-ary chain of equal-precedence operators like Python does."""
     if op == "^":  # Python's ** (used by PySD) is right-associative
         acc = args[-1]
         for a in reversed(args[:-1]):
-            acc = Op("^", (a, acc))
+            acc = _power(a, acc)
         return acc
     raise AssertionError(op)
 
@@ -511,9 +538,8 @@ class _Builder:
             self.variables[py] = Variable(kind="constant", expr=Num(float(ast)), **common)
             return
         if isinstance(ast, ae.IntegStructure):
-            if ast.non_negative:
-                raise self.unsupported("a non-negative stock")
-            self.variables[py] = Variable(kind="stock", expr=None, **common)
+            self.variables[py] = Variable(kind="stock", expr=None,
+                                          non_negative=bool(ast.non_negative), **common)
             flow = self.expr(ast.flow)
             init = self.expr(ast.initial)
             self.variables[py].expr = flow
@@ -770,6 +796,9 @@ def build_ir(path) -> ModelIR:
     from .model import read_model_text
     read_model_text(path)  # empty, binary, non-UTF-8, huge or truncated XMILE: one clear line
     am = _parse(path)
+    if any(getattr(s, "subscripts", None) for s in am.sections):
+        from aicarousel.subscripts import build_subscripted
+        return build_subscripted(path, am)
     return _Builder(path, am).build()
 
 
@@ -908,7 +937,15 @@ def _apply_params(ir: ModelIR, params: Mapping | None) -> tuple[dict, dict]:
     """Split overrides into constant values and time functions, keyed by py_name."""
     consts: dict[str, float] = {}
     funcs: dict[str, Callable[[float], float]] = {}
+    items = []
     for key, val in (params or {}).items():
+        info = ir.array_info(key) if ir.arrays else None
+        if info is None:
+            items.append((key, val))
+        else:  # a subscripted variable: one override per element
+            from aicarousel.subscripts import element_values
+            items.extend(element_values(info, val, per_run=False).items())
+    for key, val in items:
         try:
             name = ir.resolve(key)
         except KeyError as exc:
@@ -949,6 +986,8 @@ class _State:
                           "time_step": self.time.dt, "saveper": self.time.saveper})
         self.order = [n for n in ir.order if n not in self.consts and n not in CONTROL_VARS]
         self.stocks = ir.stocks
+        self.non_negative = [s for s in self.stocks
+                             if getattr(ir.variables[s], "non_negative", False)]
 
     def env_at(self, t: float, state: Mapping[str, float]) -> dict[str, float]:
         env = dict(self.base)
@@ -1095,6 +1134,8 @@ def simulate(ir: ModelIR, params: Mapping | None = None, *, every_step: bool = F
                 break
             d = st.derivatives(env, t)
             state = {s: state[s] + d[s] * dt for s in st.stocks}
+            for s in st.non_negative:
+                state[s] = float(np.maximum(state[s], 0))
             t = t + dt
     arr = np.array(rows, dtype=float).reshape(len(rows), len(names))
     out = {"time": np.array(times)}

@@ -139,6 +139,9 @@ class SymbolicSystem:
         exprs = self.rhs if exprs is None else list(exprs)
         key = tuple(exprs) if exprs is not self.rhs else "rhs"
         if key not in self._funcs:
+            # x/0 with a literal 0 in a branch that a guard (IF THEN ELSE, XIDZ, ZIDZ) never
+            # selects becomes sympy's complex infinity, which has no numpy spelling: nan
+            exprs = [sp.sympify(e).xreplace({sp.zoo: sp.nan}) for e in exprs]
             f = sp.lambdify((self.t, list(self.states), list(self.params.values())),
                             list(exprs), modules=[{"select": _select}, "numpy"], cse=True)
             self._funcs[key] = f

@@ -1,0 +1,159 @@
+"""Engine semantics that once gave wrong numbers (or crashed) silently, each checked on a small
+model against PySD (relative 1e-12 on every step) in every engine: the IR's reference
+evaluator, the ensemble (N = 1 and N > 1 with per-run parameters) and the sympy system."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aicarousel.ensemble import CompiledModel
+from aicarousel.ir import build_ir
+from engines import compare_all
+
+CONTROL = ("INITIAL TIME = 0\n~ ~ |\nFINAL TIME = 4\n~ ~ |\nTIME STEP = 0.5\n~ ~ |\n"
+           "SAVEPER = TIME STEP\n~ ~ |\n")
+
+
+def _mdl(tmp_path, name, body):
+    p = tmp_path / f"{name}.mdl"
+    p.write_text("{UTF-8}\n" + body + CONTROL)
+    return p
+
+
+def _assert_agree(diffs):
+    bad = {k: v for k, v in diffs.items() if v}
+    assert not bad, bad
+
+
+# -- unary minus before ^ ------------------------------------------------------------------
+NEG_POW = """S = INTEG(growth, 1)
+~ ~ |
+growth = -0.5^2 * S
+~ ~ |
+k = 0.5
+~ ~ |
+a1 = -2^2
+~ ~ |
+a2 = 2^-2^2
+~ ~ |
+a3 = -2^-2 + 3 - -2^2
+~ ~ |
+a4 = 2 * -3^2 * S
+~ ~ |
+a5 = POWER(-2, 2)
+~ ~ |
+a6 = -k^2 * S
+~ ~ |
+a7 = (-2)^2
+~ ~ |
+"""
+
+
+def test_unary_minus_binds_looser_than_power(tmp_path):
+    """Vensim (and the pinned PySD) read -0.5^2 as -(0.5^2): the stock decays.
+
+    PySD also reads (-2)^2 as -4 (its parser folds the parenthesised -2 into a literal);
+    Vensim would give 4. The engines follow PySD (a7), their reference.
+    """
+    mdl = _mdl(tmp_path, "negpow", NEG_POW)
+    ir = build_ir(mdl)
+    from aicarousel.ir import simulate
+    out = simulate(ir)
+    assert out["growth"][0] == -0.25 and out["a1"][0] == -4.0 and out["a2"][0] == 2.0 ** -4
+    assert out["s"][-1] < out["s"][0]
+    _assert_agree(compare_all(mdl, tmp_path, [{}, {"k": 0.25}, {"k": 2.0}]))
+
+
+def test_stability_of_negative_power_decay(tmp_path):
+    """The closed-form analysis calls the decaying model stable (eigenvalue -0.25/month)."""
+    from aicarousel.stability import analyse_closed_form
+
+    mdl = _mdl(tmp_path, "decay", "S = INTEG(growth, 1)\n~ ~ |\ngrowth = -0.5^2 * S\n~ ~ |\n")
+    res = analyse_closed_form(build_ir(mdl))
+    assert res.stable
+    np.testing.assert_allclose(res.eigenvalues.real, [-0.25])
+
+
+# -- ACTIVE INITIAL of a constant-only expression -------------------------------------------
+ACTIVE = """c = 3
+~ ~ |
+a = ACTIVE INITIAL(c * 2, 5)
+~ ~ |
+b = a + 1
+~ ~ |
+S = INTEG(a, a)
+~ ~ |
+S2 = INTEG(b * Time, b)
+~ ~ |
+d = ACTIVE INITIAL(S * c, c)
+~ ~ |
+"""
+
+
+def test_active_initial_of_constants_takes_its_value_after_initialisation(tmp_path):
+    """a = ACTIVE INITIAL(c * 2, 5) is 5 only while initialising (S starts at 5), then 6;
+    varying c per run changes a in each run."""
+    mdl = _mdl(tmp_path, "active", ACTIVE)
+    cm = CompiledModel(build_ir(mdl))
+    _, v = cm.run_arrays({"c": np.array([3.0, 4.0])})
+    np.testing.assert_array_equal(v["a"][:, 0], [6.0, 8.0])
+    np.testing.assert_array_equal(v["b"][:, -1], [7.0, 9.0])
+    np.testing.assert_array_equal(v["s"][:, 0], [5.0, 5.0])
+    _assert_agree(compare_all(mdl, tmp_path, [{}, {"c": 4.0}, {"c": -1.5}]))
+
+
+# -- division by an exact zero ---------------------------------------------------------------
+ZERO_DIV = """S = INTEG(1, 0)
+~ ~ |
+Z = INTEG(0, 0)
+~ ~ |
+guard = IF THEN ELSE(S > 0, 1/S, 1)
+~ ~ |
+x1 = XIDZ(1, S, 5)
+~ ~ |
+z1 = ZIDZ(1, S)
+~ ~ |
+z0 = ZIDZ(0, Z) + XIDZ(Z, Z, -1)
+~ ~ |
+big = EXP(1000)
+~ ~ |
+nan = EXP(1000) - EXP(1000 + Z)
+~ ~ |
+"""
+
+
+def test_guarded_division_by_exact_zero_gives_pysds_numbers(tmp_path):
+    """Guarded divisions by a stock at exactly 0 (IF THEN ELSE, XIDZ, ZIDZ) run in every
+    engine with PySD's numbers; inf and nan from EXP overflow are PySD's too."""
+    mdl = _mdl(tmp_path, "zerodiv", ZERO_DIV)
+    cm = CompiledModel(build_ir(mdl))
+    _, v = cm.run_arrays()
+    assert v["guard"][0, 0] == 1.0 and v["x1"][0, 0] == 5.0 and v["z1"][0, 0] == 0.0
+    assert v["big"][0, 0] == np.inf and np.isnan(v["nan"][0, 0])
+    diffs = compare_all(mdl, tmp_path, [{}])
+    _assert_agree(diffs)
+    assert diffs["sympy[0]"] == []
+
+
+def test_unguarded_division_by_exact_zero_is_ieee_in_every_engine(tmp_path):
+    """PySD stops with ZeroDivisionError on 1/Z at Z = 0 (it computes with Python floats), so
+    it has no number to compare; the engines give IEEE inf/nan, the same in the IR, in an
+    N = 1 ensemble run and in each run of an N > 1 ensemble."""
+    from aicarousel.ir import simulate
+    from engines import pysd_model, pysd_run
+
+    mdl = _mdl(tmp_path, "unguarded", "Z = INTEG(0, 0)\n~ ~ |\nc = 1\n~ ~ |\n"
+               "inv = c / Z\n~ ~ |\nninv = -c / Z\n~ ~ |\nq = Z / Z\n~ ~ |\n")
+    ir = build_ir(mdl)
+    with pytest.raises(ZeroDivisionError):
+        pysd_run(pysd_model(mdl, tmp_path), ir)
+    ref = simulate(ir)
+    assert np.all(ref["inv"] == np.inf) and np.all(ref["ninv"] == -np.inf)
+    assert np.all(np.isnan(ref["q"]))
+    cm = CompiledModel(ir)
+    _, one = cm.run_arrays()
+    _, many = cm.run_arrays({"c": np.array([1.0, 1.0, 1.0])})
+    for k in ("inv", "ninv", "q"):
+        np.testing.assert_array_equal(one[k][0], ref[k])
+        np.testing.assert_array_equal(many[k], np.broadcast_to(ref[k], many[k].shape))
