@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "aicarousel.commands.whopaid",
     "aicarousel.commands.sensitivity",
     "aicarousel.commands.stability",
+    "aicarousel.commands.validate",
 ]
 
 
