@@ -800,7 +800,7 @@ def _integration_section(ctx: _Context) -> Section:
         _, v = ctx.cm.run_arrays(outputs=names, time_step=dt / div,
                                  saveper=float(ctx.ir.time.saveper))
         runs[div] = {k: a[0] for k, a in v.items()}
-    rk4, rk4_note = _rk4(ctx, names) if not ctx.quick else (None, "skipped in --quick")
+    rk4, rk4_note = _rk4(ctx, names)
     table, flagged = [], []
     for n in names:
         kind = "stock" if n in ctx.stocks else "flow"
@@ -1078,7 +1078,7 @@ def validate(model_file: str | os.PathLike | None = None, *, checks_file=None, q
     checks_file : path, optional
         Default ``<model dir>/<model stem>.checks.yaml`` (none: checks "none declared").
     quick : bool
-        200 random runs instead of 1,000 and no RK4 comparison (for CI).
+        200 random runs instead of 1,000 (for CI).
     seed : int
         Seed of the random in-range runs.
     progress : bool

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--checks", default=None, metavar="FILE",
                    help="reality-checks file (default <model dir>/<model stem>.checks.yaml)")
     p.add_argument("--quick", action="store_true",
-                   help="200 random runs instead of 1,000 and no RK4 comparison (for CI)")
+                   help="200 random runs instead of 1,000 (for CI)")
     p.add_argument("--seed", type=int, default=20251201, help="seed of the random runs")
     p.set_defaults(func=_validate)
 
