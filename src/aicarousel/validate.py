@@ -55,6 +55,8 @@ PASS, FAIL, NA = "pass", "fail", "not applicable"
 DEFAULT_EXPLOSION_FACTOR = 10.0
 #: Thresholds of the integration-error section (relative to the variable's largest magnitude).
 STOCK_TOL, FLOW_TOL, BOOKING_TOL = 0.01, 0.05, 0.01
+#: Smallest denominator of a relative change, as a share of the variable's peak magnitude.
+REL_FLOOR = 0.05
 #: Conditions a reality check may state about a variable.
 CONDITIONS = ("zero", "below", "above", "falls", "rises", "reaches", "below_baseline",
               "above_baseline")
@@ -652,7 +654,8 @@ def _extreme_section(ctx: _Context) -> Section:
         table.append({"parameter": name, "setting": label, "value": v, "problem": "; ".join(f[:3])})
     summary = (f"{n} runs (each parameter alone at an extreme, ensemble engine): {n_nan} NaN/inf, "
                f"{n_neg} with a stock below its declared lower bound, {n_exp} explosions "
-               f"(growth above x{ctx.checks.explosion_factor:g} a year).")
+               f"(a stock growing more than x{ctx.checks.explosion_factor:g} in a year, and more "
+               "than 1.5 times the baseline's own fastest growth).")
     if not ctx.lower:
         ev.append("No stock declares a lower bound in its units field ([0,?]); negativity not checked.")
     return Section("extreme", "Extreme conditions", FAIL if table else PASS, summary, ev, table,
@@ -745,11 +748,14 @@ def _checks_section(ctx: _Context) -> Section:
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    scale = float(np.nanmax(np.abs(b))) if np.any(np.isfinite(b)) else 0.0
-    if scale == 0.0:
+    """Largest relative change of ``a`` against the reference ``b`` over time, each point
+    relative to ``|b(t)|`` but never to less than 5% of ``b``'s peak (so a variable crossing
+    zero does not divide by nothing)."""
+    peak = float(np.nanmax(np.abs(b))) if np.any(np.isfinite(b)) else 0.0
+    if peak == 0.0:
         return 0.0 if np.allclose(a, b, equal_nan=True) else float("inf")
-    d = np.abs(a - b)
-    return float(np.nanmax(d) / scale) if np.any(np.isfinite(d)) else float("inf")
+    d = np.abs(a - b) / np.maximum(np.abs(b), REL_FLOOR * peak)
+    return float(np.nanmax(d)) if np.any(np.isfinite(d)) else float("inf")
 
 
 def _rk4(ctx: _Context, names: list[str]):
@@ -844,7 +850,8 @@ def _integration_section(ctx: _Context) -> Section:
     summary = (f"{len(ctx.stocks)} stocks and {len(ctx.flows)} flows at TIME STEP {dt:g}, /2, /4"
                f"{' and RK4' if rk4 else ''}: {sum(r['kind'] == 'stock' for r in flagged)} stocks "
                f"above {100 * STOCK_TOL:g}%, {sum(r['kind'] == 'flow' for r in flagged)} flows above "
-               f"{100 * FLOW_TOL:g}% (largest change relative to the variable's largest magnitude); "
+               f"{100 * FLOW_TOL:g}% (largest change relative to the value, floored at "
+               f"{100 * REL_FLOOR:g}% of the variable's peak); "
                f"{len(books)} PULSE/STEP bookings, {len(bflag)} whose size changes with TIME STEP "
                f"by more than {100 * BOOKING_TOL:g}% (TIME STEP, /2, /4 and 0.7x, off the event grid).")
     status = FAIL if (flagged or bflag) else PASS
