@@ -1149,12 +1149,12 @@ def figure(report: Report):
         if any(r["dt vs RK4"] is not None for r in rows):
             a.barh(y + 0.4, [100 * (r["dt vs RK4"] or 0) for r in rows], height=0.4,
                    label="TIME STEP vs RK4")
-        a.set_yticks(y + 0.2, [r["variable"][:28] for r in rows])
+        a.set_yticks(y + 0.2, [r["variable"][:34] for r in rows])
         a.axvline(100 * STOCK_TOL, color="0.3", lw=0.6, ls="--")
         a.axvline(100 * FLOW_TOL, color="0.3", lw=0.6, ls=":")
         a.set_xscale("symlog", linthresh=0.1)
         a.set_xlabel("Largest relative change (%)")
-        plotting.legend(a)
+        plotting.legend(a, loc="lower right")
     else:
         a.text(0.5, 0.5, "no stocks", ha="center", transform=a.transAxes)
     loops = report.section("loops").table
