@@ -46,10 +46,16 @@ def _validate(args: argparse.Namespace) -> int:
     if not model.is_file():
         raise ModelFileError(f"model file {model} not found; give an existing .mdl or .xmile")
     out = Path(args.report) if args.report else paths.RESULTS_DIR / "validate" / model.stem
+    existed = out.exists()
     check_writable(out)  # refuse before the work, not after
-    rep = validate(model, checks_file=args.checks, quick=args.quick, seed=args.seed,
-                   progress=sys.stderr.isatty())
-    files = write_report(rep, out)
+    try:
+        rep = validate(model, checks_file=args.checks, quick=args.quick, seed=args.seed,
+                       progress=sys.stderr.isatty())
+        files = write_report(rep, out)
+    except BaseException:
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # the directory this command created, still empty: leave no trace
+        raise
     for i, s in enumerate(rep.sections, 1):
         print(f"{i}. {s.title:<26} {s.status:<15} {s.summary}")
     print(f"report ({rep.seconds:.0f} s): " + ", ".join(str(f) for f in files))
