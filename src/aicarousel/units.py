@@ -462,22 +462,17 @@ class _Checker:
                     self.mismatch(want, flow,
                                   f"net flow should be units per time unit ({self.fmt(want)}) "
                                   f"but the flows give {self.fmt(flow)}")
-                if v.initial is not None:
-                    init = self.infer(v.initial)
-                    if decl is not None and _known(init) and init != decl:
-                        self.mismatch(decl, init, f"declared {self.fmt(decl)} but the initial "
-                                                  f"value gives {self.fmt(init)}")
             elif v.kind == "aux":
                 got = self.infer(v.expr)
                 if (decl is not None and _known(got) and got != decl
                         and len(self.issues) == before):
                     self.mismatch(decl, got, f"declared {self.fmt(decl)} but the equation "
                                              f"gives {self.fmt(got)}")
-                if v.initial is not None:
-                    init = self.infer(v.initial)
-                    if decl is not None and _known(init) and init != decl:
-                        self.mismatch(decl, init, f"declared {self.fmt(decl)} but the initial "
-                                                  f"value gives {self.fmt(init)}")
+            if v.kind in ("stock", "aux") and v.initial is not None:  # INTEG / ACTIVE INITIAL
+                init = self.infer(v.initial)
+                if decl is not None and _known(init) and init != decl:
+                    self.mismatch(decl, init, f"declared {self.fmt(decl)} but the initial "
+                                              f"value gives {self.fmt(init)}")
         return self.issues
 
 
