@@ -143,9 +143,13 @@ class Report:
                 L.append(r"\end{itemize}")
             if s.table:
                 cols = list(s.table[0])
-                L += [r"{\footnotesize", r"\begin{tabular}{" + "l" * len(cols) + "}", r"\toprule",
+                rows = s.table[:40]
+                wide = [c for c in cols if max(len(_cell(r.get(c))) for r in rows) > 30]
+                spec = "".join(rf"p{{{0.8 / len(wide):.2f}\linewidth}}" if c in wide else "l"
+                               for c in cols)
+                L += [r"{\footnotesize", r"\begin{tabular}{" + spec + "}", r"\toprule",
                       " & ".join(_tex(c) for c in cols) + r" \\", r"\midrule"]
-                for r in s.table[:40]:
+                for r in rows:
                     L.append(" & ".join(_tex(_cell(r.get(c))) for c in cols) + r" \\")
                 L += [r"\bottomrule", r"\end{tabular}}", ""]
             L += [rf"Result: \textbf{{{_tex(s.status)}}}.", ""]
