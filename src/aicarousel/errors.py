@@ -39,3 +39,8 @@ class UnsupportedFeatureError(AicarouselError):
 
 class OutputError(AicarouselError):
     """An output file cannot be written."""
+
+
+class ChecksError(AicarouselError):
+    """A reality-checks file (``models/<model>.checks.yaml``) is malformed or names unknown
+    things (message names the file, the check and the fix)."""

@@ -1,0 +1,316 @@
+"""`aicarousel validate`: each section catches a planted defect of its kind in a copy of the
+carousel; the carousel passes the units and reality checks (the CI gate); bad input gives one
+line, exit status 2 and nothing written; any model the engines accept gets a report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aicarousel import paths
+from aicarousel import validate as V
+from aicarousel.cli import main
+from aicarousel.errors import ChecksError
+
+from reference_models import TM
+
+MODEL = paths.MODEL_FILE
+CHECKS = V.checks_path(MODEL)
+
+
+def _copy(tmp_path: Path, old: str | None = None, new: str | None = None, checks: bool = True,
+          extra_checks: str = "", sub: str = "m") -> Path:
+    """A copy of the carousel (optionally with one equation changed) and of its checks file,
+    with the checks file's relative paths made absolute."""
+    d = tmp_path / sub
+    d.mkdir(exist_ok=True)
+    text = MODEL.read_text(encoding="utf-8")
+    if old is not None:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    f = d / MODEL.name
+    f.write_text(text, encoding="utf-8")
+    if checks:
+        c = CHECKS.read_text(encoding="utf-8")
+        for rel in ("../data/parameters.csv", "../data/calibration_targets.csv", "../scenarios"):
+            c = c.replace(rel, str((MODEL.parent / rel).resolve()))
+        c = c.replace("named_loops: named_loops.yaml",
+                      f"named_loops: {paths.MODELS_DIR / 'named_loops.yaml'}")
+        (d / CHECKS.name).write_text(c + extra_checks, encoding="utf-8")
+    return f
+
+
+def _ctx(f: Path) -> V._Context:
+    return V._Context(f, quick=True)
+
+
+# --------------------------------------------------------------------------------------------
+# the carousel itself (CI gate)
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def carousel_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("validate")
+    status = main(["validate", "--quick", "--report", str(out)])
+    return status, out, json.loads((out / "validation.json").read_text())
+
+
+def test_ci_gate_carousel_has_no_units_error_and_no_failed_reality_check(carousel_report):
+    status, _, rep = carousel_report
+    sec = {s["key"]: s for s in rep["sections"]}
+    assert sec["units"]["data"]["issues"] == [], sec["units"]["evidence"]
+    assert sec["checks"]["data"]["failed"] == 0, sec["checks"]["evidence"]
+    # an expected failure that passes must be turned into a hard check (remove the mark)
+    assert sec["checks"]["data"]["unexpected_passes"] == []
+    assert status == 0
+
+
+def test_carousel_report_has_every_section_with_a_verdict(carousel_report):
+    _, out, rep = carousel_report
+    keys = [s["key"] for s in rep["sections"]]
+    assert keys == ["units", "extreme", "checks", "integration", "loops", "parameters",
+                    "reproduction", "random"]
+    assert all(s["status"] in ("pass", "fail", "not applicable") for s in rep["sections"])
+    sec = {s["key"]: s for s in rep["sections"]}
+    assert sec["checks"]["data"]["n"] >= 15
+    assert all(r["why"] for r in sec["checks"]["data"]["results"])
+    assert sec["random"]["data"]["n"] == 200  # --quick
+    # each failing random set can be replayed
+    for f in sec["random"]["data"]["failures"]:
+        assert f["replay"].startswith("aicarousel run --model ai_carousel.mdl --set")
+    md = (out / "validation.md").read_text()
+    assert md.count("**Result: ") == 8 and "expected failure: " in md
+    tex = (out / "validation.tex").read_text()
+    assert tex.count(r"Result: \textbf{") == 8
+    from aicarousel.plotting import read_metadata
+    meta = read_metadata(out / "validation.png")
+    assert meta["model_hash"] == rep["model_hash"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "validation.json", "validation.md", "validation.pdf", "validation.png", "validation.tex"]
+
+
+def test_carousel_known_findings(carousel_report):
+    """What the independent review found by hand, found by the command: NaN at t = 0 in
+    extreme runs, one-off bookings that change with TIME STEP."""
+    _, _, rep = carousel_report
+    sec = {s["key"]: s for s in rep["sections"]}
+    nan = [r for r in sec["extreme"]["data"]["failures"] if r["problem"].startswith("NaN")]
+    assert len(nan) >= 10 and any(" at 2024" in r["problem"] for r in nan)
+    integ = sec["integration"]["data"]
+    assert integ["rk4"] and "RK4" in integ["rk4_note"]  # pysimlin runs the same .mdl with RK4
+    rk4 = [v["dt vs RK4"] for v in integ["variables"] if v["dt vs RK4"] is not None]
+    assert len(rk4) >= 0.9 * len(integ["variables"]) and max(rk4) > 0
+    books = {b["variable"]: b for b in integ["bookings"]}
+    assert books["Announced contract signing"]["integral at dt"] == pytest.approx(300, rel=1e-9)
+    assert books["Announced contract signing"]["flag"] == "yes"  # 0.7 x TIME STEP: not 300
+
+
+# --------------------------------------------------------------------------------------------
+# planted defects, each caught by its own section
+# --------------------------------------------------------------------------------------------
+def test_planted_unit_error(tmp_path):
+    f = _copy(tmp_path, "AI earnings multiple=\n\t20\n\t~\tYear [0,?]",
+              "AI earnings multiple=\n\t20\n\t~\tDmnl [0,?]", checks=False)
+    s = V._units_section(_ctx(f))
+    assert s.status == "fail"
+    assert [r["variable"] for r in s.table] == ["Cloud indicated value"]
+    assert "ai_carousel.mdl:" in s.evidence[0]
+
+
+def test_planted_flow_draining_a_stock_below_zero(tmp_path):
+    f = _copy(tmp_path, "\tCloud Debt / Average debt maturity\n", "\t40\n", checks=False)
+    s = V._extreme_section(_ctx(f))
+    assert s.status == "fail"
+    assert any("negative: Cloud Debt" in r["problem"] for r in s.table)
+
+
+def test_planted_missing_zero_guard_gives_nan_named_at_its_source(tmp_path):
+    old = "(1 - Lab Revenue / MAX(Lab revenue potential, Minimum revenue potential))"
+    f = _copy(tmp_path, old, "(1 - Lab Revenue / Lab revenue potential)", checks=False)
+    s = V._extreme_section(_ctx(f))
+    rows = [r for r in s.table if r["parameter"] == "AI demand multiplier" and r["setting"] == "zero"]
+    assert rows and rows[0]["problem"].startswith("NaN/inf: first 'Lab revenue growth' at 2024")
+    # the unmodified model handles the same extreme
+    real = V._extreme_section(_ctx(_copy(tmp_path, checks=False, sub="ok")))
+    assert not [r for r in real.table if r["parameter"] == "AI demand multiplier"
+                and r["setting"] == "zero"]
+
+
+def test_planted_dt_dependent_pulse_booking(tmp_path):
+    old = "Announced contract value * PULSE(Announced contract time, Signing duration) / Signing duration"
+    new = "Announced contract value * PULSE(Announced contract time, TIME STEP) / Signing duration"
+    s = V._integration_section(_ctx(_copy(tmp_path, old, new, checks=False)))
+    books = {b["variable"]: b for b in s.data["bookings"]}
+    b = books["Announced contract signing"]
+    assert s.status == "fail" and b["flag"] == "yes"
+    # booked as value * TIME STEP / Signing duration: halves with TIME STEP
+    assert b["integral at dt/2"] == pytest.approx(b["integral at dt"] / 2, rel=1e-6)
+    assert any("Announced contract signing" in e for e in s.evidence)
+
+
+def test_planted_loop_cut_by_a_min_that_always_binds(tmp_path):
+    old = "Compute retirements=\n\t"
+    text = MODEL.read_text(encoding="utf-8")
+    i = text.index(old) + len(old)
+    eq = text[i:text.index("\n", i)]
+    f = _copy(tmp_path, old + eq + "\n", old + f"MIN({eq}, 0)\n")
+    s = V._loop_section(_ctx(f))
+    row = next(r for r in s.table if r["loop"] == "B4")
+    assert s.status == "fail" and row["active share"] == 0
+    assert "B4" in s.data["never_active"]
+    base = next(r for r in V._loop_section(_ctx(_copy(tmp_path, sub="ok"))).table
+                if r["loop"] == "B4")
+    assert base["active share"] > 0.5
+
+
+def test_planted_failing_reality_check(tmp_path):
+    f = _copy(tmp_path, "MIN(Lab funding need, Outside investor appetite)", "Lab funding need")
+    s = V._checks_section(_ctx(f))
+    row = next(r for r in s.table if r["check"] == "no_outside_investors_no_outside_equity")
+    assert s.status == "fail" and row["result"] == "fail"
+    assert any(e.startswith("no_outside_investors_no_outside_equity: Outside equity raised "
+                            "stays zero") for e in s.evidence)
+
+
+def test_expected_failure_that_passes_is_reported(tmp_path):
+    extra = """
+  - name: holds_but_marked
+    why: A check marked as an expected failure that the model passes.
+    impose: {Outside credit availability: 0}
+    expect:
+      - {variable: New borrowing, zero: true}
+    expected_failure: some defect that is already fixed
+"""
+    s = V._checks_section(_ctx(_copy(tmp_path, extra_checks=extra)))
+    row = next(r for r in s.table if r["check"] == "holds_but_marked")
+    assert row["result"].startswith("unexpected pass")
+    assert s.data["unexpected_passes"] == ["holds_but_marked"]
+
+
+def test_condition_semantics():
+    t = np.array([0.0, 1.0, 2.0, 3.0])
+    x = np.array([[0.0, 1.0, 2.0, 1.5], [0.0, 0.0, 0.0, np.nan]])
+    c = V.Condition("x", "X", "below", 2.0, 0.0, 3.0, None, 1e-6)
+    assert V.evaluate_condition(c, t, x).tolist() == [True, False]  # NaN fails
+    c = V.Condition("x", "X", "rises", None, 0.0, 2.0, None, 1e-6)
+    assert V.evaluate_condition(c, t, x).tolist() == [True, False]
+    c = V.Condition("x", "X", "reaches", 2.0, 0.0, 3.0, 1.5, 1e-6)
+    assert V.evaluate_condition(c, t, x).tolist() == [False, False]
+    c = V.Condition("x", "X", "reaches", 2.0, 0.0, 3.0, 2.0, 1e-6)
+    assert V.evaluate_condition(c, t, x[:1]).tolist() == [True]
+    c = V.Condition("x", "X", "below_baseline", None, 0.0, 3.0, None, 1e-6)
+    assert V.evaluate_condition(c, t, x[:1], base=x[:1] + 1).tolist() == [True]
+
+
+# --------------------------------------------------------------------------------------------
+# bad input: one line, exit 2, nothing written
+# --------------------------------------------------------------------------------------------
+def _bad_checks(tmp_path, body: str) -> Path:
+    f = _copy(tmp_path, checks=False)
+    (f.parent / CHECKS.name).write_text(body, encoding="utf-8")
+    return f
+
+
+@pytest.mark.parametrize("body, message", [
+    ("checks:\n  - name: a\n    why: b\n    expect:\n      - {variable: Lab Cahs, above: 0}\n",
+     "did you mean 'Lab Cash'"),
+    ("checks:\n  - name: a\n    why: b\n    impose: {Outside fundng availability: 0}\n"
+     "    expect:\n      - {variable: Lab Cash, above: 0}\n", "did you mean 'Outside funding availability'"),
+    ("checks:\n  - name: a\n    why: b\n    expect:\n      - {variable: Lab Cash, bellow: 0}\n",
+     "did you mean 'below'"),
+    ("checks:\n  - name: a\n    why: b\n    expect:\n      - {variable: Lab Cash, above: 0, below: 5}\n",
+     "exactly one condition"),
+    ("checks:\n  - name: a\n    why: b\n    expect:\n      - {variable: Lab Cash, above: lots}\n",
+     "expected a finite number"),
+    ("checks:\n  - name: a\n    why: b\n    expect:\n      - {variable: Lab Cash, above: 0, from: 2040}\n",
+     "outside the run [2024, 2035]"),
+    ("checks:\n  - name: a\n    why: b\n    expect:\n      - {variable: Lab Cash, reaches: 5, by: 2019-01-01}\n",
+     "outside the run"),
+    ("checks:\n  - name: a\n    expect:\n      - {variable: Lab Cash, above: 0}\n", "'why' is missing"),
+    ("checks: [\n", "not valid YAML"),
+])
+def test_bad_checks_file_one_line_exit_2_nothing_written(tmp_path, capsys, body, message):
+    f = _bad_checks(tmp_path, body)
+    out = tmp_path / "report"
+    status = main(["validate", "--quick", "--model", str(f), "--report", str(out)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1 and err.startswith("aicarousel validate: error: ")
+    assert message in err and "ai_carousel.checks.yaml" in err
+    assert not out.exists()
+
+
+def test_load_checks_errors_are_checks_errors(tmp_path):
+    f = _bad_checks(tmp_path, "chekcs: []\n")
+    with pytest.raises(ChecksError, match="unknown key"):
+        V.load_checks(f)
+
+
+def test_unsupported_model_refused(tmp_path, capsys):
+    model = TM / "tests" / "subscript_1d_arrays" / "test_subscript_1d_arrays.mdl"
+    assert model.is_file()
+    out = tmp_path / "report"
+    status = main(["validate", "--quick", "--model", str(model), "--report", str(out)])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "subscript" in err.lower()
+    assert not out.exists()
+
+
+def test_unwritable_report_directory_refused_before_running(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("mine")
+    status = main(["validate", "--quick", "--report", str(blocker / "report")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "not writable" in err
+    assert blocker.read_text() == "mine"
+
+
+def test_missing_model_refused(tmp_path, capsys):
+    status = main(["validate", "--model", str(tmp_path / "nope.mdl"), "--report", str(tmp_path)])
+    assert status == 2 and "not found" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# any model the engines accept
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("rel", ["samples/teacup/teacup.mdl", "samples/SIR/SIR.mdl",
+                                 "samples/SIR/SIR.xmile"])
+def test_shared_and_user_models_get_a_report(tmp_path, rel):
+    src = TM / rel
+    assert src.is_file()
+    user = tmp_path / src.name  # a user's model: no checks file, no named loops, no table
+    user.write_bytes(src.read_bytes())
+    rep = V.validate(user, quick=True)
+    sec = {s.key: s for s in rep.sections}
+    assert sec["checks"].status == "not applicable" and "None declared" in sec["checks"].summary
+    assert sec["loops"].status == "not applicable"
+    assert sec["reproduction"].status == "not applicable"
+    assert sec["integration"].status in ("pass", "fail") and sec["integration"].data["variables"]
+    assert sec["extreme"].data["runs"] > 0
+    assert sec["random"].data["n"] == 200
+    files = V.write_report(rep, tmp_path / "out")
+    assert len(files) == 5
+    js = json.loads((tmp_path / "out" / "validation.json").read_text())
+    assert js["model"] == src.name
+
+
+def test_sir_xmile_units_error_reported_with_both_units(tmp_path):
+    """SIR.xmile declares 'recovering' in person/time but computes people/day (pysimlin agrees)."""
+    rep = V._units_section(V._Context(TM / "samples" / "SIR" / "SIR.xmile", quick=True))
+    assert rep.status == "fail"
+    assert [r["variable"] for r in rep.table] == ["recovering"]
+    assert rep.table[0]["line"] is not None
+
+
+def test_failed_run_leaves_an_existing_report_directory_as_it_was(tmp_path, capsys):
+    f = _bad_checks(tmp_path, "checks:\n  - name: a\n    why: b\n    expect:\n"
+                              "      - {variable: Lab Cahs, above: 0}\n")
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "validation.md").write_text("the previous report")
+    status = main(["validate", "--quick", "--model", str(f), "--report", str(out)])
+    assert status == 2 and "Lab Cash" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["validation.md"]
+    assert (out / "validation.md").read_text() == "the previous report"
