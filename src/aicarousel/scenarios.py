@@ -48,7 +48,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 import yaml
 
-from . import paths
+from . import paths, scenario_schema
 from .errors import ScenarioError
 
 #: Keys allowed at the top level of a scenario file.
@@ -363,7 +363,9 @@ def read_scenario_file(path: str | os.PathLike) -> Scenario:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
         raise ScenarioError(f"{p.name}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    return parse_scenario(data, p)
+    scenario = parse_scenario(data, p)
+    scenario_schema.check(data, p.name)  # a file we accept is one the published schema accepts
+    return scenario
 
 
 def scenario_files(scenarios_dir: str | os.PathLike | None = None) -> list[Path]:
