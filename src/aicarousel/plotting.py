@@ -185,7 +185,7 @@ def axis_label(obj: Any = None, name: str | None = None, unit: str | None = None
     """
     attrs = getattr(obj, "attrs", {}) or {}
     label = name if name is not None else (getattr(obj, "name", None) or attrs.get("real_name"))
-    u = unit if unit is not None else attrs.get("units", attrs.get("Units"))
+    u = unit if unit is not None else attrs.get("units_vensim", attrs.get("units", attrs.get("Units")))
     if label is None:
         raise ValueError("axis_label needs a DataArray with a name or an explicit name=")
     if u is None:
@@ -481,7 +481,7 @@ def panel(ax, ds, variables: Mapping[str, str] | list[str], quantity: str,
         If the variables do not share one unit (an axis has one unit).
     """
     labels = dict(variables) if isinstance(variables, Mapping) else {v: v for v in variables}
-    units = {str(ds[v].attrs.get("units", "")) for v in labels}
+    units = {str(ds[v].attrs.get("units_vensim", ds[v].attrs.get("units", ""))) for v in labels}
     if len(units) != 1:
         raise ValueError(f"variables {list(labels)} have different units {sorted(units)}: one axis, one unit")
     if colors is None:
