@@ -317,7 +317,7 @@ def run_experiments(names: Iterable[str] | None = None, *, scenarios_dir: str | 
     table_df.index.name = "scenario"
     names_list = list(resolved)
     first_attrs = dict(runs[0].attrs)
-    combined = xr.concat([r.drop_attrs(deep=False) if hasattr(r, "drop_attrs") else r for r in runs],
+    combined = xr.concat([r.drop_attrs(deep=False) for r in runs],
                          dim=pd.Index(names_list, name="scenario"), combine_attrs="drop_conflicts")
     for v in combined.data_vars:
         combined[v].attrs = dict(runs[0][v].attrs)

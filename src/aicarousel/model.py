@@ -46,11 +46,9 @@ def _pysd():
 
 
 def _filter_pandas_warnings() -> None:
-    try:
-        from pandas.errors import Pandas4Warning
-        warnings.filterwarnings("ignore", category=Pandas4Warning)
-    except ImportError:  # older pandas
-        pass
+    from pandas.errors import Pandas4Warning
+
+    warnings.filterwarnings("ignore", category=Pandas4Warning)
 
 
 def _resolve_model_file(model_file: str | os.PathLike | None) -> Path:

@@ -241,12 +241,6 @@ class ClosedFormResult:
                 else sp.Integer(int(v)) for n, v in self.system.param_values.items()}
 
 
-def _eig_at(J: sp.Matrix, system: SymbolicSystem, eq: dict):
-    args = list(system.params.values())
-    Jn = sp.lambdify(args, J.subs(eq), modules="numpy")
-    return Jn
-
-
 def analyse_closed_form(model=None, values: Mapping[str, float] | None = None,
                         scan_factor: float = 10.0) -> ClosedFormResult:
     """Closed-form stability analysis of a small autonomous model.
