@@ -18,13 +18,14 @@ def test_figure_is_drawn_from_results_and_missing_results_are_refused(fig, tmp_p
     monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
     monkeypatch.setattr(plotting, "out_dir", lambda: tmp_path / "out")
     (tmp_path / "out").mkdir()
-    assert fig.main() == 2
-    assert "analysis/whopaid.py" in capsys.readouterr().err
+    assert plotting.run_script(fig.main, []) == 2
+    err = capsys.readouterr().err
+    assert "analysis/whopaid.py" in err and err.startswith("fig_whopaid: error:") and err.count("\n") == 1
     acc, ds, trace = A.analyse()
     for name in fig.SCENARIOS:  # the same run twice keeps the test fast
         A.write_results(tmp_path / "results" / "whopaid" / name, acc, ds, trace, scenario=name)
     monkeypatch.setattr(A, "analyse", lambda *a, **k: pytest.fail("the figure simulated"))
-    assert fig.main() == 0
+    assert fig.main([]) == 0
     png = tmp_path / "out" / "whopaid.png"
     assert png.exists() and png.stat().st_size > 10_000
     assert plotting.read_metadata(png).get("scenario") == ",".join(fig.SCENARIOS)

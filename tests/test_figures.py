@@ -181,3 +181,22 @@ def test_build_plan_finds_every_figure_and_its_analysis(load_script):
         warnings.simplefilter("error")
         with pytest.raises(SystemExit, match="no figure script for nosuch"):
             b.figure_scripts(["nosuch"])
+
+
+@pytest.mark.parametrize("script", sorted(p.stem for p in paths.FIGURES_DIR.glob("fig_*.py")))
+def test_every_figure_script_follows_the_contract(script, load_script, tmp_path, capsys):
+    """main(argv) with --results/--out, declared NEEDS, and missing results reported one way:
+    one line on stderr naming the analysis step, exit status 2."""
+    import inspect
+
+    path = paths.FIGURES_DIR / f"{script}.py"
+    mod = load_script(path)
+    assert list(inspect.signature(mod.main).parameters) == ["argv"]
+    assert "sys.exit(plotting.run_script(main))" in path.read_text(encoding="utf-8")
+    assert load_script(paths.FIGURES_DIR / "build.py").declared(path, "NEEDS") == mod.NEEDS
+    status = plotting.run_script(mod.main, ["--results", str(tmp_path / "none"),
+                                            "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith(f"{script}: error: ") and err.count("\n") == 1, err
+    assert "python analysis/" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -48,13 +48,14 @@ def test_figures_read_results_only(results, script, tmp_path, monkeypatch, capsy
     fig = load_script(paths.FIGURES_DIR / f"{script}.py")
     monkeypatch.setattr(plotting, "out_dir", lambda: tmp_path)
     monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "missing")
-    assert fig.main() == 2
-    assert "analysis/sensitivity.py" in capsys.readouterr().err
+    assert plotting.run_script(fig.main, []) == 2
+    err = capsys.readouterr().err
+    assert "analysis/sensitivity.py" in err and err.startswith(f"{script}: error:") and err.count("\n") == 1
     monkeypatch.setattr(paths, "RESULTS_DIR", root / "results")
     import aicarousel.ensemble as ens
     monkeypatch.setattr(ens.CompiledModel, "run_arrays",
                         lambda *a, **k: pytest.fail("the figure simulated"))
-    assert fig.main() == 0
+    assert fig.main([]) == 0
     png = tmp_path / f"{FIGURES[script]}.png"
     assert png.exists() and png.stat().st_size > 10_000
     assert fig.NEEDS[0] in analysis.PRODUCES

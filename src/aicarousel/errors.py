@@ -39,3 +39,8 @@ class UnsupportedFeatureError(AicarouselError):
 
 class OutputError(AicarouselError):
     """An output file cannot be written."""
+
+
+class MissingResultsError(AicarouselError, FileNotFoundError):
+    """A figure or analysis step needs a result file that is not there (message names the step
+    that makes it)."""
