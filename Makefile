@@ -3,6 +3,7 @@
 #               (results/baseline.nc), the calibration table (results/calibration.csv)
 #               and builds the figures (figures/out/)
 #   make test   same environment, runs the whole test suite
+#   make docs   API reference from the numpy docstrings (Sphinx, warnings are errors)
 # The environment is rebuilt when requirements.lock or pyproject.toml change.
 
 PYTHON ?= python3.11
@@ -11,7 +12,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.aicarousel-installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: all venv run baseline figures test clean help
+.PHONY: all venv run baseline figures test docs schema clean help
 
 all: run
 
@@ -20,6 +21,8 @@ help:
 	@echo "make run      venv + baseline run (results/baseline.nc) + figures"
 	@echo "make test     venv + the whole test suite (pytest $(PYTEST_ARGS))"
 	@echo "make figures  build every figure from results/ (figures/build.py)"
+	@echo "make docs     API reference into docs/_build/html (Sphinx -W: warnings are errors)"
+	@echo "make schema   regenerate scenarios/schema.json from aicarousel.scenario_schema"
 	@echo "make clean    remove results/, figures/out/, caches (keeps $(VENV))"
 
 venv: $(STAMP)
@@ -47,6 +50,12 @@ figures: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -b html -W --keep-going docs docs/_build/html
+
+schema: $(STAMP)
+	$(BIN)/python -m aicarousel.scenario_schema
+
 clean:
-	rm -rf results figures/out bench/out .cache .pytest_cache
+	rm -rf results figures/out bench/out docs/_build .cache .pytest_cache
 	find . -name __pycache__ -type d -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

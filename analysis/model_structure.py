@@ -274,12 +274,10 @@ def named_loop_cycles(ir) -> dict[str, dict]:
     dict
         ``code -> {name, expected, polarity, keys, cycle, full_cycle, links}`` (``links``: sign
         of each link of the full cycle at the baseline point); empty when the
-        loop definitions or the loop module are not available.
+        loop definitions cannot be read or analysed.
     """
-    try:
-        from aicarousel.loops import analyse_loops, load_named_loops
-    except ImportError:
-        return {}
+    from aicarousel.loops import analyse_loops, load_named_loops
+
     try:
         spec = load_named_loops()
         rep = analyse_loops(ir)

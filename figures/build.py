@@ -2,10 +2,15 @@
 
 Each figure script declares the results it reads in a module-level list
 ``NEEDS = ["results/...", ...]``; each analysis script declares what it writes in
-``PRODUCES = [...]``. Both are read from the source text (``ast``), without
-importing anything. A needed file no analysis script declares is matched by its
-first path component (``results/whopaid/...`` -> ``analysis/whopaid.py``, and
-``results/stability.json`` -> ``analysis/stability*.py``).
+``PRODUCES = [...]``. Both are literal lists read from the source text (``ast``), without
+importing anything. A needed file that no analysis script declares is reported (and the
+figure then fails with its own one-line error if the file is missing).
+
+Every figure script follows one contract (checked by ``tests/test_figures.py``):
+``main(argv=None) -> int`` takes ``--results DIR --out DIR`` through
+``plotting.script_dirs``, finds its inputs with ``plotting.require`` and ends with
+``sys.exit(plotting.run_script(main))``, which turns a missing result into one line on stderr
+and exit status 2.
 
 By default (``make figures``) every analysis step any figure needs is re-run and
 every figure is drawn from scratch (``figures/out`` is emptied first); ``--reuse`` skips analysis steps whose outputs
@@ -28,9 +33,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-FIGURES_DIR = ROOT / "figures"
-ANALYSIS_DIR = ROOT / "analysis"
+from aicarousel import paths
+
+ROOT, FIGURES_DIR, ANALYSIS_DIR = paths.ROOT, paths.FIGURES_DIR, paths.ANALYSIS_DIR
 
 
 #: Kinds of file figure scripts write into figures/out (removed before a full build).
@@ -50,7 +55,12 @@ def declared(path: Path, name: str) -> list[str]:
     Returns
     -------
     list of str
-        The declared paths (relative to the repository root); [] when absent or not literal.
+        The declared paths (relative to the repository root); [] when absent.
+
+    Raises
+    ------
+    SystemExit
+        When the list is not a literal (the plan would be a guess).
     """
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -67,25 +77,12 @@ def declared(path: Path, name: str) -> list[str]:
             try:
                 out = ast.literal_eval(value)
             except ValueError:
-                out = _eval_listcomp(value, tree)
-            return [str(x) for x in out] if isinstance(out, (list, tuple)) else []
+                out = None
+            if not isinstance(out, (list, tuple)):
+                raise SystemExit(f"build.py: error: {path.name}: {name} must be a literal list "
+                                 "of result paths")
+            return [str(x) for x in out]
     return []
-
-
-def _eval_listcomp(value, tree) -> list[str]:
-    """Evaluate simple comprehensions over literal module constants (e.g. f-strings over a dict)."""
-    env = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                env[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                continue
-    try:
-        code = compile(ast.Expression(value), "<declared>", "eval")
-        return list(eval(code, {"__builtins__": {}}, env))  # noqa: S307 - literals only
-    except Exception:
-        return []
 
 
 def figure_scripts(only: list[str] | None = None) -> list[Path]:
@@ -110,22 +107,6 @@ def producers() -> dict[str, Path]:
     return out
 
 
-def producer_for(need: str, table: dict[str, Path]) -> Path | None:
-    """The analysis script producing ``need``: declared, else matched by name."""
-    if need in table:
-        return table[need]
-    parts = Path(need).parts
-    if len(parts) >= 2 and parts[0] == "results":
-        stem = Path(parts[1]).stem
-        for cand in sorted(ANALYSIS_DIR.glob("*.py")):
-            if cand.stem == stem or (stem and cand.stem.startswith(stem)):
-                return cand
-        for cand in sorted(ANALYSIS_DIR.glob("*.py")):
-            if stem.startswith(cand.stem):
-                return cand
-    return None
-
-
 def plan(scripts: list[Path], reuse: bool) -> tuple[list[Path], dict[Path, list[str]]]:
     """Analysis steps to run (in order) and the needs no step can make, per figure script."""
     table = producers()
@@ -133,7 +114,7 @@ def plan(scripts: list[Path], reuse: bool) -> tuple[list[Path], dict[Path, list[
     orphans: dict[Path, list[str]] = {}
     for fig in scripts:
         for need in declared(fig, "NEEDS"):
-            prod = producer_for(need, table)
+            prod = table.get(need)
             if prod is None:
                 if not (ROOT / need).exists():
                     orphans.setdefault(fig, []).append(need)
@@ -179,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     for fig, needs in orphans.items():
         print(f"build.py: warning: {fig.name} needs {', '.join(needs)} and no analysis script "
               "declares it", file=sys.stderr)
-    out = FIGURES_DIR / "out"
+    out = paths.FIGURES_OUT
     if not args.only and out.is_dir():  # from scratch: no stale figure survives a full build
         for old in out.iterdir():  # only what figure scripts write: a user's notes survive
             if old.is_file() and not old.is_symlink() and old.suffix in FIGURE_SUFFIXES:

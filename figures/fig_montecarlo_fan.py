@@ -14,19 +14,16 @@ import sys
 import numpy as np
 import xarray as xr
 
-from aicarousel import paths, plotting
+from aicarousel import plotting
 
 NEEDS = ["results/sensitivity/montecarlo.nc"]
 
 
-def main() -> int:
-    """Draw the figure; return the exit status (2 when results are missing)."""
-    f = paths.RESULTS_DIR / "sensitivity" / "montecarlo.nc"
-    if not f.exists():
-        print(f"fig_montecarlo_fan: error: missing {paths.relative_to_root(f)}; run "
-              "`python analysis/sensitivity.py` first", file=sys.stderr)
-        return 2
-    ds = xr.load_dataset(f)
+def main(argv=None) -> int:
+    """Draw the figure from ``--results`` into ``--out``; return the exit status."""
+    results, out = plotting.script_dirs(argv, __doc__.splitlines()[0])
+    ds = xr.load_dataset(plotting.require(results / "sensitivity" / "montecarlo.nc",
+                                          "python analysis/sensitivity.py"))
     names = [v for v in ds.data_vars if not v.endswith("(baseline)")]
     ncols = 3
     nrows = -(-len(names) // ncols)
@@ -59,9 +56,9 @@ def main() -> int:
     fig.set_layout_engine("tight")
     prov = plotting.provenance(ds, seed=int(ds.attrs.get("seed", 0)), source=",".join(NEEDS),
                                n_runs=str(ds.attrs.get("n_runs")))
-    plotting.savefig(fig, "montecarlo_fan", prov)
+    plotting.savefig(fig, "montecarlo_fan", prov, directory=out)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(plotting.run_script(main))

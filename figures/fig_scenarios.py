@@ -58,7 +58,7 @@ def main(argv=None) -> int:
             continue
         for n in names:
             ax.plot(t, data[var].sel(scenario=n).values, label=labels[n], **sty[n])
-        ax.set_ylabel(plotting.axis_label(name=quantity, unit=data[var].attrs.get("units", "")))
+        ax.set_ylabel(plotting.axis_label(name=quantity, unit=data[var].attrs.get("units_vensim", "")))
         ax.set_xlim(float(t[0]), float(t[-1]))
         plotting.year_axis(ax)
     for ax in axes[-1]:
@@ -72,4 +72,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(plotting.run_script(main))

@@ -13,19 +13,16 @@ import sys
 import numpy as np
 import xarray as xr
 
-from aicarousel import paths, plotting
+from aicarousel import plotting
 
 NEEDS = ["results/sensitivity/sobol.nc"]
 
 
-def main() -> int:
-    """Draw the figure; return the exit status (2 when results are missing)."""
-    f = paths.RESULTS_DIR / "sensitivity" / "sobol.nc"
-    if not f.exists():
-        print(f"fig_sobol: error: missing {paths.relative_to_root(f)}; run "
-              "`python analysis/sensitivity.py` first", file=sys.stderr)
-        return 2
-    ds = xr.load_dataset(f)
+def main(argv=None) -> int:
+    """Draw the figure from ``--results`` into ``--out``; return the exit status."""
+    results, out_dir = plotting.script_dirs(argv, __doc__.splitlines()[0])
+    ds = xr.load_dataset(plotting.require(results / "sensitivity" / "sobol.nc",
+                                          "python analysis/sensitivity.py"))
     outputs = [str(o) for o in ds["output"].values]
     params = [str(p) for p in ds["param"].values]
     ncols = 3
@@ -53,9 +50,9 @@ def main() -> int:
     fig.set_layout_engine("tight")
     prov = plotting.provenance(ds, seed=int(ds.attrs.get("seed", 0)), source=",".join(NEEDS),
                                n_runs=str(ds.attrs.get("n_runs")))
-    plotting.savefig(fig, "sensitivity_sobol", prov)
+    plotting.savefig(fig, "sensitivity_sobol", prov, directory=out_dir)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(plotting.run_script(main))

@@ -26,14 +26,10 @@ COLORS = ["#DCEAF5", "#9CC3E0", "#EFA97A", "#C8553D"]
 
 
 def main(argv=None) -> int:
-    """Draw the figure; return the exit status (2 when the results are missing)."""
+    """Draw the figure from ``--results`` into ``--out``; return the exit status."""
     results, out = plotting.script_dirs(argv, __doc__.splitlines()[0])
-    try:
-        path = plotting.require(results / "stability" / "stability_map.nc",
-                                "python analysis/stability_report.py")
-    except FileNotFoundError as exc:
-        print(f"fig_stability_map: error: {exc}", file=sys.stderr)
-        return 2
+    path = plotting.require(results / "stability" / "stability_map.nc",
+                            "python analysis/stability_report.py")
     ds = xr.load_dataset(path)
     x, y = ds["x"].values, ds["y"].values
     fig, ax = plotting.figure("single", height=3.3)
@@ -66,4 +62,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(plotting.run_script(main))

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import xarray as xr
 
-from aicarousel import paths, plotting
+from aicarousel import plotting
 
 #: Scenarios side by side (left to right) and how they are titled.
 SCENARIOS = {"baseline": "Baseline", "funding_stop": "Outside funding stops (mid-2026)"}
@@ -34,15 +34,12 @@ def _color(origin: str) -> str:
     return plotting.SECTOR_COLORS.get(origin, EXTRA_COLORS.get(origin, plotting.OKABE_ITO["grey"]))
 
 
-def main() -> int:
-    """Draw the figure; return the exit status (2 when results are missing)."""
-    files = {s: paths.RESULTS_DIR / "whopaid" / s / "trace.nc" for s in SCENARIOS}
-    missing = [paths.relative_to_root(f) for f in files.values() if not f.exists()]
-    if missing:
-        print(f"fig_whopaid: error: missing {', '.join(missing)}; run "
-              f"`python analysis/whopaid.py` first", file=sys.stderr)
-        return 2
-    data = {s: xr.load_dataset(f) for s, f in files.items()}
+def main(argv=None) -> int:
+    """Draw the figure from ``--results`` into ``--out``; return the exit status."""
+    results, out = plotting.script_dirs(argv, __doc__.splitlines()[0])
+    data = {s: xr.load_dataset(plotting.require(results / "whopaid" / s / "trace.nc",
+                                                "python analysis/whopaid.py"))
+            for s in SCENARIOS}
     flows = [str(f) for f in data["baseline"]["flow"].values]
     origins = [str(o) for o in data["baseline"]["origin"].values]
     plotting.use_style()
@@ -78,9 +75,9 @@ def main() -> int:
     fig.set_layout_engine("tight", rect=(0, 0.07 if len(labels) > 4 else 0.045, 1, 1))
     prov = plotting.provenance(data["baseline"], scenario=",".join(SCENARIOS),
                                source=",".join(NEEDS))
-    plotting.savefig(fig, "whopaid", prov)
+    plotting.savefig(fig, "whopaid", prov, directory=out)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(plotting.run_script(main))

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from aicarousel import paths
 
@@ -74,3 +76,40 @@ def column_key(name) -> str:
     """A variable or output-column name as compared: case, spaces and underscores ignored
     (Vensim writes "Var[a1,b2]" with or without spaces, Stella "Var_Name" for "Var Name")."""
     return "".join(str(name).strip().strip('"').replace("_", " ").split()).lower()
+
+
+def assert_matches_expected(expected: pd.DataFrame, times, series, names: dict[str, str]) -> int:
+    """Assert an engine's output equals a model's expected output (rel = abs = 1e-5).
+
+    Parameters
+    ----------
+    expected : DataFrame
+        From :func:`expected_output` (rows = time, columns = Vensim names).
+    times : array
+        The engine's output times.
+    series : mapping
+        Engine key -> values at ``times`` (1-D).
+    names : dict
+        :func:`column_key` of the Vensim name -> engine key.
+
+    Returns
+    -------
+    int
+        Number of values compared; the assertion fails when it is zero, so a model whose
+        names or times match nothing cannot pass.
+    """
+    tt = np.asarray(times, dtype=float)
+    checked = 0
+    for col in expected.columns:
+        key = names.get(column_key(col))
+        if key is None or key not in series:
+            continue
+        values = np.asarray(series[key])
+        for t, val in expected[col].astype(float).items():
+            i = int(np.argmin(np.abs(tt - t)))
+            if abs(tt[i] - t) > 1e-9 or np.isnan(val):  # not a saved step / no expected value
+                continue
+            assert values[i] == pytest.approx(val, rel=1e-5, abs=1e-5), (col, t)
+            checked += 1
+    assert checked > 0, "no expected value was compared (names or times match nothing)"
+    return checked

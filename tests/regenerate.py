@@ -58,7 +58,7 @@ def main() -> int:
     """Run the baseline and write the regression file atomically."""
     ds = run(return_columns=REGRESSION_VARIABLES)
     df = ds[REGRESSION_VARIABLES].to_dataframe()
-    units = {v: ds[v].attrs.get("units", "") for v in REGRESSION_VARIABLES}
+    units = {v: ds[v].attrs.get("units_vensim", "") for v in REGRESSION_VARIABLES}
     header = (
         "# frozen baseline regression data: regenerate on purpose with python tests/regenerate.py\n"
         f"# model_hash: {ds.attrs['model_hash']}\n"

@@ -1,14 +1,11 @@
 """environment.yml, pyproject.toml and requirements.lock pin the same direct dependencies."""
 
 import re
-import sys
+import tomllib
 
 import yaml
 
 from aicarousel import paths
-
-if sys.version_info >= (3, 11):
-    import tomllib
 
 
 def _norm(name: str) -> str:

@@ -7,12 +7,12 @@ directory; outputs go to another temporary directory.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 import warnings
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from aicarousel import paths, plotting
@@ -28,17 +28,6 @@ MY_FIGURES = {  # script -> (output stem, width in inches); None: not a PDF/PNG 
 FIXED_COMMIT = "0" * 40
 
 
-def load_script(path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def load_analysis(name):
-    return load_script(paths.ANALYSIS_DIR / f"{name}.py")
-
-
 @pytest.fixture(autouse=True)
 def fixed_commit(monkeypatch):
     # other commits may land while the suite runs; determinism is about the drawing
@@ -46,21 +35,25 @@ def fixed_commit(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def small_results(tmp_path_factory):
+def small_results(tmp_path_factory, load_script):
     from aicarousel.experiments import run_experiments
 
     d = tmp_path_factory.mktemp("results")
     run_experiments(["baseline", "funding_stop", "vendor_financing_ends"], output=d / "experiments.nc",
                     table=d / "experiments_table", progress=False)
-    ms = load_analysis("model_structure")
+    ms = load_script(paths.ANALYSIS_DIR / "model_structure.py")
     ms.write_json(ms.build(), d / "model_structure.json")
     return d
 
 
-def build(script, results, out):
-    mod = load_script(paths.FIGURES_DIR / f"{script}.py")
-    assert mod.main(["--results", str(results), "--out", str(out)]) == 0
-    return mod
+@pytest.fixture
+def build(load_script):
+    """``build(script, results, out)`` runs a figure script and returns its module."""
+    def run(script, results, out):
+        mod = load_script(paths.FIGURES_DIR / f"{script}.py")
+        assert mod.main(["--results", str(results), "--out", str(out)]) == 0
+        return mod
+    return run
 
 
 def pdf_width_inches(path):
@@ -70,7 +63,7 @@ def pdf_width_inches(path):
 
 
 @pytest.mark.parametrize("script", sorted(MY_FIGURES))
-def test_figure_script_writes_right_size(script, small_results, tmp_path):
+def test_figure_script_writes_right_size(script, small_results, tmp_path, build):
     mod = build(script, small_results, tmp_path)
     assert mod.NEEDS and all(n.startswith("results/") for n in mod.NEEDS)
     spec = MY_FIGURES[script]
@@ -94,7 +87,7 @@ def test_figure_script_writes_right_size(script, small_results, tmp_path):
 
 
 @pytest.mark.parametrize("script", ["fig_scenarios", "fig_causal_loop_diagram"])
-def test_rebuild_is_byte_identical(script, small_results, tmp_path):
+def test_rebuild_is_byte_identical(script, small_results, tmp_path, build):
     a, b = tmp_path / "a", tmp_path / "b"
     build(script, small_results, a)
     build(script, small_results, b)
@@ -105,7 +98,7 @@ def test_rebuild_is_byte_identical(script, small_results, tmp_path):
             hashlib.sha256((b / name).read_bytes()).digest(), name
 
 
-def test_figure_reports_missing_results(tmp_path):
+def test_figure_reports_missing_results(tmp_path, load_script):
     mod = load_script(paths.FIGURES_DIR / "fig_scenarios.py")
     with pytest.raises(FileNotFoundError, match="analysis/experiments.py"):
         mod.main(["--results", str(tmp_path), "--out", str(tmp_path)])
@@ -123,13 +116,9 @@ def test_causal_loop_structure_comes_from_the_model(small_results):
     assert {n["sector"] for n in data["nodes"]} >= {"Lab", "Cloud", "Chips"}
     codes = {l["code"] for l in data["loops"]}
     assert {"R1", "B1"} <= codes
-    named_file = paths.MODELS_DIR / "named_loops.yaml"
-    if named_file.exists():  # the project's loop definitions are the ones drawn
-        import yaml
-
-        spec = yaml.safe_load(named_file.read_text())
-        assert codes == {k for k, v in spec.items()
-                         if paths.MODEL_FILE.stem in (v.get("key_variables") or {})}
+    spec = yaml.safe_load((paths.MODELS_DIR / "named_loops.yaml").read_text())
+    assert codes == {k for k, v in spec.items()  # the project's loop definitions are the ones drawn
+                     if paths.MODEL_FILE.stem in (v.get("key_variables") or {})}
     for loop in data["loops"]:
         cyc = loop["cycle"]
         assert len(cyc) >= 2
@@ -179,7 +168,7 @@ def test_style_palette_is_okabe_ito():
 
 
 # ------------------------------------------------------------------ build runner
-def test_build_plan_finds_every_figure_and_its_analysis():
+def test_build_plan_finds_every_figure_and_its_analysis(load_script):
     b = load_script(paths.FIGURES_DIR / "build.py")
     scripts = b.figure_scripts()
     assert {s.stem for s in scripts} >= set(MY_FIGURES)
@@ -192,3 +181,22 @@ def test_build_plan_finds_every_figure_and_its_analysis():
         warnings.simplefilter("error")
         with pytest.raises(SystemExit, match="no figure script for nosuch"):
             b.figure_scripts(["nosuch"])
+
+
+@pytest.mark.parametrize("script", sorted(p.stem for p in paths.FIGURES_DIR.glob("fig_*.py")))
+def test_every_figure_script_follows_the_contract(script, load_script, tmp_path, capsys):
+    """main(argv) with --results/--out, declared NEEDS, and missing results reported one way:
+    one line on stderr naming the analysis step, exit status 2."""
+    import inspect
+
+    path = paths.FIGURES_DIR / f"{script}.py"
+    mod = load_script(path)
+    assert list(inspect.signature(mod.main).parameters) == ["argv"]
+    assert "sys.exit(plotting.run_script(main))" in path.read_text(encoding="utf-8")
+    assert load_script(paths.FIGURES_DIR / "build.py").declared(path, "NEEDS") == mod.NEEDS
+    status = plotting.run_script(mod.main, ["--results", str(tmp_path / "none"),
+                                            "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith(f"{script}: error: ") and err.count("\n") == 1, err
+    assert "python analysis/" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -15,8 +15,8 @@ import pytest
 from aicarousel import paths
 from aicarousel.errors import ModelFileError, UnsupportedFeatureError
 from aicarousel.ir import Lookup, Num, Op, Ref, build_ir, evaluate, refs, simulate
-from reference_models import (PYSD_DIFFERS, PYSD_FAILS, TM, column_key, expected_output,
-                              model_files)
+from reference_models import (PYSD_DIFFERS, PYSD_FAILS, TM, assert_matches_expected,
+                              column_key, expected_output, model_files)
 
 
 #: Test models the IR does not support, and why (each must raise UnsupportedFeatureError
@@ -51,18 +51,7 @@ def test_ir_reproduces_reference_outputs(rel):
     exp = expected_output(model)
     assert exp is not None, f"no expected output beside {rel}"
     names = {column_key(k): v for k, v in ir.by_real_name().items()}
-    checked = 0
-    for col in exp.columns:
-        py = names.get(column_key(col))
-        if py is None or py not in out:
-            continue
-        for t, val in exp[col].astype(float).items():
-            i = np.argmin(np.abs(tt - t))
-            if abs(tt[i] - t) > 1e-9 or np.isnan(val):
-                continue
-            assert out[py][i] == pytest.approx(val, rel=1e-5, abs=1e-5), (col, t)
-            checked += 1
-    assert checked > 0
+    assert_matches_expected(exp, tt, out, names)
 
 
 def test_coverage_of_models_pysd_reproduces():
@@ -196,30 +185,20 @@ def test_missing_file_is_model_file_error(tmp_path):
         build_ir(tmp_path / "nope.mdl")
 
 
-def test_algebraic_loop_is_reported(tmp_path):
-    mdl = tmp_path / "loop.mdl"
-    mdl.write_text(
-        "{UTF-8}\na = b + 1\n~ ~ |\nb = a * 2\n~ ~ |\nINITIAL TIME = 0\n~ ~ |\n"
-        "FINAL TIME = 1\n~ ~ |\nTIME STEP = 0.5\n~ ~ |\nSAVEPER = TIME STEP\n~ ~ |\n")
+def test_algebraic_loop_is_reported(tiny_mdl):
+    mdl = tiny_mdl("a = b + 1\n~ ~ |\nb = a * 2\n~ ~ |\n", "loop.mdl")
     with pytest.raises(ModelFileError, match="algebraic loop"):
         build_ir(mdl)
 
 
-def test_unsupported_function_names_variable(tmp_path):
-    mdl = tmp_path / "rnd.mdl"
-    mdl.write_text(
-        "{UTF-8}\nS = INTEG(x, 0)\n~ ~ |\nx = RANDOM UNIFORM(0, 1, 3)\n~ ~ |\n"
-        "INITIAL TIME = 0\n~ ~ |\nFINAL TIME = 1\n~ ~ |\nTIME STEP = 0.5\n~ ~ |\n"
-        "SAVEPER = TIME STEP\n~ ~ |\n")
+def test_unsupported_function_names_variable(tiny_mdl):
+    mdl = tiny_mdl("S = INTEG(x, 0)\n~ ~ |\nx = RANDOM UNIFORM(0, 1, 3)\n~ ~ |\n", "rnd.mdl")
     with pytest.raises(UnsupportedFeatureError, match=r"'x'.*RANDOM UNIFORM"):
         build_ir(mdl)
 
 
-def test_delay_shorter_than_order_times_dt_is_refused(tmp_path):
+def test_delay_shorter_than_order_times_dt_is_refused(tiny_mdl):
     """PySD would silently lower the order; the IR refuses rather than differ from PySD."""
-    mdl = tmp_path / "short.mdl"
-    mdl.write_text(
-        "{UTF-8}\nS = INTEG(1 - DELAY3(S, 0.2), 0)\n~ ~ |\nINITIAL TIME = 0\n~ ~ |\n"
-        "FINAL TIME = 1\n~ ~ |\nTIME STEP = 0.125\n~ ~ |\nSAVEPER = TIME STEP\n~ ~ |\n")
+    mdl = tiny_mdl("S = INTEG(1 - DELAY3(S, 0.2), 0)\n~ ~ |\n", "short.mdl", time_step=0.125)
     with pytest.raises(UnsupportedFeatureError, match="lowers the order"):
         build_ir(mdl)

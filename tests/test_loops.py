@@ -67,10 +67,8 @@ def test_enumeration_cap_is_reported(carousel):
     assert rep.truncated and len(rep.loops) == 10
 
 
-def test_no_stocks_has_no_loops(tmp_path):
-    p = tmp_path / "flat.mdl"
-    p.write_text("{UTF-8}\na = 1\n~ ~ |\nINITIAL TIME = 0\n~ ~ |\nFINAL TIME = 1\n~ ~ |\n"
-                 "TIME STEP = 0.5\n~ ~ |\nSAVEPER = TIME STEP\n~ ~ |\n")
+def test_no_stocks_has_no_loops(tiny_mdl):
+    p = tiny_mdl("a = 1\n~ ~ |\n", "flat.mdl")
     with pytest.raises(AicarouselError, match="no stocks"):
         find_loops(build_ir(p))
 

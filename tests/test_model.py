@@ -198,13 +198,11 @@ def test_missing_model_file(tmp_path):
         load(tmp_path / "nope.mdl")
 
 
-def test_malformed_model_file_names_line(tmp_path, monkeypatch):
+def test_malformed_model_file_names_line(tmp_path, monkeypatch, tiny_mdl):
     monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
-    bad = tmp_path / "bad.mdl"
-    bad.write_text("{UTF-8}\nx = INTEG( y, 1)\n\t~\tDmnl\n\t~\t|\n\n"
-                   "y = x * (2\n\t~\t1/Year\n\t~\t|\n\n"
-                   "INITIAL TIME = 0\n\t~\tYear\n\t~\t|\nFINAL TIME = 1\n\t~\tYear\n\t~\t|\n"
-                   "TIME STEP = 0.1\n\t~\tYear\n\t~\t|\nSAVEPER = TIME STEP\n\t~\tYear\n\t~\t|\n")
+    bad = tiny_mdl("x = INTEG( y, 1)\n\t~\tDmnl\n\t~\t|\n\n"
+                   "y = x * (2\n\t~\t1/Year\n\t~\t|\n\n", "bad.mdl", time_step=0.1,
+                   time_unit="Year")
     with pytest.raises(ModelFileError) as e:
         load(bad)
     assert f"{bad}:6:" in str(e.value), str(e.value)
@@ -212,14 +210,12 @@ def test_malformed_model_file_names_line(tmp_path, monkeypatch):
     assert not cache.exists() or list(cache.iterdir()) == [], "no half-done translation left"
 
 
-def test_unsupported_function_is_an_error_with_line(tmp_path, monkeypatch):
+def test_unsupported_function_is_an_error_with_line(tmp_path, monkeypatch, tiny_mdl):
     """PySD translates NPV with only a warning and crashes at run time: we refuse it up front."""
     monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
-    mdl = tmp_path / "npv.mdl"
-    mdl.write_text("{UTF-8}\nx = INTEG( y, 1)\n\t~\tDmnl\n\t~\t|\n\n"
-                   "y = NPV(x, 0.1, 0, 1)\n\t~\t1/Year\n\t~\t|\n\n"
-                   "INITIAL TIME = 0\n\t~\tYear\n\t~\t|\nFINAL TIME = 1\n\t~\tYear\n\t~\t|\n"
-                   "TIME STEP = 0.25\n\t~\tYear\n\t~\t|\nSAVEPER = TIME STEP\n\t~\tYear\n\t~\t|\n")
+    mdl = tiny_mdl("x = INTEG( y, 1)\n\t~\tDmnl\n\t~\t|\n\n"
+                   "y = NPV(x, 0.1, 0, 1)\n\t~\t1/Year\n\t~\t|\n\n", "npv.mdl",
+                   time_step=0.25, time_unit="Year")
     with pytest.raises(ModelFileError, match=r"npv\.mdl:6: .*NPV"):
         load(mdl)
 
@@ -242,13 +238,11 @@ def test_division_by_zero_names_variable_and_time(tmp_path, monkeypatch):
         run(model_file=mdl)
 
 
-def test_non_finite_result_names_first_variable(tmp_path, monkeypatch):
+def test_non_finite_result_names_first_variable(tmp_path, monkeypatch, tiny_mdl):
     monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
-    mdl = tmp_path / "blow.mdl"
-    mdl.write_text("{UTF-8}\nx = INTEG( y, 1)\n\t~\tDmnl\n\t~\t|\n\n"
-                   "y = IF THEN ELSE(Time >= 0.5, x * 1e300 * 1e300, 0)\n\t~\t1/Year\n\t~\t|\n\n"
-                   "INITIAL TIME = 0\n\t~\tYear\n\t~\t|\nFINAL TIME = 1\n\t~\tYear\n\t~\t|\n"
-                   "TIME STEP = 0.25\n\t~\tYear\n\t~\t|\nSAVEPER = TIME STEP\n\t~\tYear\n\t~\t|\n")
+    mdl = tiny_mdl("x = INTEG( y, 1)\n\t~\tDmnl\n\t~\t|\n\n"
+                   "y = IF THEN ELSE(Time >= 0.5, x * 1e300 * 1e300, 0)\n\t~\t1/Year\n\t~\t|\n\n",
+                   "blow.mdl", time_step=0.25, time_unit="Year")
     out = tmp_path / "o.nc"
     with pytest.raises(SimulationError, match=r"'y' at time 0.5"):
         run(model_file=mdl, output=out)

@@ -4,19 +4,19 @@ Tolerance: xarray ``assert_allclose`` with rtol 1e-6. After a deliberate, review
 regenerate with ``python tests/regenerate.py``.
 """
 
-import importlib.util
-
+import pytest
 import xarray as xr
 
 from aicarousel import paths
 from aicarousel.model import model_hash, run
 
-_spec = importlib.util.spec_from_file_location("regenerate", paths.ROOT / "tests" / "regenerate.py")
-regenerate = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(regenerate)
+
+@pytest.fixture(scope="module")
+def regenerate(load_script):
+    return load_script(paths.TESTS_DIR / "regenerate.py")
 
 
-def test_file_is_small_and_complete():
+def test_file_is_small_and_complete(regenerate):
     assert regenerate.REGRESSION_FILE.stat().st_size < 200_000
     frozen = regenerate.read_frozen()
     assert list(frozen.data_vars) == regenerate.REGRESSION_VARIABLES
@@ -24,7 +24,7 @@ def test_file_is_small_and_complete():
     assert all(frozen[v].attrs["units"] for v in frozen.data_vars), "every column has a unit"
 
 
-def test_baseline_matches_frozen_data():
+def test_baseline_matches_frozen_data(regenerate):
     frozen = regenerate.read_frozen()
     ds = run(return_columns=list(frozen.data_vars))
     hint = ("" if frozen.attrs.get("model_hash") == model_hash() else
@@ -37,7 +37,7 @@ def test_baseline_matches_frozen_data():
         raise AssertionError(str(e) + hint) from None
 
 
-def test_regression_catches_a_changed_model():
+def test_regression_catches_a_changed_model(regenerate):
     """The comparison is sharp enough to see a 1% change in one parameter."""
     frozen = regenerate.read_frozen()
     ds = run(params={"Intrinsic adoption rate": 2.1 * 1.01}, return_columns=list(frozen.data_vars))

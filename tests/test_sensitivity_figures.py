@@ -3,8 +3,6 @@ only (no simulation) and refuse missing results."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 import xarray as xr
@@ -15,19 +13,12 @@ FIGURES = {"fig_morris": "sensitivity_morris", "fig_sobol": "sensitivity_sobol",
            "fig_montecarlo_fan": "montecarlo_fan"}
 
 
-def _load(path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def results(tmp_path_factory, load_script):
     root = tmp_path_factory.mktemp("sens")
     mp = pytest.MonkeyPatch()
     mp.setattr(paths, "RESULTS_DIR", root / "results")
-    analysis = _load(paths.ANALYSIS_DIR / "sensitivity.py")
+    analysis = load_script(paths.ANALYSIS_DIR / "sensitivity.py")
     args = ["--morris-n", "4", "--sobol-n", "16", "--mc-n", "30", "--seed", "3"]
     assert analysis.main(args) == 0
     first = {n: xr.load_dataset(root / "results" / "sensitivity" / f"{n}.nc")
@@ -52,18 +43,19 @@ def test_analysis_is_seeded_and_complete(results):
 
 
 @pytest.mark.parametrize("script", sorted(FIGURES))
-def test_figures_read_results_only(results, script, tmp_path, monkeypatch, capsys):
+def test_figures_read_results_only(results, script, tmp_path, monkeypatch, capsys, load_script):
     root, analysis, first, _ = results
-    fig = _load(paths.FIGURES_DIR / f"{script}.py")
+    fig = load_script(paths.FIGURES_DIR / f"{script}.py")
     monkeypatch.setattr(plotting, "out_dir", lambda: tmp_path)
     monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "missing")
-    assert fig.main() == 2
-    assert "analysis/sensitivity.py" in capsys.readouterr().err
+    assert plotting.run_script(fig.main, []) == 2
+    err = capsys.readouterr().err
+    assert "analysis/sensitivity.py" in err and err.startswith(f"{script}: error:") and err.count("\n") == 1
     monkeypatch.setattr(paths, "RESULTS_DIR", root / "results")
     import aicarousel.ensemble as ens
     monkeypatch.setattr(ens.CompiledModel, "run_arrays",
                         lambda *a, **k: pytest.fail("the figure simulated"))
-    assert fig.main() == 0
+    assert fig.main([]) == 0
     png = tmp_path / f"{FIGURES[script]}.png"
     assert png.exists() and png.stat().st_size > 10_000
     assert fig.NEEDS[0] in analysis.PRODUCES

@@ -21,17 +21,6 @@ from aicarousel.stability import (NoEquilibriumError, SingularJacobianError,
                                   hurwitz_determinants, report_latex, report_markdown)
 from aicarousel.symbolic import to_sympy
 
-CONTROL = """INITIAL TIME = 0
-~ Year ~ |
-FINAL TIME = 10
-~ Year ~ |
-TIME STEP = 0.125
-~ Year ~ |
-SAVEPER = TIME STEP
-~ Year ~ |
-"""
-
-
 @pytest.fixture(scope="session")
 def core():
     return analyse_closed_form(paths.CORE_LOOP_FILE)
@@ -176,20 +165,18 @@ def test_reports_contain_the_results(core):
 # --------------------------------------------------------------------------------------------
 # bad input: clear messages, no traceback
 # --------------------------------------------------------------------------------------------
-def _write(tmp_path, name, body):
-    p = tmp_path / name
-    p.write_text("{UTF-8}\n" + body + CONTROL)
-    return p
+#: control section of the bad models: ten years at 1/8 year
+CONTROL = dict(final_time=10, time_step=0.125, time_unit="Year")
 
 
-def test_no_equilibrium(tmp_path):
-    p = _write(tmp_path, "grow.mdl", "S = INTEG(1, 0)\n~ ~ |\n")
+def test_no_equilibrium(tiny_mdl):
+    p = tiny_mdl("S = INTEG(1, 0)\n~ ~ |\n", "grow.mdl", **CONTROL)
     with pytest.raises(NoEquilibriumError, match="no equilibrium"):
         find_equilibria(to_sympy(build_ir(p)))
 
 
-def test_singular_jacobian(tmp_path):
-    p = _write(tmp_path, "pair.mdl", "X = INTEG(Y - X, 1)\n~ ~ |\nY = INTEG(X - Y, 0)\n~ ~ |\n")
+def test_singular_jacobian(tiny_mdl):
+    p = tiny_mdl("X = INTEG(Y - X, 1)\n~ ~ |\nY = INTEG(X - Y, 0)\n~ ~ |\n", "pair.mdl", **CONTROL)
     with pytest.raises(SingularJacobianError, match="singular"):
         analyse_closed_form(p)
 
@@ -200,8 +187,8 @@ def test_singular_jacobian(tmp_path):
     ("X = INTEG(Y - X, 1)\n~ ~ |\nY = INTEG(X - Y, 0)\n~ ~ |\n", "singular"),
     ("S = INTEG(r, 0)\n~ ~ |\nr = RANDOM UNIFORM(0, 1, 2)\n~ ~ |\n", "RANDOM UNIFORM"),
 ])
-def test_cli_bad_models_give_one_line(tmp_path, capsys, body, needle):
-    p = _write(tmp_path, "bad.mdl", body)
+def test_cli_bad_models_give_one_line(tiny_mdl, capsys, body, needle):
+    p = tiny_mdl(body, "bad.mdl", **CONTROL)
     assert main(["stability", "--model", str(p)]) == 2
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err and err.count("\n") == 1

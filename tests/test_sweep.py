@@ -344,3 +344,21 @@ def test_chunk_size_zero_is_an_error_not_the_default(tmp_path, capsys):
     assert main(SMALL[:-3] + ["--chunk-size", "0", "-q", "--out", str(tmp_path / "o")]) == 2
     assert "chunk size must be >= 1" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_store_opens_with_xarray(reference_store, tmp_path):
+    """Other tools read the store: xarray.open_zarr gives named dimensions and the sample."""
+    import xarray as xr
+
+    d, X, data = open_results(reference_store)
+    with xr.open_zarr(reference_store, consolidated=False) as ds:
+        assert ds["X"].dims == ("run", "param") and ds["v_0"].dims == ("run", "time")
+        assert ds["time"].dims == ("time",)
+        np.testing.assert_array_equal(ds["X"].values, X)
+        np.testing.assert_array_equal(ds["v_0"].values, data[MC_OUTPUTS[0]])
+        assert ds["v_0"].attrs["name"] == MC_OUTPUTS[0]
+    problem = load_problem(PARAMS)
+    d = make_definition("sensitivity", "morris", 2, 1, problem, ["Lab Cash"], chunk_size=4)
+    run_sweep(d, tmp_path / "s.zarr", progress=False)
+    with xr.open_zarr(tmp_path / "s.zarr", consolidated=False) as ds:
+        assert ds["y_0"].dims == ("run",) and ds["y_0"].attrs["label"] == "final(Lab Cash)"

@@ -131,10 +131,8 @@ def test_lookup_piecewise_interpolates_and_holds():
         assert f(xv) == pytest.approx(yv, abs=1e-15)
 
 
-def test_no_stocks_is_clear_error(tmp_path):
-    mdl = tmp_path / "flat.mdl"
-    mdl.write_text("{UTF-8}\na = 1\n~ ~ |\nINITIAL TIME = 0\n~ ~ |\nFINAL TIME = 1\n~ ~ |\n"
-                   "TIME STEP = 0.5\n~ ~ |\nSAVEPER = TIME STEP\n~ ~ |\n")
+def test_no_stocks_is_clear_error(tiny_mdl):
+    mdl = tiny_mdl("a = 1\n~ ~ |\n", "flat.mdl")
     with pytest.raises(UnsupportedFeatureError, match="no stocks"):
         to_sympy(build_ir(mdl))
 

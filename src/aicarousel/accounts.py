@@ -75,7 +75,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import paths
+from . import paths, tables
 from .errors import AicarouselError
 
 #: Canonical order of the Rest-of-World sectors in tables (others follow alphabetically).
@@ -1201,45 +1201,26 @@ def _flat(df: pd.DataFrame) -> pd.DataFrame:
     return df.reset_index()
 
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "->": r"$\to$", "~": r"\textasciitilde{}",
-                  "^": r"\textasciicircum{}"}
-_LATEX_RE = re.compile("|".join(re.escape(k) for k in sorted(_LATEX_SPECIAL, key=len, reverse=True)))
-
-
-def _latex_escape(s: Any) -> str:
-    """Escape LaTeX's special characters in one pass (``->`` becomes an arrow)."""
-    return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group(0)], str(s))
-
-
 def to_latex(df: pd.DataFrame, caption: str = "", label: str = "", digits: int = 1) -> str:
-    """Render a table as a LaTeX ``tabular`` (booktabs), numbers with ``digits`` decimals.
+    """Render a table as a LaTeX ``table`` (booktabs), numbers with ``digits`` decimals.
 
-    Written without pandas' Styler so it needs no jinja2.
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Any table of this module (multi-level rows are flattened into columns).
+    caption, label : str
+        LaTeX caption and label.
+    digits : int
+        Decimals of non-integer numbers.
+
+    Returns
+    -------
+    str
     """
     flat = _flat(df)
-    cols = list(flat.columns)
-    num = [pd.api.types.is_numeric_dtype(flat[c]) and not pd.api.types.is_integer_dtype(flat[c])
-           for c in cols]
-    align = "".join("r" if pd.api.types.is_numeric_dtype(flat[c]) else "l" for c in cols)
-    lines = [r"\begin{table}[htbp]", r"\centering"]
-    if caption:
-        lines.append(r"\caption{" + _latex_escape(caption) + "}")
-    if label:
-        lines.append(r"\label{" + label + "}")
-    lines += [r"\begin{tabular}{" + align + "}", r"\toprule",
-              " & ".join(_latex_escape(c) for c in cols) + r" \\", r"\midrule"]
-    for _, r in flat.iterrows():
-        cells = []
-        for c, isnum in zip(cols, num):
-            v = r[c]
-            if isnum:
-                cells.append("" if pd.isna(v) else f"{float(v):.{digits}f}")
-            else:
-                cells.append(_latex_escape(v))
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
-    return "\n".join(lines)
+    fmt = {c: (lambda v: "" if pd.isna(v) else f"{float(v):.{digits}f}") for c in flat.columns
+           if pd.api.types.is_numeric_dtype(flat[c]) and not pd.api.types.is_integer_dtype(flat[c])}
+    return tables.to_latex(flat, formatters=fmt, caption=caption, label=label, position="htbp")
 
 
 def write_table(df: pd.DataFrame, directory: str | os.PathLike, name: str, caption: str = "",

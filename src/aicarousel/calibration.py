@@ -117,15 +117,22 @@ def compare(ds: xr.Dataset | None = None, targets: pd.DataFrame | None = None) -
 
 
 def to_latex(table: pd.DataFrame) -> str:
-    """A booktabs LaTeX table of :func:`compare` output (what, period, data, model, error, tol)."""
-    def esc(s: str) -> str:
-        return (str(s).replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%")
-                .replace("$", r"\$").replace("_", r"\_").replace("#", r"\#"))
-    lines = [r"\begin{tabular}{llrrlrrc}", r"\toprule",
-             r"Target & Period & Data & Model & Unit & Error & Tol. & Pass \\", r"\midrule"]
-    for _, r in table.iterrows():
-        lines.append(f"{esc(r['what'])} & {r['period']} & {r['data']:.3g} & {r['model']:.3g} & "
-                     f"{esc(r['unit'])} & {100 * r['error']:+.0f}\\% & {100 * r['tolerance']:.0f}\\% & "
-                     f"{'yes' if r['pass'] else 'no'} \\\\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
+    """A booktabs LaTeX tabular of :func:`compare` output (what, period, data, model, error, tol).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`compare`.
+
+    Returns
+    -------
+    str
+    """
+    from .tables import to_latex as render
+
+    cols = {"what": "Target", "period": "Period", "data": "Data", "model": "Model",
+            "unit": "Unit", "error": "Error", "tolerance": "Tol.", "pass": "Pass"}
+    fmt = {"period": str, "data": lambda v: f"{v:.3g}", "model": lambda v: f"{v:.3g}",
+           "error": lambda v: f"{100 * v:+.0f}\\%", "tolerance": lambda v: f"{100 * v:.0f}\\%",
+           "pass": lambda v: "yes" if v else "no"}
+    return render(table[list(cols)], formatters=fmt, header=cols, column_format="llrrlrrc")

@@ -44,3 +44,8 @@ class OutputError(AicarouselError):
 class ChecksError(AicarouselError):
     """A reality-checks file (``models/<model>.checks.yaml``) is malformed or names unknown
     things (message names the file, the check and the fix)."""
+
+
+class MissingResultsError(AicarouselError, FileNotFoundError):
+    """A figure or analysis step needs a result file that is not there (message names the step
+    that makes it)."""

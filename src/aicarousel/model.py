@@ -51,11 +51,9 @@ def _pysd():
 
 
 def _filter_pandas_warnings() -> None:
-    try:
-        from pandas.errors import Pandas4Warning
-        warnings.filterwarnings("ignore", category=Pandas4Warning)
-    except ImportError:  # older pandas
-        pass
+    from pandas.errors import Pandas4Warning
+
+    warnings.filterwarnings("ignore", category=Pandas4Warning)
 
 
 def _resolve_model_file(model_file: str | os.PathLike | None) -> Path:
@@ -492,24 +490,27 @@ def to_dataset(df: pd.DataFrame, doc: pd.DataFrame, attrs: Mapping[str, str] | N
     Returns
     -------
     xarray.Dataset
-        Dimension ``time`` (years); one variable per column with attrs ``units``,
-        ``description``, ``py_name``, ``kind`` and ``limits``.
+        Dimension ``time`` (decimal years); one variable per column with attrs ``units``
+        (UDUNITS), ``units_vensim`` (as in the model), ``currency`` (money only),
+        ``description``, ``py_name``, ``kind`` and ``limits``; global attribute
+        ``Conventions`` (CF; see :mod:`aicarousel.cf`).
     """
+    from . import cf
+
     time = np.asarray(df.index, dtype=float)
     data = {}
     for col in df.columns:
         a: dict[str, str] = {}
         if col in doc.index:
             row = doc.loc[col]
-            a = {"units": str(row["Units"] or ""), "description": str(row["Comment"] or ""),
-                 "py_name": str(row["Py Name"]),
+            a = {**cf.variable_attrs(str(row["Units"] or "")),
+                 "description": str(row["Comment"] or ""), "py_name": str(row["Py Name"]),
                  "kind": str(row["Type"]).lower() + ("" if row["Subtype"] == "Normal"
                                                      else f"/{str(row['Subtype']).lower()}"),
                  "limits": str(row["Limits"])}
         data[col] = xr.Variable(("time",), df[col].to_numpy(dtype=float), attrs=a)
-    ds = xr.Dataset(data, coords={"time": xr.Variable(("time",), time, attrs={"units": "Year",
-                                                                              "long_name": "time"})})
-    ds.attrs.update(dict(attrs or {}))
+    ds = xr.Dataset(data, coords={"time": xr.Variable(("time",), time, attrs=dict(cf.TIME_ATTRS))})
+    ds.attrs.update({"Conventions": cf.CONVENTIONS, **dict(attrs or {})})
     return ds
 
 

@@ -24,14 +24,12 @@ RESULTS_DIR = ROOT / "results"
 FIGURES_DIR = ROOT / "figures"
 FIGURES_OUT = FIGURES_DIR / "out"
 ANALYSIS_DIR = ROOT / "analysis"
-BENCH_DIR = ROOT / "bench"
 TESTS_DIR = ROOT / "tests"
 TEST_DATA_DIR = TESTS_DIR / "data"
 DOCS_DIR = ROOT / "docs"
 CACHE_DIR = Path(os.environ.get("AICAROUSEL_CACHE") or ROOT / ".cache" / "aicarousel").resolve()
 SHARED_DIR = ROOT.parent / "shared"
 TEST_MODELS_DIR = SHARED_DIR / "test-models"
-BRIEF_DIR = SHARED_DIR / "brief"
 
 
 def relative_to_root(path: str | os.PathLike) -> str:

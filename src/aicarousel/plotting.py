@@ -83,12 +83,9 @@ def style_file() -> Path:
     pathlib.Path
         Absolute path of the style file.
     """
-    try:
-        from aicarousel import paths
+    from aicarousel import paths
 
-        return Path(paths.FIGURES_DIR) / _STYLE_NAME
-    except ImportError:  # pragma: no cover - only before paths.py exists
-        return Path(__file__).resolve().parents[2] / "figures" / _STYLE_NAME
+    return Path(paths.FIGURES_DIR) / _STYLE_NAME
 
 
 def use_style() -> None:
@@ -184,7 +181,7 @@ def axis_label(obj: Any = None, name: str | None = None, unit: str | None = None
     """
     attrs = getattr(obj, "attrs", {}) or {}
     label = name if name is not None else (getattr(obj, "name", None) or attrs.get("real_name"))
-    u = unit if unit is not None else attrs.get("units", attrs.get("Units"))
+    u = unit if unit is not None else attrs.get("units_vensim", attrs.get("units", attrs.get("Units")))
     if label is None:
         raise ValueError("axis_label needs a DataArray with a name or an explicit name=")
     if u is None:
@@ -272,12 +269,9 @@ def provenance(ds: Any = None, scenario: str | None = None, seed: int | None = N
 
 def out_dir() -> Path:
     """Directory figures are written to (``figures/out``), created if needed."""
-    try:
-        from aicarousel import paths
+    from aicarousel import paths
 
-        d = Path(getattr(paths, "FIGURES_OUT", Path(paths.FIGURES_DIR) / "out"))
-    except ImportError:  # pragma: no cover - only before paths.py exists
-        d = style_file().parent / "out"
+    d = Path(paths.FIGURES_OUT)
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -432,11 +426,51 @@ def require(path: str | os.PathLike, made_by: str) -> Path:
     Returns
     -------
     pathlib.Path
+
+    Raises
+    ------
+    aicarousel.errors.MissingResultsError
+        When the file is missing (a :class:`FileNotFoundError` too).
     """
+    from aicarousel.errors import MissingResultsError
+
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"{p.name} not found in {p.parent}: run `{made_by}` (or `make figures`) first")
+        raise MissingResultsError(f"{p.name} not found in {p.parent}: run `{made_by}` "
+                                  "(or `make figures`) first")
     return p
+
+
+def run_script(main, argv: list[str] | None = None) -> int:
+    """Run a figure script's ``main(argv)`` the way every script's ``__main__`` block does.
+
+    The contract of ``figures/fig_*.py``: ``main(argv=None) -> int`` reads ``--results`` and
+    ``--out`` with :func:`script_dirs`, finds its inputs with :func:`require` and writes with
+    :func:`savefig` into the output directory. An :class:`~aicarousel.errors.AicarouselError`
+    (missing results among them) becomes one line on stderr and exit status 2.
+
+    Parameters
+    ----------
+    main : callable
+        The script's ``main``.
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status.
+    """
+    import sys
+
+    from aicarousel.errors import AicarouselError
+
+    try:
+        return main(argv)
+    except AicarouselError as exc:
+        name = Path(main.__code__.co_filename).stem
+        print(f"{name}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
 
 
 def panel(ax, ds, variables: Mapping[str, str] | list[str], quantity: str,
@@ -475,7 +509,7 @@ def panel(ax, ds, variables: Mapping[str, str] | list[str], quantity: str,
         If the variables do not share one unit (an axis has one unit).
     """
     labels = dict(variables) if isinstance(variables, Mapping) else {v: v for v in variables}
-    units = {str(ds[v].attrs.get("units", "")) for v in labels}
+    units = {str(ds[v].attrs.get("units_vensim", ds[v].attrs.get("units", ""))) for v in labels}
     if len(units) != 1:
         raise ValueError(f"variables {list(labels)} have different units {sorted(units)}: one axis, one unit")
     if colors is None:

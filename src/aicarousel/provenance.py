@@ -1,8 +1,9 @@
 """Provenance records: how a result was made.
 
 :func:`provenance` returns a flat ``dict[str, str]`` usable as netCDF global attributes and as
-PNG/PDF metadata: git commit (and whether the tree had uncommitted changes), model file hash,
-parameters changed (JSON), random seed, package versions (JSON), creation time (UTC, ISO 8601).
+PNG/PDF metadata: aicarousel version, git commit (and whether the tree had uncommitted changes),
+model file hash, parameters changed (JSON), random seed, package versions (JSON), creation time
+(UTC, ISO 8601).
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ def provenance(model_hash: str | None = None, params_changed: Mapping[str, Any] 
     commit, dirty = git_state()
     rec = {
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "aicarousel_version": __version__,
         "git_commit": commit,
         "git_dirty": dirty,
         "model_hash": model_hash or "unknown",

@@ -47,7 +47,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 import yaml
 
-from . import paths
+from . import paths, scenario_schema
 from .errors import ScenarioError
 from .params import short, suggest
 
@@ -426,7 +426,9 @@ def read_scenario_file(path: str | os.PathLike) -> Scenario:
         raise ScenarioError(f"{p.name}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at line "
                             f"{line}); save the file as UTF-8") from None
     data = load_yaml(text, p.name)
-    return parse_scenario(data, p)
+    scenario = parse_scenario(data, p)
+    scenario_schema.check(data, p.name)  # a file we accept is one the published schema accepts
+    return scenario
 
 
 def scenario_files(scenarios_dir: str | os.PathLike | None = None) -> list[Path]:

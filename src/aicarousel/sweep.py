@@ -24,7 +24,7 @@ Execution: ``workers=None, scheduler=None`` runs in this process; ``workers=N`` 
 ``LocalCluster`` with N single-threaded worker processes; ``scheduler="tcp://host:port"`` uses an
 existing cluster (an unreachable address fails within ``connect_timeout`` seconds).
 
-Store layout (Zarr v3 group)::
+Store layout (Zarr v3 group; arrays carry ``dimension_names``, so ``xarray.open_zarr`` reads it)::
 
     attrs: manifest (definition), definition_hash, complete, n_runs, n_chunks, created
     X            (run, param)   the sample
@@ -470,13 +470,15 @@ def _create_store(store: Path, d: SweepDefinition) -> None:
         shutil.rmtree(tmp)
     g = zarr.open_group(str(tmp), mode="w")
     cs = d.chunk_size
-    xa = g.create_array("X", shape=X.shape, chunks=(cs, X.shape[1]), dtype="f8")
+    # dimension_names make the store readable by xarray.open_zarr
+    xa = g.create_array("X", shape=X.shape, chunks=(cs, X.shape[1]), dtype="f8",
+                        dimension_names=("run", "param"))
     xa[:] = X
     xa.attrs["params"] = list(d.problem.names)
     if d.kind == "sensitivity":
         for k, label in enumerate(d.outputs):
             a = g.create_array(f"y_{k}", shape=(X.shape[0],), chunks=(cs,), dtype="f8",
-                               fill_value=np.nan)
+                               fill_value=np.nan, dimension_names=("run",))
             spec = parse_output(label)
             a.attrs.update(label=label, variable=spec.variable, reducer=spec.reducer)
     else:
@@ -484,11 +486,12 @@ def _create_store(store: Path, d: SweepDefinition) -> None:
         ts = cm.ir.time
         t, save = time_grid(float(ts.initial), float(ts.final), float(ts.dt), float(ts.saveper))
         tt = t[save]
-        ta = g.create_array("time", shape=tt.shape, chunks=tt.shape, dtype="f8")
+        ta = g.create_array("time", shape=tt.shape, chunks=tt.shape, dtype="f8",
+                            dimension_names=("time",))
         ta[:] = tt
         for k, name in enumerate(d.outputs):
             a = g.create_array(f"v_{k}", shape=(X.shape[0], tt.size), chunks=(cs, tt.size),
-                               dtype="f8", fill_value=np.nan)
+                               dtype="f8", fill_value=np.nan, dimension_names=("run", "time"))
             var = cm.ir.variables[cm.py_name(name)]
             a.attrs.update(name=name, units=var.units or "")
     g.attrs.update(manifest=d.to_dict(), definition_hash=d.hash, complete=False,

@@ -56,7 +56,7 @@ def summary_table(ds, names=None, years=None) -> str:
     lines = [head, "-" * len(head)]
     for n in names:
         vals = [float(ds[n].sel(time=y, method="nearest")) for y in years]
-        unit = ds[n].attrs.get("units", "")
+        unit = ds[n].attrs.get("units_vensim", "")
         lines.append(f"{n:<{w}}  {unit:<10}" + "".join(f"{v:>10.3g}" for v in vals))
     return "\n".join(lines)
 
