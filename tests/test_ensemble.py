@@ -125,7 +125,7 @@ def test_dataset_output_has_dims_and_units(cm):
 
 def test_time_series_override_per_run_and_shared(cm):
     """A Series applies to all runs; a DataFrame (time x runs) gives one series per run."""
-    idx = [2024.0, 2027.0, 2030.0]
+    idx = [2024.0, 2027.0, 2035.0]  # must cover the run (model.run refuses it otherwise)
     s = pd.Series([1.0, 0.5, 0.5], index=idx)
     t, shared = cm.run_arrays({"AI demand multiplier": s}, n=2, outputs=["Lab Revenue"])
     np.testing.assert_array_equal(shared["lab_revenue"][0], shared["lab_revenue"][1])

@@ -85,3 +85,14 @@ def test_ensemble_reports_non_finite_runs_naming_variable_and_time():
     with pytest.raises(SimulationError, match=r"'Lab Cash' at time 2024.25 \(run 5\)"):
         ensemble._check_finite(["lab_cash"], [block], np.array([2024.0, 2024.25, 2024.5]), 4,
                                cm.ir)
+
+
+@pytest.mark.parametrize("unit, default, time_unit, expected", [
+    ("Year", 2.0, "Year", 1.0), ("Years", 0.5, "Year", 1.0), ("Month", 3.0, "Year", 1 / 12),
+    ("Year", 2026.0, "Year", 0.0),        # a date, not a duration
+    ("Dmnl", 0.5, "Year", 0.0), ("Year*Year", 20.0, "Year", 0.0),
+    ("Time", 2.0, "Time", 1.0),           # the model's own time unit, whatever its name
+    ("days", 5.0, "Time", 0.0),           # cannot be converted to an unknown time unit
+])
+def test_durations_come_from_the_units_field(unit, default, time_unit, expected):
+    assert params._per_unit(unit, default, time_unit) == pytest.approx(expected)

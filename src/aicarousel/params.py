@@ -231,9 +231,13 @@ class ParameterFacts:
 def _per_unit(unit: str, default: float, time_unit: str) -> float:
     """Model time units in one ``unit`` if a constant in ``unit`` is a duration, else 0."""
     u, tu = fold(unit), fold(time_unit)
-    if u not in TIME_UNITS or abs(default) >= _DATE_THRESHOLD:  # not time, or a date
+    if abs(default) >= _DATE_THRESHOLD:  # a date, not a span
         return 0.0
-    return TIME_UNITS[u] / TIME_UNITS.get(tu, 1.0)
+    if u == tu and u:  # the model's own time unit, whatever it is called
+        return 1.0
+    if u in TIME_UNITS and tu in TIME_UNITS:
+        return TIME_UNITS[u] / TIME_UNITS[tu]
+    return 0.0  # not a time, or a time the model's unit cannot be converted to
 
 
 def _num(x) -> float:

@@ -659,7 +659,7 @@ def resolve(name: str, scenarios: Mapping[str, Scenario] | None = None,
     for sc in chain:
         seen: dict[str, str] = {}
         for given, value in sc.params.items():
-            where = f"{sc.source}: params['{given}']"
+            where = f"{sc.source}: params[{short(repr(given), 60)}]"
             var = _check_name(given, where, facts)
             if var in seen:
                 raise ScenarioError(f"{sc.source}: params {seen[var]!r} and {given!r} both name "

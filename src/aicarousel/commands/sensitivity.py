@@ -109,7 +109,7 @@ def _parse_ranges(items):
         if not (math.isfinite(low) and math.isfinite(high)):
             raise ParameterValueError(f"--range {text!r}: LOW and HIGH must be finite numbers")
         if not low < high:
-            raise ParameterValueError(f"--range {text!r}: LOW must be below HIGH")
+            raise ParameterValueError(f"--range {text!r}: low >= high; LOW must be below HIGH")
         out[name.strip()] = (low, high)
     return out
 
