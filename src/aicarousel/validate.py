@@ -31,6 +31,7 @@ into a directory, all or nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import math
@@ -475,7 +476,9 @@ class _Context:
 
         self.path = Path(model_file)
         self.cm = compile_model(self.path)
-        self.ir = self.cm.ir
+        # the compiled IR is cached by content: it may name another file with the same bytes,
+        # so point it at this one (definition lines, the model key of named loops)
+        self.ir = dataclasses.replace(self.cm.ir, path=self.path)
         self.quick, self.seed, self.progress = quick, seed, progress
         self.checks = load_checks(self.path, self.cm, checks_file)
         ir = self.ir
