@@ -78,7 +78,8 @@ class ModelGenerator:
         if k == 4:
             return f"({a()} {r.choice(['+', '-'])} {a()}) * {a()}"
         if k == 5:
-            return f"-{a()}"
+            x = a()
+            return f"-({x})" if x.startswith("-") else f"-{x}"  # Vensim cannot parse --x
         if k == 6:  # negative literal base of ^ (Vensim: -(b^e)), chains are right-assoc.
             return f"-{r.choice(['0.5', '2', '1.5', '3'])}^{r.choice(['2', '3', '-2', '0.5'])}" \
                    f"{r.choice(['', ' * ' + a(), ' + ' + a()])}"

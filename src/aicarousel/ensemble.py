@@ -664,7 +664,9 @@ class CompiledModel:
         L.append("            break")
         L.extend(flows)
         for name in stocks:
-            if getattr(ir.variables[name], "non_negative", False):  # PySD's NonNegativeInteg
+            if getattr(ir.variables[name], "discrete", False):  # DELAY FIXED pipe etc.
+                L.append(f"        v_{name} = d_{name}")
+            elif getattr(ir.variables[name], "non_negative", False):  # PySD's NonNegativeInteg
                 L.append(f"        v_{name} = np.maximum(v_{name} + d_{name} * dt, 0.0)")
             else:
                 L.append(f"        v_{name} = v_{name} + d_{name} * dt")
@@ -690,6 +692,10 @@ class CompiledModel:
         for name, value in (params or {}).items():
             key = self.py_name(name, kinds={"constant", "data"}, what="parameter")
             real = self.real_name(key)
+            if key in getattr(self.ir, "structural", {}):
+                raise ParameterValueError(
+                    f"parameter {real!r} fixes {self.ir.structural[key]} when the model is "
+                    "built, so it cannot vary between runs; change it in the model file")
             if isinstance(value, pd.Series):
                 idx = np.asarray(value.index, dtype=float)
                 vals = np.asarray(value.values, dtype=float)

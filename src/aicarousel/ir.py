@@ -38,6 +38,18 @@ PySD's numerics (see ``pysd.py_backend.statefuls``):
 * ``TREND``: ``s(0) = input / (1 + initial_trend * T)``, ``ds/dt = (input - s) / T``,
   output ``ZIDZ(input - s, T * ABS(s))``.
 * ``INITIAL(x)``: a stock with zero net flow whose initial value is ``x``.
+* ``DELAY N`` with a varying delay time: as above, but (as PySD's ``DelayN``) stage k divides
+  by the delay time of k steps ago, kept in discrete states ``<obj>_times_<k>``
+  (``Variable.discrete``: the next value is ``expr``); the output divides by the delay time
+  of the previous step.
+* ``DELAY FIXED(input, T, init)``: a pipe of ``n = round(max(T / dt, 1) + 1e-6)`` discrete
+  states (n fixed at the initial time, as in PySD), ``q_1 <- input``, ``q_k <- q_{k-1}``,
+  every one starting at ``init``; output ``q_n``.
+* Non-negative stocks (XMILE) keep their flow as ``expr``; ``Variable.non_negative`` makes
+  the evaluators set them to ``max(value, 0)`` after each step (PySD's ``NonNegativeInteg``).
+
+Constants that fix structure at build time (a DELAY FIXED time, a delay order) are listed
+in ``ModelIR.structural``; overriding them in a run raises ``ParameterValueError``.
 
 Internal stock names follow PySD's stateful objects: ``_smooth_<var>``, ``_delay_<var>``,
 ``_delayn_<var>``, ``_trend_<var>``, ``_initial_<var>`` with ``_<k>`` appended for stage k
@@ -46,7 +58,7 @@ Internal stock names follow PySD's stateful objects: ``_smooth_<var>``, ``_delay
 Semantics follow PySD 3.14 exactly: Euler integration, ``STEP(h, t0) = h * (time + dt/2 >
 t0)``, ``PULSE(start, width) = 1 if start - 1e-6 <= time < start + width``, ``RAMP`` with
 ``time + 1e-6 > start``, ``XIDZ``/``ZIDZ`` with ``|den| < 1e-6``, lookups piecewise linear with
-flat extrapolation. Anything else (subscripts, DELAY FIXED, data, external data, macros,
+flat extrapolation. Anything else (subscripts, data, external data, macros,
 random functions, SAMPLE IF TRUE, FORECAST, ...) raises
 :class:`aicarousel.errors.UnsupportedFeatureError` naming the variable and the function.
 
@@ -177,6 +189,10 @@ class Variable:
     non_negative : bool
         A non-negative stock (XMILE): after each Euler step it is set to ``max(value, 0)``,
         as PySD's ``NonNegativeInteg`` does; ``expr`` stays the plain net flow.
+    discrete : bool
+        A discrete internal state (kind ``"stock"``; DELAY FIXED's pipe, DELAY N's memory of
+        past delay times): after each step its new value is ``expr`` evaluated at that step,
+        not ``value + dt * expr``. No ODE describes it; the sympy system refuses it.
     """
 
     name: str
@@ -190,6 +206,7 @@ class Variable:
     comment: str = ""
     internal: bool = False
     non_negative: bool = False
+    discrete: bool = False
 
 
 @dataclass
@@ -201,6 +218,9 @@ class ModelIR:
     time: TimeSpec
     variables: dict[str, Variable]
     internal_map: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: constants (py_name) that fix the model's structure when it is built (the length of a
+    #: DELAY FIXED pipe, a delay order), with what they fix; they cannot be overridden
+    structural: dict[str, str] = field(default_factory=dict)
     _order: list[str] | None = field(default=None, repr=False)
 
     @property
@@ -374,6 +394,7 @@ class _Builder:
         self._current: str = ""
         self._current_real: str = ""
         self._used: set[str] = set()
+        self.structural_exprs: list[tuple[object, str]] = []
 
     # -- helpers -------------------------------------------------------------------------
     def unsupported(self, what: str) -> UnsupportedFeatureError:
@@ -481,6 +502,18 @@ class _Builder:
         time = self._time_spec()
         ir = ModelIR(path=self.path, sha256=_file_sha256(self.path), time=time,
                      variables=self.variables, internal_map=self.internal_map)
+        for e, what in self.structural_exprs:
+            seen, todo = set(), list(refs(e))
+            while todo:
+                n = todo.pop()
+                if n in seen or n not in self.variables:
+                    continue
+                seen.add(n)
+                v = self.variables[n]
+                if v.kind == "constant" and n not in CONTROL_VARS:
+                    ir.structural.setdefault(n, what)
+                elif v.kind == "aux":
+                    todo.extend(refs(v.expr) | refs(v.initial))
         # validate references
         for n, v in ir.variables.items():
             for r in refs(v.expr) | refs(v.initial):
@@ -549,9 +582,9 @@ class _Builder:
         return (x, y)
 
     def _add_internal_stock(self, name: str, real: str, flow, initial, obj: str,
-                            idx: int) -> None:
+                            idx: int, discrete: bool = False) -> None:
         self.variables[name] = Variable(name=name, real_name=real, kind="stock", expr=flow,
-                                        initial=initial, internal=True,
+                                        initial=initial, internal=True, discrete=discrete,
                                         comment=f"internal stock of {self._current_real}")
         self.internal_map[name] = (obj, idx)
 
@@ -595,8 +628,9 @@ class _Builder:
             self._add_internal_stock(name, f"INITIAL in {self._current_real}", Num(0.0),
                                      self.expr(ast.initial), name, 0)
             return Ref(name)
+        if type(ast).__name__ == "DelayFixedStructure":
+            return self._delay_fixed(ast)
         names = {
-            "DelayFixedStructure": "DELAY FIXED",
             "ForecastStructure": "FORECAST", "SampleIfTrueStructure": "SAMPLE IF TRUE",
             "DataStructure": "data", "GetDataStructure": "GET DATA",
             "GetLookupsStructure": "GET LOOKUPS", "GetConstantsStructure": "GET CONSTANTS",
@@ -670,9 +704,11 @@ class _Builder:
         order = int(order)
         inp = self.expr(ast.input)
         T = self.expr(ast.delay_time)
-        if kind == "delayn" and refs(T) - set(self.const_values):
-            raise self.unsupported("DELAY N with a delay time that varies")
+        varying = kind == "delayn" and (refs(T) - set(self.const_values)
+                                        or any(isinstance(e, Time) for e in walk(T)))
         init = self.expr(ast.initial)
+        self.structural_exprs.append((order_expr, f"the order of the delay in "
+                                                  f"{self._current_real!r}"))
         try:  # PySD silently lowers the order when order * TIME STEP > delay time
             t_val, dt_val = self.static_value(T), self._initial_value(Ref("time_step"))
         except UnsupportedFeatureError:
@@ -683,12 +719,52 @@ class _Builder:
                                    "lowers the order; shorten TIME STEP")
         obj = self.new_internal_name(f"_{kind}")
         names = [obj] if order == 1 else [f"{obj}_{k}" for k in range(1, order + 1)]
+        # stage k's outflow divides by its delay time: T for DELAY1/3 and a constant DELAY N;
+        # for DELAY N with a varying T, PySD's DelayN keeps the delay time of each stage as
+        # it was k steps ago (a discrete memory ``tau_k``; its output divides by tau_0, the
+        # delay time of the previous step)
+        times = [T] * order
+        out_T = T
+        if varying:
+            taus = [f"{obj}_times_{k}" for k in range(1, order + 1)]
+            for k, tau in enumerate(taus):
+                self._add_internal_stock(
+                    tau, f"DELAY N delay time {k} steps back in {self._current_real}",
+                    T if k == 0 else Ref(taus[k - 1]), T, obj + ".times", k, discrete=True)
+            times = [T] + [Ref(tau) for tau in taus[:-1]]
+            out_T = Ref(taus[0])
         for k, name in enumerate(names):
-            inflow = inp if k == 0 else Op("/", (Ref(names[k - 1]), T))
-            flow = Op("*", (Op("-", (inflow, Op("/", (Ref(name), T)))), Num(float(order))))
+            inflow = inp if k == 0 else Op("/", (Ref(names[k - 1]), times[k - 1]))
+            flow = Op("*", (Op("-", (inflow, Op("/", (Ref(name), times[k])))),
+                            Num(float(order))))
             self._add_internal_stock(name, f"DELAY stage {k + 1}/{order} of "
                                      f"{self._current_real}", flow, Op("*", (init, T)), obj, k)
-        return Op("/", (Ref(names[-1]), T))
+        return Op("/", (Ref(names[-1]), out_T))
+
+    def _delay_fixed(self, ast):
+        """DELAY FIXED as PySD's DelayFixed: a pipe of n = round(max(T / dt, 1)) values fixed
+        at initialisation; each step the input enters and the value n steps old leaves."""
+        inp = self.expr(ast.input)
+        T = self.expr(ast.delay_time)
+        init = self.expr(ast.initial)
+        try:
+            t_val, dt_val = self.static_value(T), self._initial_value(Ref("time_step"))
+        except UnsupportedFeatureError:
+            raise self.unsupported("DELAY FIXED with a delay time that depends on stocks at "
+                                   "the initial time") from None
+        n = round(max(t_val / dt_val, 1) + SMALL_VENSIM)
+        if n > 100_000:
+            raise self.unsupported(f"DELAY FIXED with {n} steps of delay")
+        self.structural_exprs.append((T, f"the length of the DELAY FIXED pipe in "
+                                         f"{self._current_real!r}"))
+        obj = self.new_internal_name("_delayfixed")
+        names = [f"{obj}_{k}" for k in range(1, n + 1)]
+        for k, name in enumerate(names):
+            self._add_internal_stock(name, f"DELAY FIXED value {k + 1}/{n} of "
+                                     f"{self._current_real}",
+                                     inp if k == 0 else Ref(names[k - 1]), init, obj, k,
+                                     discrete=True)
+        return Ref(names[-1])
 
     def _trend(self, ast):
         inp = self.expr(ast.input)
@@ -925,6 +1001,11 @@ def _apply_params(ir: ModelIR, params: Mapping | None) -> tuple[dict, dict]:
             from aicarousel.errors import ParameterValueError
             raise ParameterValueError(f"{key!r} is a {ir.variables[name].kind}; only constants "
                                       "and auxiliaries can be overridden")
+        if name in getattr(ir, "structural", {}):
+            from aicarousel.errors import ParameterValueError
+            raise ParameterValueError(
+                f"{key!r} fixes {ir.structural[name]} when the model is built, so it cannot "
+                "be overridden in a run; change it in the model file")
         if callable(val):
             funcs[name] = val
         elif hasattr(val, "index") and hasattr(val, "values"):  # pandas Series over time
@@ -958,6 +1039,7 @@ class _State:
         self.stocks = ir.stocks
         self.non_negative = [s for s in self.stocks
                              if getattr(ir.variables[s], "non_negative", False)]
+        self.discrete = [s for s in self.stocks if getattr(ir.variables[s], "discrete", False)]
 
     def env_at(self, t: float, state: Mapping[str, float]) -> dict[str, float]:
         env = dict(self.base)
@@ -1104,6 +1186,8 @@ def simulate(ir: ModelIR, params: Mapping | None = None, *, every_step: bool = F
                 break
             d = st.derivatives(env, t)
             state = {s: state[s] + d[s] * dt for s in st.stocks}
+            for s in st.discrete:
+                state[s] = d[s]
             for s in st.non_negative:
                 state[s] = float(np.maximum(state[s], 0))
             t = t + dt
