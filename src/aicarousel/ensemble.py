@@ -62,11 +62,11 @@ __all__ = [
 # runtime helpers used by the generated code (all vectorised; scalars work too)
 # ----------------------------------------------------------------------------------------------
 def _xidz(a, b, x):
-    return np.where(np.abs(b) < SMALL_VENSIM, x, a / b)
+    return np.where(np.abs(b) < SMALL_VENSIM, x, np.divide(a, b))  # never ZeroDivisionError
 
 
 def _zidz(a, b):
-    return np.where(np.abs(b) < SMALL_VENSIM, 0.0, a / b)
+    return np.where(np.abs(b) < SMALL_VENSIM, 0.0, np.divide(a, b))
 
 
 def _pulse(t, start, width):
@@ -314,6 +314,8 @@ class _Codegen:
         op, a = node.op, [self(x) for x in node.args]
         if op == "^" and len(a) == 2:
             return f"_pow({a[0]}, {a[1]})"
+        if op == "/" and not _refs(node) and not _uses_time(node):
+            return f"np.divide({a[0]}, {a[1]})"  # numbers only: inf/nan, not ZeroDivisionError
         if op in _BINARY and len(a) == 2:
             return f"({a[0]} {_BINARY[op]} {a[1]})"
         if op == "neg" or (op == "-" and len(a) == 1):
