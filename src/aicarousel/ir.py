@@ -48,6 +48,9 @@ PySD's numerics (see ``pysd.py_backend.statefuls``):
 * Non-negative stocks (XMILE) keep their flow as ``expr``; ``Variable.non_negative`` makes
   the evaluators set them to ``max(value, 0)`` after each step (PySD's ``NonNegativeInteg``).
 
+Macros (one output) are inlined at each call: the macro's variables become internal
+variables ``_macro_<macro>_<caller>_<name>`` whose inputs are the call's arguments.
+
 Constants that fix structure at build time (a DELAY FIXED time, a delay order) are listed
 in ``ModelIR.structural``; overriding them in a run raises ``ParameterValueError``.
 
@@ -58,7 +61,8 @@ Internal stock names follow PySD's stateful objects: ``_smooth_<var>``, ``_delay
 Semantics follow PySD 3.14 exactly: Euler integration, ``STEP(h, t0) = h * (time + dt/2 >
 t0)``, ``PULSE(start, width) = 1 if start - 1e-6 <= time < start + width``, ``RAMP`` with
 ``time + 1e-6 > start``, ``XIDZ``/``ZIDZ`` with ``|den| < 1e-6``, lookups piecewise linear with
-flat extrapolation. Anything else (subscripts, data, external data, macros,
+flat extrapolation. Anything else (subscripts, data, external data, macros with several
+outputs,
 random functions, SAMPLE IF TRUE, FORECAST, ...) raises
 :class:`aicarousel.errors.UnsupportedFeatureError` naming the variable and the function.
 
@@ -378,12 +382,15 @@ class _Builder:
         from pysd.builders.python.namespace import NamespaceManager
 
         self.path = path
-        if len(am.sections) != 1:
-            names = [s.name for s in am.sections if s.name != "__main__"]
-            raise UnsupportedFeatureError(
-                f"model {path.name} defines macros ({', '.join(names)}); the IR does not "
-                "support macros: inline them")
-        self.section = am.sections[0]
+        self.section = next(s for s in am.sections if s.name == "__main__")
+        #: macros by PySD's name, inlined at each call (see _inline_macro)
+        self.macros = {s.name: s for s in am.sections if s.name != "__main__"}
+        for m in self.macros.values():
+            if m.returns:
+                raise UnsupportedFeatureError(
+                    f"model {path.name}: macro {m.name!r} has several outputs; the IR inlines "
+                    "macros with one output only: split it into one macro per output")
+        self._scope: dict[str, object] = {}  # macro-local names -> expressions while inlining
         self.ns = NamespaceManager(self.section.params)
         for el in self.section.elements:
             self.ns.add_to_namespace(el.name)
@@ -537,14 +544,17 @@ class _Builder:
         return TimeSpec(vals["initial_time"], vals["final_time"], vals["time_step"],
                         vals.get("saveper", vals["time_step"]))
 
-    def _add_element(self, el) -> None:
+    def _add_element(self, el, py: str | None = None, real: str | None = None) -> None:
         from pysd.translators.structures import abstract_expressions as ae
 
-        py = self.ns.namespace[el.name]
-        self._current, self._current_real = py, el.name
+        py = py or self.ns.namespace[el.name]
+        real = real or el.name
+        self._current, self._current_real = py, real
         c = el.components[0]
         ast = c.ast
-        common = dict(name=py, real_name=el.name, units=el.units or "",
+        if len(el.components) != 1 or (c.subscripts and (c.subscripts[0] or c.subscripts[1])):
+            raise self.unsupported("subscripts/arrays")
+        common = dict(name=py, real_name=real, units=el.units or "",
                       limits=tuple(el.limits) if el.limits else (None, None),
                       comment=(el.documentation or "").strip())
         if isinstance(ast, ae.LookupsStructure):
@@ -601,6 +611,8 @@ class _Builder:
                 raise self.unsupported("subscripted references")
             if ast.reference == "time":
                 return Time()
+            if ast.reference in self._scope:
+                return self._scope[ast.reference]
             name = self.py(ast.reference)
             if name in self.lookup_names:
                 raise self.unsupported(f"the lookup {ast.reference!r} without an argument")
@@ -665,6 +677,8 @@ class _Builder:
                 raise self.unsupported(f"the lookup {fname!r} with {len(ast.arguments)} "
                                        "arguments")
             return Lookup(self.ns.cleanspace[fname], self.expr(ast.arguments[0]))
+        if fname in self.macros:
+            return self._inline_macro(fname, ast.arguments)
         if fname == "active_initial":
             raise self.unsupported("ACTIVE INITIAL inside an expression")
         if fname == "Xramp":
@@ -679,6 +693,49 @@ class _Builder:
         if fname == "power":
             return Op("^", args)
         return Call(fname, args)
+
+    def _inline_macro(self, fname: str, arguments) -> Ref:
+        """Expand one call of a macro: each of its variables becomes an internal variable
+        ``_macro_<macro>_<caller>..._<name>`` (stocks stay stocks), its inputs are the call's
+        argument expressions, and the call is the macro's own-name variable. PySD runs a macro
+        as a sub-model on the same time grid; inlined, the numbers are the same."""
+        from pysd.builders.python.namespace import NamespaceManager
+
+        sec = self.macros[fname]
+        args = [self.expr(a) for a in arguments]  # in the caller's scope
+        if len(args) != len(sec.params):
+            raise self.unsupported(f"the macro {fname!r} with {len(args)} arguments "
+                                   f"(it takes {len(sec.params)})")
+        ns = NamespaceManager(sec.params)
+        for el in sec.elements:
+            ns.add_to_namespace(el.name)
+        prefix = self.new_internal_name(f"_macro_{fname}")
+        scope: dict[str, object] = {}
+        params = {ns.namespace.get(p, p): a for p, a in zip(sec.params, args)}
+        own = {ns.namespace[el.name]: f"{prefix}_{ns.namespace[el.name]}" for el in sec.elements}
+        for ref, py in ns.cleanspace.items():
+            if py in params:
+                scope[ref] = params[py]
+            elif py in own:
+                scope[ref] = Ref(own[py])
+        for p, a in zip(sec.params, args):
+            scope.setdefault(p, a)
+        out = next((own[ns.namespace[el.name]] for el in sec.elements
+                    if ns.namespace[el.name] == fname or el.name.lower().replace(" ", "_")
+                    == fname), None)
+        if out is None:
+            raise self.unsupported(f"the macro {fname!r} without an output of its own name")
+        saved = (self._scope, self._current, self._current_real)
+        caller = self._current_real
+        try:
+            for el in sec.elements:
+                self._scope = scope
+                self._add_element(el, py=own[ns.namespace[el.name]],
+                                  real=f"{el.name} (macro {fname} in {caller})")
+                self.variables[own[ns.namespace[el.name]]].internal = True
+        finally:
+            self._scope, self._current, self._current_real = saved
+        return Ref(out)
 
     def _smooth(self, ast):
         order = int(self.static_value(self.expr(ast.order)) if not isinstance(
