@@ -62,8 +62,7 @@ Semantics follow PySD 3.14 exactly: Euler integration, ``STEP(h, t0) = h * (time
 t0)``, ``PULSE(start, width) = 1 if start - 1e-6 <= time < start + width``, ``RAMP`` with
 ``time + 1e-6 > start``, ``XIDZ``/``ZIDZ`` with ``|den| < 1e-6``, lookups piecewise linear with
 flat extrapolation. Anything else (subscripts, data, external data, macros with several
-outputs,
-random functions, SAMPLE IF TRUE, FORECAST, ...) raises
+outputs, random functions, SAMPLE IF TRUE, FORECAST, ...) raises
 :class:`aicarousel.errors.UnsupportedFeatureError` naming the variable and the function.
 
 :func:`simulate` is a simple reference evaluator in pure Python (one float per variable,
