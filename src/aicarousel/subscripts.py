@@ -345,6 +345,7 @@ def _make_builder_class():
             ir = IR.ModelIR(path=self.path, sha256=IR._file_sha256(self.path), time=time,
                             variables=self.variables, internal_map=self.internal_map,
                             arrays=self.arrays)
+            self._mark_structural(ir)
             for n, v in ir.variables.items():
                 for r in IR.refs(v.expr) | IR.refs(v.initial):
                     if r not in ir.variables:
@@ -646,6 +647,8 @@ def _make_builder_class():
         def _reference(self, ast) -> _A:
             if ast.reference == "time":
                 return _A.scalar(IR.Time())
+            if ast.reference in self._scope and not ast.subscripts:  # inside a macro
+                return _A.scalar(IR._Builder.expr(self, ast))
             if ast.reference not in self.ns.cleanspace:
                 return self._subscript_number(ast.reference)
             name = self.py(ast.reference)
