@@ -331,6 +331,7 @@ def _make_builder_class():
                     self._current, self._current_real = py, el.name
                     if type(c.ast).__name__ == "GetConstantsStructure":
                         table = self._external_constants(c.ast, info, keys)
+                    self._current_real = el.name
                     for i, (t, name) in enumerate(names):
                         if type(c.ast).__name__ == "GetConstantsStructure":
                             self.const_values[name] = table[t]
@@ -441,7 +442,13 @@ def _make_builder_class():
         def _table_entry(self, ast, keys, t):
             keys, defs = keys
             shape = [len(d) for d in defs]
-            arr = np.asarray(ast, dtype=float).reshape(shape)
+            arr = np.asarray(ast, dtype=float)
+            if arr.size != int(np.prod(shape)):
+                raise ModelFileError(
+                    f"variable {self._current_real!r} in {self.path.name} gives {arr.size} "
+                    f"numbers for {' x '.join(map(str, shape))} elements ({', '.join(keys)}); "
+                    "give one number per element")
+            arr = arr.reshape(shape)
             return arr[tuple(d.index(e) for d, e in zip(defs, t))]
 
         def _add_component(self, el, py, info, c, keys, names) -> None:
