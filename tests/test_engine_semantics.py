@@ -157,3 +157,73 @@ def test_unguarded_division_by_exact_zero_is_ieee_in_every_engine(tmp_path):
     for k in ("inv", "ninv", "q"):
         np.testing.assert_array_equal(one[k][0], ref[k])
         np.testing.assert_array_equal(many[k], np.broadcast_to(ref[k], many[k].shape))
+
+
+# -- DELAY FIXED and DELAY N with a varying delay time (discrete states) ------------------------
+DELAYS = """k = 1
+~ ~ |
+dtime = 1.5
+~ ~ |
+inp = k * Time^2 + STEP(3, 1)
+~ ~ |
+df = DELAY FIXED(inp, dtime, -2)
+~ ~ |
+dn = DELAY N(inp, 1 + 0.5 * SIN(Time) + k, 4, 3)
+~ ~ |
+S = INTEG(df - dn * 0.1, 0)
+~ ~ |
+"""
+
+
+def test_delay_fixed_and_varying_delay_n_match_pysd(tmp_path):
+    """Both run as discrete states in the IR and the ensemble (N = 1 and per-run k), with
+    PySD's numbers; the sympy system refuses them, naming the feature; the DELAY FIXED time
+    fixes the pipe length, so overriding it is refused in both engines."""
+    from aicarousel.errors import ParameterValueError, UnsupportedFeatureError
+    from aicarousel.ir import simulate
+    from aicarousel.symbolic import to_sympy
+
+    mdl = _mdl(tmp_path, "delays", DELAYS)
+    _assert_agree(compare_all(mdl, tmp_path, [{}, {"k": 0.5}, {"k": 2.0}], symbolic=False))
+    ir = build_ir(mdl)
+    with pytest.raises(UnsupportedFeatureError, match="DELAY FIXED"):
+        to_sympy(ir)
+    with pytest.raises(ParameterValueError, match="DELAY FIXED"):
+        simulate(ir, {"dtime": 2.0})
+    with pytest.raises(ParameterValueError, match="DELAY FIXED"):
+        CompiledModel(ir).run_arrays({"dtime": np.array([1.0, 2.0])})
+
+
+# -- macros ----------------------------------------------------------------------------------
+MACROS = """:MACRO: GROWTH(input, rate)
+GROWTH = INTEG(input * rate - GROWTH * half, input)
+~ ~ |
+half = SMOOTH(rate, 1) / 2
+~ ~ |
+:END OF MACRO:
+k = 0.3
+~ ~ |
+x = GROWTH(2, k) + GROWTH(k * Time, 0.5)
+~ ~ |
+S = INTEG(x - S, 0)
+~ ~ |
+"""
+
+
+def test_macros_are_inlined_per_call(tmp_path):
+    """Each call of a macro gets its own copy of the macro's variables (stocks included), with
+    PySD's numbers in every engine, per-run k included."""
+    mdl = _mdl(tmp_path, "macros", MACROS)
+    ir = build_ir(mdl)
+    assert sum(1 for v in ir.variables.values() if v.internal and v.kind == "stock") == 4
+    _assert_agree(compare_all(mdl, tmp_path, [{}, {"k": 0.1}, {"k": 1.2}]))
+
+
+def test_macro_with_several_outputs_is_refused(tmp_path):
+    from aicarousel.errors import UnsupportedFeatureError
+
+    # (PySD parses such a definition but not a call of it, 'TWO(1 : y)')
+    mdl = _mdl(tmp_path, "multi", ":MACRO: TWO(a : b)\nTWO = a\n~ ~ |\nb = 2 * a\n~ ~ |\n"
+               ":END OF MACRO:\nx = 1\n~ ~ |\n")
+    with pytest.raises(UnsupportedFeatureError, match="macro.*several outputs"):
+        build_ir(mdl)

@@ -231,6 +231,13 @@ s[Dim] = STEP(1, 2)
 v = VECTOR SELECT(s[Dim!], x[Dim!], 0, 0, 0)
 ~ ~ |
 """,
+    "VECTOR ELM MAP": """Dim: a, b, c
+~ ~ |
+x[Dim] = 1, 2, 3
+~ ~ |
+y[Dim] = VECTOR ELM MAP(x[a], 1)
+~ ~ |
+""",
     "which the left-hand side lacks": """Dim: a, b
 ~ ~ |
 x[Dim] = 3, 1
@@ -258,3 +265,11 @@ def test_carousel_builds_without_the_array_path():
         warnings.simplefilter("ignore")
         ir = build_ir(paths.MODEL_FILE)
     assert ir.arrays == {} and all(v.array is None for v in ir.variables.values())
+
+
+def test_table_of_the_wrong_size_is_a_model_file_error(tmp_path):
+    from aicarousel.errors import ModelFileError
+
+    mdl = _mdl(tmp_path, "Dim: a, b, c\n~ ~ |\nx[Dim] = 1, 2\n~ ~ |\n")
+    with pytest.raises(ModelFileError, match="'x'.*2 numbers for 3 elements"):
+        build_ir(mdl)

@@ -61,11 +61,11 @@ __all__ = [
 # runtime helpers used by the generated code (all vectorised; scalars work too)
 # ----------------------------------------------------------------------------------------------
 def _xidz(a, b, x):
-    return np.where(np.abs(b) < SMALL_VENSIM, x, a / b)
+    return np.where(np.abs(b) < SMALL_VENSIM, x, np.divide(a, b))  # never ZeroDivisionError
 
 
 def _zidz(a, b):
-    return np.where(np.abs(b) < SMALL_VENSIM, 0.0, a / b)
+    return np.where(np.abs(b) < SMALL_VENSIM, 0.0, np.divide(a, b))
 
 
 def _pulse(t, start, width):
@@ -314,6 +314,8 @@ class _Codegen:
         op, a = node.op, [self(x) for x in node.args]
         if op == "^" and len(a) == 2:
             return f"_pow({a[0]}, {a[1]})"
+        if op == "/" and not _refs(node) and not _uses_time(node):
+            return f"np.divide({a[0]}, {a[1]})"  # numbers only: inf/nan, not ZeroDivisionError
         if op in _BINARY and len(a) == 2:
             return f"({a[0]} {_BINARY[op]} {a[1]})"
         if op == "neg" or (op == "-" and len(a) == 1):
@@ -664,7 +666,9 @@ class CompiledModel:
         L.append("            break")
         L.extend(flows)
         for name in stocks:
-            if getattr(ir.variables[name], "non_negative", False):  # PySD's NonNegativeInteg
+            if getattr(ir.variables[name], "discrete", False):  # DELAY FIXED pipe etc.
+                L.append(f"        v_{name} = d_{name}")
+            elif getattr(ir.variables[name], "non_negative", False):  # PySD's NonNegativeInteg
                 L.append(f"        v_{name} = np.maximum(v_{name} + d_{name} * dt, 0.0)")
             else:
                 L.append(f"        v_{name} = v_{name} + d_{name} * dt")
@@ -690,6 +694,10 @@ class CompiledModel:
         for name, value in self._element_params(params):
             key = self.py_name(name, kinds={"constant", "data"}, what="parameter")
             real = self.real_name(key)
+            if key in getattr(self.ir, "structural", {}):
+                raise ParameterValueError(
+                    f"parameter {real!r} fixes {self.ir.structural[key]} when the model is "
+                    "built, so it cannot vary between runs; change it in the model file")
             if isinstance(value, pd.Series):
                 idx = np.asarray(value.index, dtype=float)
                 vals = np.asarray(value.values, dtype=float)

@@ -38,6 +38,21 @@ PySD's numerics (see ``pysd.py_backend.statefuls``):
 * ``TREND``: ``s(0) = input / (1 + initial_trend * T)``, ``ds/dt = (input - s) / T``,
   output ``ZIDZ(input - s, T * ABS(s))``.
 * ``INITIAL(x)``: a stock with zero net flow whose initial value is ``x``.
+* ``DELAY N`` with a varying delay time: as above, but (as PySD's ``DelayN``) stage k divides
+  by the delay time of k steps ago, kept in discrete states ``<obj>_times_<k>``
+  (``Variable.discrete``: the next value is ``expr``); the output divides by the delay time
+  of the previous step.
+* ``DELAY FIXED(input, T, init)``: a pipe of ``n = round(max(T / dt, 1) + 1e-6)`` discrete
+  states (n fixed at the initial time, as in PySD), ``q_1 <- input``, ``q_k <- q_{k-1}``,
+  every one starting at ``init``; output ``q_n``.
+* Non-negative stocks (XMILE) keep their flow as ``expr``; ``Variable.non_negative`` makes
+  the evaluators set them to ``max(value, 0)`` after each step (PySD's ``NonNegativeInteg``).
+
+Macros (one output) are inlined at each call: the macro's variables become internal
+variables ``_macro_<macro>_<caller>_<name>`` whose inputs are the call's arguments.
+
+Constants that fix structure at build time (a DELAY FIXED time, a delay order) are listed
+in ``ModelIR.structural``; overriding them in a run raises ``ParameterValueError``.
 
 Internal stock names follow PySD's stateful objects: ``_smooth_<var>``, ``_delay_<var>``,
 ``_delayn_<var>``, ``_trend_<var>``, ``_initial_<var>`` with ``_<k>`` appended for stage k
@@ -46,8 +61,8 @@ Internal stock names follow PySD's stateful objects: ``_smooth_<var>``, ``_delay
 Semantics follow PySD 3.14 exactly: Euler integration, ``STEP(h, t0) = h * (time + dt/2 >
 t0)``, ``PULSE(start, width) = 1 if start - 1e-6 <= time < start + width``, ``RAMP`` with
 ``time + 1e-6 > start``, ``XIDZ``/``ZIDZ`` with ``|den| < 1e-6``, lookups piecewise linear with
-flat extrapolation. Anything else (subscripts, DELAY FIXED, data, external data, macros,
-random functions, SAMPLE IF TRUE, FORECAST, ...) raises
+flat extrapolation. Anything else (subscripts, data, external data, macros with several
+outputs, random functions, SAMPLE IF TRUE, FORECAST, ...) raises
 :class:`aicarousel.errors.UnsupportedFeatureError` naming the variable and the function.
 
 :func:`simulate` is a simple reference evaluator in pure Python (one float per variable,
@@ -177,6 +192,10 @@ class Variable:
     non_negative : bool
         A non-negative stock (XMILE): after each Euler step it is set to ``max(value, 0)``,
         as PySD's ``NonNegativeInteg`` does; ``expr`` stays the plain net flow.
+    discrete : bool
+        A discrete internal state (kind ``"stock"``; DELAY FIXED's pipe, DELAY N's memory of
+        past delay times): after each step its new value is ``expr`` evaluated at that step,
+        not ``value + dt * expr``. No ODE describes it; the sympy system refuses it.
     """
 
     name: str
@@ -191,6 +210,7 @@ class Variable:
     internal: bool = False
     array: tuple | None = None  # (array py_name, coords) for an element of a subscripted var
     non_negative: bool = False
+    discrete: bool = False
 
 
 @dataclass
@@ -203,6 +223,9 @@ class ModelIR:
     variables: dict[str, Variable]
     internal_map: dict[str, tuple[str, int]] = field(default_factory=dict)
     arrays: dict = field(default_factory=dict)  # py_name -> subscripts.ArrayInfo
+    #: constants (py_name) that fix the model's structure when it is built (the length of a
+    #: DELAY FIXED pipe, a delay order), with what they fix; they cannot be overridden
+    structural: dict[str, str] = field(default_factory=dict)
     _order: list[str] | None = field(default=None, repr=False)
 
     @property
@@ -375,12 +398,15 @@ class _Builder:
         from pysd.builders.python.namespace import NamespaceManager
 
         self.path = path
-        if len(am.sections) != 1:
-            names = [s.name for s in am.sections if s.name != "__main__"]
-            raise UnsupportedFeatureError(
-                f"model {path.name} defines macros ({', '.join(names)}); the IR does not "
-                "support macros: inline them")
-        self.section = am.sections[0]
+        self.section = next(s for s in am.sections if s.name == "__main__")
+        #: macros by PySD's name, inlined at each call (see _inline_macro)
+        self.macros = {s.name: s for s in am.sections if s.name != "__main__"}
+        for m in self.macros.values():
+            if m.returns:
+                raise UnsupportedFeatureError(
+                    f"model {path.name}: macro {m.name!r} has several outputs; the IR inlines "
+                    "macros with one output only: split it into one macro per output")
+        self._scope: dict[str, object] = {}  # macro-local names -> expressions while inlining
         self.ns = NamespaceManager(self.section.params)
         for el in self.section.elements:
             self.ns.add_to_namespace(el.name)
@@ -391,6 +417,7 @@ class _Builder:
         self._current: str = ""
         self._current_real: str = ""
         self._used: set[str] = set()
+        self.structural_exprs: list[tuple[object, str]] = []
 
     # -- helpers -------------------------------------------------------------------------
     def unsupported(self, what: str) -> UnsupportedFeatureError:
@@ -498,6 +525,7 @@ class _Builder:
         time = self._time_spec()
         ir = ModelIR(path=self.path, sha256=_file_sha256(self.path), time=time,
                      variables=self.variables, internal_map=self.internal_map)
+        self._mark_structural(ir)
         # validate references
         for n, v in ir.variables.items():
             for r in refs(v.expr) | refs(v.initial):
@@ -507,6 +535,21 @@ class _Builder:
                         "has no equation in the model")
         ir.order  # noqa: B018 -- detect algebraic loops now, with a clear message
         return ir
+
+    def _mark_structural(self, ir: ModelIR) -> None:
+        """Record in ``ir.structural`` the constants that fix the model's structure."""
+        for e, what in self.structural_exprs:
+            seen, todo = set(), list(refs(e))
+            while todo:
+                n = todo.pop()
+                if n in seen or n not in self.variables:
+                    continue
+                seen.add(n)
+                v = self.variables[n]
+                if v.kind == "constant" and n not in CONTROL_VARS:
+                    ir.structural.setdefault(n, what)
+                elif v.kind == "aux":
+                    todo.extend(refs(v.expr) | refs(v.initial))
 
     def _time_spec(self) -> TimeSpec:
         vals = {}
@@ -521,14 +564,17 @@ class _Builder:
         return TimeSpec(vals["initial_time"], vals["final_time"], vals["time_step"],
                         vals.get("saveper", vals["time_step"]))
 
-    def _add_element(self, el) -> None:
+    def _add_element(self, el, py: str | None = None, real: str | None = None) -> None:
         from pysd.translators.structures import abstract_expressions as ae
 
-        py = self.ns.namespace[el.name]
-        self._current, self._current_real = py, el.name
+        py = py or self.ns.namespace[el.name]
+        real = real or el.name
+        self._current, self._current_real = py, real
         c = el.components[0]
         ast = c.ast
-        common = dict(name=py, real_name=el.name, units=el.units or "",
+        if len(el.components) != 1 or (c.subscripts and (c.subscripts[0] or c.subscripts[1])):
+            raise self.unsupported("subscripts/arrays")
+        common = dict(name=py, real_name=real, units=el.units or "",
                       limits=tuple(el.limits) if el.limits else (None, None),
                       comment=(el.documentation or "").strip())
         if isinstance(ast, ae.LookupsStructure):
@@ -566,9 +612,9 @@ class _Builder:
         return (x, y)
 
     def _add_internal_stock(self, name: str, real: str, flow, initial, obj: str,
-                            idx: int) -> None:
+                            idx: int, discrete: bool = False) -> None:
         self.variables[name] = Variable(name=name, real_name=real, kind="stock", expr=flow,
-                                        initial=initial, internal=True,
+                                        initial=initial, internal=True, discrete=discrete,
                                         comment=f"internal stock of {self._current_real}")
         self.internal_map[name] = (obj, idx)
 
@@ -585,6 +631,8 @@ class _Builder:
                 raise self.unsupported("subscripted references")
             if ast.reference == "time":
                 return Time()
+            if ast.reference in self._scope:
+                return self._scope[ast.reference]
             name = self.py(ast.reference)
             if name in self.lookup_names:
                 raise self.unsupported(f"the lookup {ast.reference!r} without an argument")
@@ -612,8 +660,9 @@ class _Builder:
             self._add_internal_stock(name, f"INITIAL in {self._current_real}", Num(0.0),
                                      self.expr(ast.initial), name, 0)
             return Ref(name)
+        if type(ast).__name__ == "DelayFixedStructure":
+            return self._delay_fixed(ast)
         names = {
-            "DelayFixedStructure": "DELAY FIXED",
             "ForecastStructure": "FORECAST", "SampleIfTrueStructure": "SAMPLE IF TRUE",
             "DataStructure": "data", "GetDataStructure": "GET DATA",
             "GetLookupsStructure": "GET LOOKUPS", "GetConstantsStructure": "GET CONSTANTS",
@@ -648,6 +697,8 @@ class _Builder:
                 raise self.unsupported(f"the lookup {fname!r} with {len(ast.arguments)} "
                                        "arguments")
             return Lookup(self.ns.cleanspace[fname], self.expr(ast.arguments[0]))
+        if fname in self.macros:
+            return self._inline_macro(fname, ast.arguments)
         if fname == "active_initial":
             raise self.unsupported("ACTIVE INITIAL inside an expression")
         if fname == "Xramp":
@@ -662,6 +713,49 @@ class _Builder:
         if fname == "power":
             return Op("^", args)
         return Call(fname, args)
+
+    def _inline_macro(self, fname: str, arguments) -> Ref:
+        """Expand one call of a macro: each of its variables becomes an internal variable
+        ``_macro_<macro>_<caller>..._<name>`` (stocks stay stocks), its inputs are the call's
+        argument expressions, and the call is the macro's own-name variable. PySD runs a macro
+        as a sub-model on the same time grid; inlined, the numbers are the same."""
+        from pysd.builders.python.namespace import NamespaceManager
+
+        sec = self.macros[fname]
+        args = [self.expr(a) for a in arguments]  # in the caller's scope
+        if len(args) != len(sec.params):
+            raise self.unsupported(f"the macro {fname!r} with {len(args)} arguments "
+                                   f"(it takes {len(sec.params)})")
+        ns = NamespaceManager(sec.params)
+        for el in sec.elements:
+            ns.add_to_namespace(el.name)
+        prefix = self.new_internal_name(f"_macro_{fname}")
+        scope: dict[str, object] = {}
+        params = {ns.namespace.get(p, p): a for p, a in zip(sec.params, args)}
+        own = {ns.namespace[el.name]: f"{prefix}_{ns.namespace[el.name]}" for el in sec.elements}
+        for ref, py in ns.cleanspace.items():
+            if py in params:
+                scope[ref] = params[py]
+            elif py in own:
+                scope[ref] = Ref(own[py])
+        for p, a in zip(sec.params, args):
+            scope.setdefault(p, a)
+        out = next((own[ns.namespace[el.name]] for el in sec.elements
+                    if ns.namespace[el.name] == fname or el.name.lower().replace(" ", "_")
+                    == fname), None)
+        if out is None:
+            raise self.unsupported(f"the macro {fname!r} without an output of its own name")
+        saved = (self._scope, self._current, self._current_real)
+        caller = self._current_real
+        try:
+            for el in sec.elements:
+                self._scope = scope
+                self._add_element(el, py=own[ns.namespace[el.name]],
+                                  real=f"{el.name} (macro {fname} in {caller})")
+                self.variables[own[ns.namespace[el.name]]].internal = True
+        finally:
+            self._scope, self._current, self._current_real = saved
+        return Ref(out)
 
     def _smooth(self, ast):
         order = int(self.static_value(self.expr(ast.order)) if not isinstance(
@@ -687,9 +781,11 @@ class _Builder:
         order = int(order)
         inp = self.expr(ast.input)
         T = self.expr(ast.delay_time)
-        if kind == "delayn" and refs(T) - set(self.const_values):
-            raise self.unsupported("DELAY N with a delay time that varies")
+        varying = kind == "delayn" and (refs(T) - set(self.const_values)
+                                        or any(isinstance(e, Time) for e in walk(T)))
         init = self.expr(ast.initial)
+        self.structural_exprs.append((order_expr, f"the order of the delay in "
+                                                  f"{self._current_real!r}"))
         try:  # PySD silently lowers the order when order * TIME STEP > delay time
             t_val, dt_val = self.static_value(T), self._initial_value(Ref("time_step"))
         except UnsupportedFeatureError:
@@ -700,12 +796,52 @@ class _Builder:
                                    "lowers the order; shorten TIME STEP")
         obj = self.new_internal_name(f"_{kind}")
         names = [obj] if order == 1 else [f"{obj}_{k}" for k in range(1, order + 1)]
+        # stage k's outflow divides by its delay time: T for DELAY1/3 and a constant DELAY N;
+        # for DELAY N with a varying T, PySD's DelayN keeps the delay time of each stage as
+        # it was k steps ago (a discrete memory ``tau_k``; its output divides by tau_0, the
+        # delay time of the previous step)
+        times = [T] * order
+        out_T = T
+        if varying:
+            taus = [f"{obj}_times_{k}" for k in range(1, order + 1)]
+            for k, tau in enumerate(taus):
+                self._add_internal_stock(
+                    tau, f"DELAY N delay time {k} steps back in {self._current_real}",
+                    T if k == 0 else Ref(taus[k - 1]), T, obj + ".times", k, discrete=True)
+            times = [T] + [Ref(tau) for tau in taus[:-1]]
+            out_T = Ref(taus[0])
         for k, name in enumerate(names):
-            inflow = inp if k == 0 else Op("/", (Ref(names[k - 1]), T))
-            flow = Op("*", (Op("-", (inflow, Op("/", (Ref(name), T)))), Num(float(order))))
+            inflow = inp if k == 0 else Op("/", (Ref(names[k - 1]), times[k - 1]))
+            flow = Op("*", (Op("-", (inflow, Op("/", (Ref(name), times[k])))),
+                            Num(float(order))))
             self._add_internal_stock(name, f"DELAY stage {k + 1}/{order} of "
                                      f"{self._current_real}", flow, Op("*", (init, T)), obj, k)
-        return Op("/", (Ref(names[-1]), T))
+        return Op("/", (Ref(names[-1]), out_T))
+
+    def _delay_fixed(self, ast):
+        """DELAY FIXED as PySD's DelayFixed: a pipe of n = round(max(T / dt, 1)) values fixed
+        at initialisation; each step the input enters and the value n steps old leaves."""
+        inp = self.expr(ast.input)
+        T = self.expr(ast.delay_time)
+        init = self.expr(ast.initial)
+        try:
+            t_val, dt_val = self.static_value(T), self._initial_value(Ref("time_step"))
+        except UnsupportedFeatureError:
+            raise self.unsupported("DELAY FIXED with a delay time that depends on stocks at "
+                                   "the initial time") from None
+        n = round(max(t_val / dt_val, 1) + SMALL_VENSIM)
+        if n > 100_000:
+            raise self.unsupported(f"DELAY FIXED with {n} steps of delay")
+        self.structural_exprs.append((T, f"the length of the DELAY FIXED pipe in "
+                                         f"{self._current_real!r}"))
+        obj = self.new_internal_name("_delayfixed")
+        names = [f"{obj}_{k}" for k in range(1, n + 1)]
+        for k, name in enumerate(names):
+            self._add_internal_stock(name, f"DELAY FIXED value {k + 1}/{n} of "
+                                     f"{self._current_real}",
+                                     inp if k == 0 else Ref(names[k - 1]), init, obj, k,
+                                     discrete=True)
+        return Ref(names[-1])
 
     def _trend(self, ast):
         inp = self.expr(ast.input)
@@ -955,6 +1091,11 @@ def _apply_params(ir: ModelIR, params: Mapping | None) -> tuple[dict, dict]:
             from aicarousel.errors import ParameterValueError
             raise ParameterValueError(f"{key!r} is a {ir.variables[name].kind}; only constants "
                                       "and auxiliaries can be overridden")
+        if name in getattr(ir, "structural", {}):
+            from aicarousel.errors import ParameterValueError
+            raise ParameterValueError(
+                f"{key!r} fixes {ir.structural[name]} when the model is built, so it cannot "
+                "be overridden in a run; change it in the model file")
         if callable(val):
             funcs[name] = val
         elif hasattr(val, "index") and hasattr(val, "values"):  # pandas Series over time
@@ -988,6 +1129,7 @@ class _State:
         self.stocks = ir.stocks
         self.non_negative = [s for s in self.stocks
                              if getattr(ir.variables[s], "non_negative", False)]
+        self.discrete = [s for s in self.stocks if getattr(ir.variables[s], "discrete", False)]
 
     def env_at(self, t: float, state: Mapping[str, float]) -> dict[str, float]:
         env = dict(self.base)
@@ -1134,6 +1276,8 @@ def simulate(ir: ModelIR, params: Mapping | None = None, *, every_step: bool = F
                 break
             d = st.derivatives(env, t)
             state = {s: state[s] + d[s] * dt for s in st.stocks}
+            for s in st.discrete:
+                state[s] = d[s]
             for s in st.non_negative:
                 state[s] = float(np.maximum(state[s], 0))
             t = t + dt

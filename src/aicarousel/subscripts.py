@@ -331,6 +331,7 @@ def _make_builder_class():
                     self._current, self._current_real = py, el.name
                     if type(c.ast).__name__ == "GetConstantsStructure":
                         table = self._external_constants(c.ast, info, keys)
+                    self._current_real = el.name
                     for i, (t, name) in enumerate(names):
                         if type(c.ast).__name__ == "GetConstantsStructure":
                             self.const_values[name] = table[t]
@@ -345,6 +346,7 @@ def _make_builder_class():
             ir = IR.ModelIR(path=self.path, sha256=IR._file_sha256(self.path), time=time,
                             variables=self.variables, internal_map=self.internal_map,
                             arrays=self.arrays)
+            self._mark_structural(ir)
             for n, v in ir.variables.items():
                 for r in IR.refs(v.expr) | IR.refs(v.initial):
                     if r not in ir.variables:
@@ -440,7 +442,13 @@ def _make_builder_class():
         def _table_entry(self, ast, keys, t):
             keys, defs = keys
             shape = [len(d) for d in defs]
-            arr = np.asarray(ast, dtype=float).reshape(shape)
+            arr = np.asarray(ast, dtype=float)
+            if arr.size != int(np.prod(shape)):
+                raise ModelFileError(
+                    f"variable {self._current_real!r} in {self.path.name} gives {arr.size} "
+                    f"numbers for {' x '.join(map(str, shape))} elements ({', '.join(keys)}); "
+                    "give one number per element")
+            arr = arr.reshape(shape)
             return arr[tuple(d.index(e) for d, e in zip(defs, t))]
 
         def _add_component(self, el, py, info, c, keys, names) -> None:
@@ -646,6 +654,8 @@ def _make_builder_class():
         def _reference(self, ast) -> _A:
             if ast.reference == "time":
                 return _A.scalar(IR.Time())
+            if ast.reference in self._scope and not ast.subscripts:  # inside a macro
+                return _A.scalar(IR._Builder.expr(self, ast))
             if ast.reference not in self.ns.cleanspace:
                 return self._subscript_number(ast.reference)
             name = self.py(ast.reference)

@@ -322,6 +322,12 @@ def to_sympy(ir: ModelIR, params: Iterable[str] | None = None,
         raise UnsupportedFeatureError(
             f"model {ir.path.name} has no stocks: there is no dynamic system to analyse; "
             "add at least one INTEG")
+    discrete = [v for v in ir.variables.values() if getattr(v, "discrete", False)]
+    if discrete:
+        raise UnsupportedFeatureError(
+            f"model {ir.path.name}: {discrete[0].real_name} is a discrete state (DELAY FIXED, "
+            "or DELAY N with a varying delay time), which no differential equation describes; "
+            "the symbolic analysis cannot use this model (the IR and the ensemble run it)")
     consts = ir.constants
     vals = {ir.resolve(k): float(v) for k, v in (values or {}).items()}
     if params is None:
