@@ -35,7 +35,6 @@ def base():
     return run(saveper=0.015625)
 
 
-@FIRST_MODEL
 def test_lab_receives_its_contracted_gw(base):
     got = _integral(base, "Lab Compute at Cloud", *TERM)
     due = _integral(base, "Lab contracted GW in service", *TERM)
@@ -43,7 +42,6 @@ def test_lab_receives_its_contracted_gw(base):
     assert got >= DELIVERY_SHARE * due, (got, due)
 
 
-@FIRST_MODEL
 def test_lab_supply_line_is_what_cloud_builds(base):
     """Lab counts as on order at Cloud only capacity Cloud is building (no phantom supply line)."""
     pipe = base["Lab pipeline at Cloud"].values
@@ -51,7 +49,6 @@ def test_lab_supply_line_is_what_cloud_builds(base):
     assert np.all(pipe <= cuc + 1e-9), float((pipe - cuc).max())
 
 
-@FIRST_MODEL
 def test_cloud_debt_falls_when_cash_allows(base):
     debt = base["Cloud Debt"].values
     surplus = base["Cloud Cash"].values >= base["Cloud target cash"].values
@@ -63,19 +60,20 @@ def test_cloud_debt_falls_when_cash_allows(base):
 DISTRESS_MULTIPLE = 1.0
 
 
-@FIRST_MODEL
 def test_high_leverage_triggers_distress():
-    ds = run(params={"Credit spread shock": 0.5},
+    """A stressed Cloud (weak demand, 50% rates, lenient lenders): wherever debt exceeds the
+    stated multiple of market value, Cloud is in full distress, and debt stays bounded (the
+    first model reached $42T of debt on $678B of value with a 50% rate)."""
+    ds = run(params={"Credit spread shock": 0.5, "AI demand multiplier": 0.3,
+                     "Maximum debt to value": 0.6},
              return_columns=["Cloud Debt", "Cloud Market Value", "Cloud distress"])
     ratio = ds["Cloud Debt"].values / np.maximum(ds["Cloud Market Value"].values, 1e-9)
     hi = ratio > DISTRESS_MULTIPLE
-    assert hi.any(), "the shock should push debt above market value"
+    assert hi.any(), "the stress should push debt above market value"
     assert np.all(ds["Cloud distress"].values[hi] >= 0.99)
-    # bounded: distress cuts credit, so debt cannot run away (the first model reached $42T)
-    assert ds["Cloud Debt"].values.max() < 2000.0
+    assert ds["Cloud Debt"].values.max() < 1000.0
 
 
-@FIRST_MODEL
 @pytest.mark.parametrize("dt", [1 / 16, 1 / 32, 1 / 64, 1 / 128])
 def test_contract_booking_independent_of_time_step(dt):
     """The announced contract books its value at any TIME STEP (also off the time grid)."""
@@ -89,7 +87,6 @@ def test_contract_booking_independent_of_time_step(dt):
     assert vendor == pytest.approx(float(load().components.vendor_commitment_value()), rel=1e-3)
 
 
-@FIRST_MODEL
 def test_revenue_non_negative_when_demand_vanishes():
     import pandas as pd
     step = pd.Series([1.0, 1.0, 0.0, 0.0], index=[2024.0, 2027.0, 2027.0 + 1e-9, 2035.0])
@@ -98,7 +95,6 @@ def test_revenue_non_negative_when_demand_vanishes():
     assert ds["Lab Revenue"].values.min() >= 0.0
 
 
-@FIRST_MODEL
 def test_spot_price_falls_with_capacity_and_rises_with_demand():
     """B2 in the right direction at one state: + capacity -> lower, + demand -> higher."""
     from aicarousel.ir import build_ir, evaluate
@@ -116,7 +112,6 @@ def test_spot_price_falls_with_capacity_and_rises_with_demand():
     assert evaluate(ir, more_demand, t)[0][price] > p0
 
 
-@FIRST_MODEL
 def test_random_in_range_runs_are_clean():
     """1,000 random sets of the uncertain parameters and levers inside their table ranges:
     no NaN, no negative stock (the first model: Cloud Cash negative in 8.9% of them)."""
@@ -141,7 +136,6 @@ def test_random_in_range_runs_are_clean():
     assert not neg, neg
 
 
-@FIRST_MODEL
 def test_units_consistent():
     from aicarousel.ir import build_ir
     from aicarousel.units import check_units
@@ -174,7 +168,6 @@ def _loop_claims():
     return out
 
 
-@FIRST_MODEL
 def test_named_loops_active_where_claimed():
     from aicarousel.ir import build_ir
     from aicarousel.loops import find_loops, match_named_loops
@@ -183,7 +176,7 @@ def test_named_loops_active_where_claimed():
     failures = []
     for lid, pol, scenario, time in _loop_claims():
         params = to_params(scenario) if scenario != "baseline" else None
-        rep = find_loops(ir, time=time, params=params, length_bound=40)
+        rep = find_loops(ir, time=time, params=params, length_bound=18)
         named = match_named_loops(ir, rep)[lid]
         if not named["n_active"] or named["polarity"] != pol:
             failures.append((lid, scenario, time, named["n_active"], named["polarity"]))
