@@ -384,8 +384,10 @@ def _parse(path: Path):
         except Exception as exc:  # PySD raises many kinds of errors on bad files
             if hasattr(exc, "pos") and hasattr(exc, "text"):  # a parse error: name the real line
                 from .model import _locate_parse_error
-                raise ModelFileError(_locate_parse_error(
-                    exc, path, path.read_text(encoding="utf-8", errors="replace"))) from None
+                msg = _locate_parse_error(exc, path, path.read_text(encoding="utf-8",
+                                                                    errors="replace"))
+                raise ModelFileError(msg.replace(": cannot parse the model:",
+                                                 ": cannot be parsed by PySD:", 1)) from None
             raise ModelFileError(f"model file {path.name} cannot be parsed by PySD: "
                                  f"{str(exc).split(' Parse tree:')[0]}; "
                                  "check its syntax in Vensim/Stella") from exc

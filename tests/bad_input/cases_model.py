@@ -158,7 +158,7 @@ CASES = [
          setup=teacup_cut(900), message="cut short or not well-formed"),
     Case("ir-syntax-error-real-line", argv=["loops", "--model", "{tmp}/bad.mdl"],
          setup=write("bad.mdl", mdl(comment="y = x * (2 was a typo once", y="x * (2")),
-         message="bad.mdl:7: cannot parse"),
+         message="bad.mdl:7: cannot be parsed"),
     Case("engine-unsupported-feature", raises=UnsupportedFeatureError,
          call=lambda sb: ensemble.compile_model(sb / "dl.mdl"),
          setup=write("dl.mdl", mdl(y="DELAY FIXED(x, 0.5, 0)")), message="DELAY FIXED"),
