@@ -244,13 +244,33 @@ class _Translator:
                   "arcsin": sp.asin, "arccos": sp.acos, "arctan": sp.atan, "sinh": sp.sinh,
                   "cosh": sp.cosh, "tanh": sp.tanh}
         if f in simple:
-            return simple[f](*a)
+            try:
+                return simple[f](*a)
+            except ValueError:
+                if f not in ("min", "max"):
+                    raise
+                # sympy tests the arguments' order by substituting 0 for every symbol and
+                # gives up on a nan; keep MIN/MAX as written (lambdify prints it as numpy's)
+                return sp.Basic.__new__(simple[f], *a)
         if f == "log":
             return sp.log(a[0]) / sp.log(a[1])
-        if f == "xidz":
-            return sp.Piecewise((a[2], sp.Abs(a[1]) < small), (a[0] / a[1], True))
-        if f == "zidz":
-            return sp.Piecewise((0, sp.Abs(a[1]) < small), (a[0] / a[1], True))
+        if f in ("xidz", "zidz"):
+            alt = a[2] if f == "xidz" else sp.Integer(0)
+            if a[1].is_number:  # decide now: sympy would evaluate x/0 in the unused branch
+                return alt if abs(complex(a[1])) < SMALL_VENSIM else a[0] / a[1]
+            # unevaluated: Piecewise's canonicalisation substitutes the guard into the other
+            # branch and can reach Max(nan, ...), which sympy refuses to build
+            guard = sp.Abs(a[1]) < small
+            try:
+                return sp.Piecewise((alt, guard), (a[0] / a[1], True))
+            except ValueError:
+                # the guard holds a Piecewise (a lookup, an IF), so sympy folds it and, testing
+                # it at 0, builds Max(nan, ...) and gives up: keep the expression as written
+                # (lambdify prints it; its value is the same)
+                from sympy.functions.elementary.piecewise import ExprCondPair
+                return sp.Basic.__new__(sp.Piecewise,
+                                        sp.Basic.__new__(ExprCondPair, alt, guard),
+                                        sp.Basic.__new__(ExprCondPair, a[0] / a[1], sp.true))
         if f == "step":
             return a[0] * sp.Piecewise((1, T + dt / 2 > a[1]), (0, True))
         if f == "ramp":
