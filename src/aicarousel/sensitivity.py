@@ -335,6 +335,20 @@ def n_runs(method: str, n: int, problem: Problem) -> int:
     return {"morris": n * (d + 1), "sobol": n * (d + 2), "lhs": n, "mc": n}[method]
 
 
+#: Largest seed (numpy and SALib seed 32-bit generators).
+MAX_SEED = 2 ** 32 - 1
+
+
+def check_seed(seed, where: str = "seed") -> int:
+    """The seed as an int, or a ParameterValueError naming it (a whole number 0..2**32-1)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ParameterValueError(f"{where} {seed!r}: give a whole number from 0 to {MAX_SEED}")
+    if not 0 <= int(seed) <= MAX_SEED:
+        raise ParameterValueError(f"{where} {seed}: give a whole number from 0 to {MAX_SEED} "
+                                  "(2**32 - 1)")
+    return int(seed)
+
+
 def sample(problem: Problem, method: str, n: int, seed: int = 0) -> np.ndarray:
     """Draw parameter sets.
 
@@ -353,6 +367,7 @@ def sample(problem: Problem, method: str, n: int, seed: int = 0) -> np.ndarray:
         Shape (:func:`n_runs`, D), parameter values in their own units.
     """
     check_n(method, n, problem)
+    seed = check_seed(seed)
     import warnings
 
     sp = problem.salib

@@ -53,7 +53,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .errors import AicarouselError, ParameterValueError
-from .sensitivity import Problem, check_n, n_runs, parse_output, sample
+from .sensitivity import Problem, check_n, check_seed, n_runs, parse_output, sample
 
 #: Environment variable: seconds to sleep after each chunk (testing aid for kill/resume tests).
 TASK_DELAY_ENV = "AICAROUSEL_SWEEP_TASK_DELAY"
@@ -154,12 +154,16 @@ def make_definition(kind: str, method: str, n: int, seed: int, problem: Problem,
     if kind not in ("sensitivity", "montecarlo"):
         raise ParameterValueError(f"sweep kind must be 'sensitivity' or 'montecarlo', not {kind!r}")
     check_n(method, n, problem)
+    check_seed(seed)
     if int(chunk_size) < 1:
         raise ParameterValueError(f"chunk size must be >= 1, got {chunk_size}")
     cm = compile_model()
-    # canonical parameter names (checked against the model's constants)
-    names = tuple(cm.real_name(cm.py_name(p, kinds={"constant"}, what="parameter"))
-                  for p in problem.names)
+    # canonical parameter names, each range checked by the one validator before any store
+    # exists (a range the model refuses would otherwise fill the store with failed chunks)
+    from .params import check_range, facts_from_ir
+    fx = facts_from_ir(cm.ir)
+    names = tuple(check_range(p, lo, hi, fx) for p, (lo, hi) in zip(problem.names,
+                                                                      problem.bounds))
     problem = Problem(names, problem.bounds, problem.units)
     if not outputs:
         raise ParameterValueError("no outputs: give at least one --output")

@@ -85,8 +85,7 @@ def register(subparsers) -> None:
     q.set_defaults(func=_montecarlo)
 
 
-#: Largest seed (numpy and SALib seed 32-bit generators).
-MAX_SEED = 2 ** 32 - 1
+from ..sensitivity import MAX_SEED  # noqa: E402 - one owner of the seed rule
 #: Largest sample size accepted on the command line (runs are N times a small factor).
 MAX_N = 100_000_000
 
