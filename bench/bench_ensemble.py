@@ -119,6 +119,18 @@ def bench_pysimlin(n_runs, base):
     return n_runs / el, err, ""
 
 
+def _cpu_model() -> str:
+    """The CPU model name (Linux), printed beside every rate."""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or "unknown CPU"
+
+
 def bench_ours(cm, n, repeat, outs, processes=1, names=None):
     """Best wall-clock runs/s over ``repeat`` calls, and runs per CPU-second of this process."""
     problem, params = _sample(n, names=names)
@@ -180,9 +192,13 @@ def main(argv=None):
 
     from aicarousel.ensemble import compile_model
 
-    print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} "
+    print(f"machine: {_cpu_model()}; {os.cpu_count()} cores, {len(os.sched_getaffinity(0))} "
+          f"usable by this process; load average {os.getloadavg()[0]:.2f} "
           "(other work on the machine lowers every rate; runs per CPU-second is less "
           "sensitive)")
+    blas = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")}
+    print(f"numpy {np.__version__}; OpenBLAS settings in the environment: "
+          f"{blas or 'none'} (OPENBLAS_CORETYPE pins an older kernel and slows numpy)")
     t0 = time.perf_counter()
     cm = compile_model()
     compile_s = time.perf_counter() - t0
@@ -214,8 +230,13 @@ def main(argv=None):
                      f"1 process; {cpu_rate:,.0f} runs per CPU-second; 20 outputs in memory"
                      + (f"; max rel. diff from PySD {err_ours:.1e}" if n == 1 else "")))
     rate2, _ = bench_ours(cm, 10_000, 3, outs, processes=2)
+    rate1 = next(r for name, n_, r, _ in rows if name == "ours N=10,000")
+    free = len(os.sched_getaffinity(0)) - os.getloadavg()[0]
     rows.append(("ours N=10,000 (2 processes)", 10_000, rate2,
-                 "forked children, shared memory; identical numbers"))
+                 f"forked children, shared memory; identical numbers; {rate2 / 2:,.0f} runs/s "
+                 f"per process, {rate2 / rate1:.2f}x one process"
+                 + ("" if free >= 1 else f" (about {max(free, 0):.1f} idle cores at load "
+                    f"{os.getloadavg()[0]:.1f}: a second process has no core of its own)")))
     for procs in (1, 2):
         rate3, cpu3 = bench_ours(cm, 10_000, 3, outs, processes=procs, names=FEW_PARAMS)
         rows.append((f"ours N=10,000 3 params ({procs}p)", 10_000, rate3,
