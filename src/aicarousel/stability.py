@@ -50,6 +50,11 @@ __all__ = ["StabilityError", "NoEquilibriumError", "SingularJacobianError",
 LAMBDA = sp.Symbol("lambda")
 
 
+#: Most stocks for the closed-form analysis (symbolic Jacobian, characteristic polynomial,
+#: Hurwitz determinants); larger models are analysed along their baseline instead.
+MAX_CLOSED_FORM_STOCKS = 8
+
+
 class StabilityError(AicarouselError):
     """The stability analysis cannot proceed (message says why and what to do)."""
 
@@ -284,6 +289,12 @@ def analyse_closed_form(model=None, values: Mapping[str, float] | None = None,
     from aicarousel import paths
 
     ir = model if isinstance(model, ModelIR) else build_ir(model or paths.CORE_LOOP_FILE)
+    if len(ir.stocks) > MAX_CLOSED_FORM_STOCKS:
+        raise StabilityError(
+            f"model {ir.path.name} has {len(ir.stocks)} stocks (subscript elements and delay "
+            f"stages count); closed forms are for at most {MAX_CLOSED_FORM_STOCKS} (the "
+            "characteristic polynomial of a larger symbolic Jacobian does not finish); use "
+            "the analysis along the baseline run (aicarousel stability --along-baseline)")
     system = to_sympy(ir, values=values)
     if values:
         for k, v in values.items():
