@@ -39,12 +39,8 @@ def _families(ds: xr.Dataset) -> dict[str, np.ndarray]:
 def main(argv=None) -> int:
     """Draw the figure; return the exit status (2 when the results are missing)."""
     results, out = plotting.script_dirs(argv, __doc__.splitlines()[0])
-    try:
-        files = [plotting.require(results / "dominance" / f"{s}.nc",
-                                  "python analysis/loop_dominance.py") for s in TITLES]
-    except FileNotFoundError as exc:
-        print(f"fig_loop_dominance: error: {exc}", file=sys.stderr)
-        return 2
+    files = [plotting.require(results / "dominance" / f"{s}.nc",
+                              "python analysis/loop_dominance.py") for s in TITLES]
     fig, axes = plotting.figure("double", height=2.9, ncols=2, sharey=True)
     all_ids = set()
     dsets = [xr.load_dataset(f) for f in files]
@@ -86,4 +82,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(plotting.run_script(main))

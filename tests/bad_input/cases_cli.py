@@ -26,7 +26,7 @@ CASES = [
     _row("mc-seed-negative", _mc("--seed", "-1"), "--seed -1"),
     _row("mc-seed-above-32-bit", _mc("--seed", str(2 ** 32)), "2**32 - 1"),
     _row("mc-seed-text", _mc("--seed", "abc"), "invalid int value"),
-    _row("mc-workers-zero", _mc("--workers", "0"), "--workers 0"),
+    _row("mc-workers-zero", _mc("--workers", "0"), "--workers must be >= 1, got 0"),
     _row("mc-percentiles-nan", _mc("--percentiles", "5,nan,95"), "--percentiles"),
     # --- sweep ranges go through the one validator (issue item 6)
     _row("mc-range-duration-below-time-step", _mc("--range", "Value adjustment time=0.001:0.5"),
