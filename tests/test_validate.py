@@ -97,7 +97,9 @@ def test_carousel_known_findings(carousel_report):
     _, _, rep = carousel_report
     sec = {s["key"]: s for s in rep["sections"]}
     nan = [r for r in sec["extreme"]["data"]["failures"] if r["problem"].startswith("NaN")]
-    assert len(nan) >= 10 and any(" at 2024" in r["problem"] for r in nan)
+    # since the hardening pass the parameter validator refuses some extremes (durations below
+    # TIME STEP) before any run; those are listed as refused, the rest still give NaN
+    assert len(nan) >= 5 and any(" at 2024" in r["problem"] for r in nan)
     integ = sec["integration"]["data"]
     assert integ["rk4"] and "RK4" in integ["rk4_note"]  # pysimlin runs the same .mdl with RK4
     rk4 = [v["dt vs RK4"] for v in integ["variables"] if v["dt vs RK4"] is not None]
@@ -249,12 +251,13 @@ def test_load_checks_errors_are_checks_errors(tmp_path):
 
 
 def test_unsupported_model_refused(tmp_path, capsys):
-    model = TM / "tests" / "subscript_1d_arrays" / "test_subscript_1d_arrays.mdl"
+    # subscripts are supported now; control variables that change with Time are not
+    model = TM / "tests" / "control_vars" / "test_control_vars.mdl"
     assert model.is_file()
     out = tmp_path / "report"
     status = main(["validate", "--quick", "--model", str(model), "--report", str(out)])
     err = capsys.readouterr().err
-    assert status == 2 and err.count("\n") == 1 and "subscript" in err.lower()
+    assert status == 2 and err.count("\n") == 1 and "time" in err.lower()
     assert not out.exists()
 
 

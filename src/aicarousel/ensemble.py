@@ -778,9 +778,12 @@ class CompiledModel:
                    outputs: Sequence[str] | None = None, final_time: float | None = None,
                    time_step: float | None = None, saveper: float | None = None,
                    chunk_size: int = DEFAULT_CHUNK, progress: bool = False,
-                   processes: int | None = None,
+                   processes: int | None = None, allow_nonfinite: bool = False,
                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Run N simulations and return plain arrays.
+
+        A NaN or inf output raises SimulationError naming variable, run and time, unless
+        ``allow_nonfinite`` (diagnostics such as ``aicarousel validate`` that report them).
 
         Parameters
         ----------
@@ -847,7 +850,8 @@ class CompiledModel:
             O = [np.empty((n_saved, m)) for _ in outs]
             with np.errstate(all="ignore"):
                 prog.func(P, TS, times, save, m, dt, O)
-            _check_finite(outs, O, times[save], s, self.ir)
+            if not allow_nonfinite:
+                _check_finite(outs, O, times[save], s, self.ir)
             for o, block in zip(outs, O):
                 dest[o][s:e] = block.T
 

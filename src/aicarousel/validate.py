@@ -490,7 +490,7 @@ class _Context:
         self.flows = sorted(flows)
         self.lower = {s: ir.variables[s].limits[0] for s in self.stocks
                       if ir.variables[s].limits[0] is not None}
-        t, base = self.cm.run_arrays(outputs=self.stocks + self.flows)
+        t, base = _diag(self.cm)(outputs=self.stocks + self.flows)
         self.t, self.base = t, {k: v[0] for k, v in base.items()}
         self.scale = {k: float(np.nanmax(np.abs(v))) if np.any(np.isfinite(v)) else 1.0
                       for k, v in self.base.items()}
@@ -539,7 +539,7 @@ def _first_bad(cm, params, run_index, t_end=None):
     # one-element arrays, so a division by zero gives inf as in the ensemble (not an exception)
     one = {k: (np.asarray(v)[[run_index]] if np.ndim(v) == 1 else np.asarray([v], float))
            for k, v in params.items()}
-    t, vals = cm.run_arrays(one, outputs=None)
+    t, vals = _diag(cm)(one, outputs=None)
     ir = cm.ir
     order = [n for n in ir.stocks if not ir.variables[n].internal] + [
         n for n in ir.order if n in vals]
@@ -601,6 +601,11 @@ def _flags(ctx: _Context, t, vals: dict, factor: float, n: int) -> list[list[str
 # --------------------------------------------------------------------------------------------
 # Sections
 # --------------------------------------------------------------------------------------------
+def _diag(cm):
+    """Runs for diagnosis: NaN and inf are results to report here, not errors."""
+    return lambda *a, **k: cm.run_arrays(*a, allow_nonfinite=True, **k)
+
+
 def _units_section(ctx: _Context) -> Section:
     from .units import check_units
 
@@ -634,16 +639,33 @@ def _extreme_section(ctx: _Context) -> Section:
             if (r["name"], v) not in seen and v != r["value"]:
                 seen.add((r["name"], v))
                 runs.append((r["name"], label, float(v)))
+    # values the one parameter validator refuses (a duration below TIME STEP, ...) never reach
+    # an engine: they are reported as refused, which is the protection working
+    from .errors import AicarouselError
+    from .params import facts_from_ir, validate as _check
+
+    fx = facts_from_ir(ctx.ir)
+    kept, refused = [], []
+    for run in runs:
+        try:
+            _check({run[0]: run[2]}, fx, {})
+            kept.append(run)
+        except AicarouselError as exc:
+            refused.append(f"{run[0]} = {run[2]:g} ({run[1]}) refused before the run: "
+                           + " ".join(str(exc).split())[:200])
+    runs = kept
     if not runs:
         return Section("extreme", "Extreme conditions", NA,
-                       "No uncertain parameters or exogenous inputs to push to extremes.")
+                       "No uncertain parameters or exogenous inputs to push to extremes"
+                       + (f" that the parameter validator accepts ({len(refused)} refused)."
+                          if refused else "."), refused)
     n = len(runs)
     params: dict[str, np.ndarray] = {}
     for i, (name, _, v) in enumerate(runs):
         if name not in params:
             params[name] = np.full(n, ctx.cm.defaults[ctx.cm.py_name(name)])
         params[name][i] = v
-    t, vals = ctx.cm.run_arrays(params, outputs=ctx.stocks, progress=ctx.progress)
+    t, vals = _diag(ctx.cm)(params, outputs=ctx.stocks, progress=ctx.progress)
     flags = _flags(ctx, t, vals, ctx.checks.explosion_factor, n)
     table, ev = [], []
     n_nan = n_neg = n_exp = 0
@@ -665,6 +687,7 @@ def _extreme_section(ctx: _Context) -> Section:
                "than 1.5 times the baseline's own fastest growth).")
     if not ctx.lower:
         ev.append("No stock declares a lower bound in its units field ([0,?]); negativity not checked.")
+    ev += refused
     return Section("extreme", "Extreme conditions", FAIL if table else PASS, summary, ev, table,
                    {"runs": n, "nan": n_nan, "negative": n_neg, "explosions": n_exp,
                     "failures": table})
@@ -692,12 +715,12 @@ def _run_check(ctx: _Context, chk: RealityCheck, base_params: Mapping | None = N
         else:
             params[k] = v
     params, n = _as_runs(params, n)
-    t, vals = ctx.cm.run_arrays(params, n=n, outputs=variables)
+    t, vals = _diag(ctx.cm)(params, n=n, outputs=variables)
     need_base = any(c.kind.endswith("_baseline") for c in chk.expect)
     bvals = None
     if need_base:
         bp, _ = _as_runs(dict(base_params or {}), n)
-        _, bvals = ctx.cm.run_arrays(bp, n=n, outputs=variables)
+        _, bvals = _diag(ctx.cm)(bp, n=n, outputs=variables)
     res = []
     for c in chk.expect:
         res.append(evaluate_condition(c, t, vals[c.variable],
@@ -812,7 +835,7 @@ def _integration_section(ctx: _Context) -> Section:
     dt = float(ctx.ir.time.dt)
     runs = {}
     for div in (1, 2, 4):
-        _, v = ctx.cm.run_arrays(outputs=names, time_step=dt / div,
+        _, v = _diag(ctx.cm)(outputs=names, time_step=dt / div,
                                  saveper=float(ctx.ir.time.saveper))
         runs[div] = {k: a[0] for k, a in v.items()}
     rk4, rk4_note = _rk4(ctx, names)
@@ -836,7 +859,7 @@ def _integration_section(ctx: _Context) -> Section:
     for n in books:
         ints = {}
         for label, step in (("dt", dt), ("dt/2", dt / 2), ("dt/4", dt / 4), ("0.7 dt", 0.7 * dt)):
-            t, v = ctx.cm.run_arrays(outputs=[n], time_step=step, saveper=step)
+            t, v = _diag(ctx.cm)(outputs=[n], time_step=step, saveper=step)
             x = v[n][0]
             ints[label] = float(np.sum(x[:-1] * np.diff(t)))
         ref = ints["dt/4"]
@@ -886,7 +909,7 @@ def _loop_section(ctx: _Context) -> Section:
     mid = 0.5 * (ir.time.initial + ir.time.final)
 
     def states(params):
-        t, v = ctx.cm.run_arrays(_as_runs(params, 1)[0], n=1, outputs=all_stocks)
+        t, v = _diag(ctx.cm)(_as_runs(params, 1)[0], n=1, outputs=all_stocks)
         return t, [{s: float(v[s][0, k]) for s in all_stocks} for k in range(len(t))]
 
     t, sts = states({})
@@ -1048,7 +1071,7 @@ def _random_section(ctx: _Context) -> Section:
     n = 200 if ctx.quick else 1000
     rng = np.random.default_rng(ctx.seed)
     sample = {r["name"]: rng.uniform(r["low"], r["high"], n) for r in unc}
-    t, vals = ctx.cm.run_arrays(sample, outputs=ctx.stocks, progress=ctx.progress)
+    t, vals = _diag(ctx.cm)(sample, outputs=ctx.stocks, progress=ctx.progress)
     flags = _flags(ctx, t, vals, float("inf"), n)  # explosions are not failures in range
     hard = [c for c in ctx.checks.checks if not c.expected_failure]
     for chk in hard:
