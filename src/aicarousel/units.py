@@ -31,7 +31,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .errors import AicarouselError
-from .ir import Call, Lookup, ModelIR, Num, Op, Ref, Time
+from .ir import Call, Lookup, ModelIR, Num, Op, Ref, Time, refs
 
 __all__ = ["UnitsSyntaxError", "UnitIssue", "parse_units", "format_units", "check_units",
            "definition_lines", "DIMENSIONLESS_WORDS"]
@@ -448,7 +448,12 @@ class _Checker:
         self.inferred: set[str] = set()
         self.infer_undeclared()
         dt_inv = _pow(self.time, Fraction(-1)) if self.time is not None else None
-        for n, v in ir.variables.items():
+        # Auxiliaries first, so that a stock whose flow is already reported is not reported
+        # again for the same defect (one defect, one report; pysimlin does the same).
+        reported: set[str] = set()
+        names = sorted(ir.variables, key=lambda k: ir.variables[k].kind == "stock")
+        for n in names:
+            v = ir.variables[n]
             if v.internal or v.kind in ("lookup",):
                 continue
             self.current = n
@@ -458,7 +463,8 @@ class _Checker:
                 flow = self.infer(v.expr) if v.expr is not None else None
                 want = _mul(decl, dt_inv)
                 if (decl is not None and _known(flow) and want is not None and flow != want
-                        and len(self.issues) == before):
+                        and len(self.issues) == before
+                        and not (refs(v.expr) & reported)):
                     self.mismatch(want, flow,
                                   f"net flow should be units per time unit ({self.fmt(want)}) "
                                   f"but the flows give {self.fmt(flow)}")
@@ -473,6 +479,10 @@ class _Checker:
                 if decl is not None and _known(init) and init != decl:
                     self.mismatch(decl, init, f"declared {self.fmt(decl)} but the initial "
                                               f"value gives {self.fmt(init)}")
+            if len(self.issues) > before:
+                reported.add(n)
+        position = {k: i for i, k in enumerate(ir.variables)}
+        self.issues.sort(key=lambda issue: position[issue[0]])  # stable: model order
         return self.issues
 
 
