@@ -17,10 +17,16 @@ def core_ir():
     return build_ir(paths.CORE_LOOP_FILE)
 
 
+#: The rebuilt carousel has more than 200,000 feedback loops in all (three construction stages,
+#: finance and distress links); the tests enumerate every loop of at most this many variables,
+#: which holds every named loop.
+CAROUSEL_LENGTH_BOUND = 18
+
+
 @pytest.fixture(scope="module")
 def carousel():
     ir = build_ir(paths.MODEL_FILE)
-    return ir, find_loops(ir)
+    return ir, find_loops(ir, length_bound=CAROUSEL_LENGTH_BOUND)
 
 
 def test_core_loops_polarity_and_names(core_ir):
@@ -58,7 +64,8 @@ def test_carousel_simlin_loops_are_all_in_ours(carousel):
     ir, rep = carousel
     c = compare_with_simlin(ir, rep)
     assert c["simlin_count"] > 0
-    assert not c["only_simlin"], c["only_simlin"][:3]
+    missing = [x for x in c["only_simlin"] if len(x[2]) <= CAROUSEL_LENGTH_BOUND]
+    assert not missing, missing[:3]
 
 
 def test_enumeration_cap_is_reported(carousel):

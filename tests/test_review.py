@@ -1,0 +1,183 @@
+"""The structural review of the carousel (issue 13): one test per finding, each stating its bar.
+
+Each test failed on the first model (numbers in docs/model.md, "What changed") and guards the
+rebuilt structure: delivery of contracted capacity, debt that can fall, bounded and
+non-negative stocks over random in-range parameters, a distress state, bookings independent
+of TIME STEP, revenue that cannot go negative, a spot price set by demand and supply, and the
+named loops active where the README says they are.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aicarousel import paths
+from aicarousel.model import load, run
+
+#: Share of the contracted GW-years of started contracts Lab must actually receive over the
+#: Oracle contract's term (2027-2032) in the baseline. The first model delivered ~40%.
+DELIVERY_SHARE = 0.9
+TERM = (2027.0, 2032.0)
+
+#: Marks a test that fails on the first model; removed as the rebuild fixes each finding.
+FIRST_MODEL = pytest.mark.xfail(strict=True, reason="issue 13: fails on the first model")
+
+
+def _integral(ds, name, start, end):
+    t = ds["time"].values
+    m = (t >= start) & (t < end)
+    return float(ds[name].values[m].sum() * (t[1] - t[0]))
+
+
+@pytest.fixture(scope="module")
+def base():
+    return run(saveper=0.015625)
+
+
+def test_lab_receives_its_contracted_gw(base):
+    got = _integral(base, "Lab Compute at Cloud", *TERM)
+    due = _integral(base, "Lab contracted GW in service", *TERM)
+    assert due > 0
+    assert got >= DELIVERY_SHARE * due, (got, due)
+
+
+def test_lab_supply_line_is_what_cloud_builds(base):
+    """Lab counts as on order at Cloud only capacity Cloud is building (no phantom supply line)."""
+    pipe = base["Lab pipeline at Cloud"].values
+    cuc = base["Compute Under Construction"].values
+    assert np.all(pipe <= cuc + 1e-9), float((pipe - cuc).max())
+
+
+def test_cloud_debt_falls_when_cash_allows(base):
+    debt = base["Cloud Debt"].values
+    surplus = base["Cloud Cash"].values >= base["Cloud target cash"].values
+    falls = np.diff(debt) < 0
+    assert np.any(falls & surplus[:-1]), "Cloud Debt never falls in a step with surplus cash"
+
+
+# The distress state: debt above this multiple of market value must put Cloud in distress.
+DISTRESS_MULTIPLE = 1.0
+
+
+def test_high_leverage_triggers_distress():
+    """A stressed Cloud (weak demand, 50% rates, lenient lenders): wherever debt exceeds the
+    stated multiple of market value, Cloud is in full distress, and debt stays bounded (the
+    first model reached $42T of debt on $678B of value with a 50% rate)."""
+    ds = run(params={"Credit spread shock": 0.5, "AI demand multiplier": 0.3,
+                     "Maximum debt to value": 0.6},
+             return_columns=["Cloud Debt", "Cloud Market Value", "Cloud distress"])
+    ratio = ds["Cloud Debt"].values / np.maximum(ds["Cloud Market Value"].values, 1e-9)
+    hi = ratio > DISTRESS_MULTIPLE
+    assert hi.any(), "the stress should push debt above market value"
+    assert np.all(ds["Cloud distress"].values[hi] >= 0.99)
+    assert ds["Cloud Debt"].values.max() < 1000.0
+
+
+@pytest.mark.parametrize("dt", [1 / 16, 1 / 32, 1 / 64, 1 / 128])
+def test_contract_booking_independent_of_time_step(dt):
+    """The announced contract books its value at any TIME STEP (also off the time grid)."""
+    params = {"Cloud share of Lab compute": 0.0, "Signing duration": 0.1,
+              "Announced contract time": 2025.69}
+    ds = run(params=params, time_step=dt, saveper=dt, final_time=2027.0,
+             return_columns=["New Cloud contracts", "Vendor commitment signing"])
+    booked = float(ds["New Cloud contracts"].values[:-1].sum() * dt)
+    vendor = float(ds["Vendor commitment signing"].values[:-1].sum() * dt)
+    assert booked == pytest.approx(300.0, rel=1e-3)
+    assert vendor == pytest.approx(float(load().components.vendor_commitment_value()), rel=1e-3)
+
+
+def test_revenue_non_negative_when_demand_vanishes():
+    import pandas as pd
+    step = pd.Series([1.0, 1.0, 0.0, 0.0], index=[2024.0, 2027.0, 2027.0 + 1e-9, 2035.0])
+    ds = run(params={"AI demand multiplier": step}, return_columns=["Lab Revenue"],
+             saveper=0.015625)
+    assert ds["Lab Revenue"].values.min() >= 0.0
+
+
+def test_spot_price_falls_with_capacity_and_rises_with_demand():
+    """B2 in the right direction at one state: + capacity -> lower, + demand -> higher."""
+    from aicarousel.ir import build_ir, evaluate
+    from aicarousel.loops import baseline_point
+    ir = build_ir(paths.MODEL_FILE)
+    t, state = baseline_point(ir, 2028.0)
+    price = ir.resolve("Spot price")
+    p0 = evaluate(ir, state, t)[0][price]
+    more_supply = dict(state)
+    more_supply[ir.resolve("Global AI Compute")] *= 1.2
+    assert evaluate(ir, more_supply, t)[0][price] < p0
+    more_demand = dict(state)
+    more_demand[ir.resolve("Outside Chip Demand")] *= 1.2
+    more_demand[ir.resolve("Lab Revenue")] *= 1.2
+    assert evaluate(ir, more_demand, t)[0][price] > p0
+
+
+def test_random_in_range_runs_are_clean():
+    """1,000 random sets of the uncertain parameters and levers inside their table ranges:
+    no NaN, no negative stock (the first model: Cloud Cash negative in 8.9% of them)."""
+    from aicarousel.ensemble import compile_model
+    from aicarousel.params import read_table
+    cm = compile_model()
+    table = read_table()
+    unc = table[table["role"].isin(["uncertain", "lever"])]
+    rng = np.random.default_rng(13)
+    n = 1000
+    params = {name: rng.uniform(float(r["low"]), float(r["high"]), n)
+              for name, r in unc.iterrows()}
+    stocks = [v.real_name for v in cm.ir.variables.values()
+              if v.kind == "stock" and not v.internal]
+    lower0 = [s for s in stocks if (cm.ir.variables[cm.ir.resolve(s)].limits or (None,))[0] == 0]
+    ds = cm.run(params, n=n, outputs=stocks, saveper=0.25)
+    bad_nan = [s for s in stocks if not np.isfinite(ds[s].values).all()]
+    assert not bad_nan, bad_nan
+    neg = {s: int((ds[s].values.min(axis=1) < -1e-9 * np.maximum(1, np.abs(ds[s].values).max(axis=1))).sum())
+           for s in lower0}
+    neg = {k: v for k, v in neg.items() if v}
+    assert not neg, neg
+
+
+def test_units_consistent():
+    from aicarousel.ir import build_ir
+    from aicarousel.units import check_units
+    res = check_units(build_ir(paths.MODEL_FILE))
+    assert not res.issues, "\n".join(str(i) for i in res.issues)
+
+
+def test_unit_checker_catches_a_mismatch(tmp_path):
+    from aicarousel.ir import build_ir
+    from aicarousel.units import check_units
+    p = tmp_path / "bad.mdl"
+    p.write_text("{UTF-8}\nS = INTEG(f, 1)\n~ GW ~ |\nf = S * r + c\n~ GW/Year ~ |\n"
+                 "r = 0.5\n~ 1/Year ~ |\nc = 2\n~ $B/Year ~ |\n"
+                 "INITIAL TIME = 0\n~ Year ~ |\nFINAL TIME = 1\n~ Year ~ |\n"
+                 "TIME STEP = 0.5\n~ Year ~ |\nSAVEPER = TIME STEP\n~ Year ~ |\n")
+    issues = check_units(build_ir(p)).issues
+    assert any(i.variable == "f" for i in issues), [str(i) for i in issues]
+
+
+def _loop_claims():
+    from aicarousel.loops import load_named_loops
+    spec = load_named_loops()
+    out = []
+    for lid, v in spec.items():
+        if "ai_carousel" not in v["key_variables"]:
+            continue
+        active = v.get("active_in")
+        assert active, f"{lid}: named_loops.yaml states no scenario and time where it is active"
+        out.append((lid, v["polarity"], active["scenario"], float(active["time"])))
+    return out
+
+
+def test_named_loops_active_where_claimed():
+    from aicarousel.ir import build_ir
+    from aicarousel.loops import find_loops, match_named_loops
+    from aicarousel.scenarios import to_params
+    ir = build_ir(paths.MODEL_FILE)
+    failures = []
+    for lid, pol, scenario, time in _loop_claims():
+        params = to_params(scenario) if scenario != "baseline" else None
+        rep = find_loops(ir, time=time, params=params, length_bound=18)
+        named = match_named_loops(ir, rep)[lid]
+        if not named["n_active"] or named["polarity"] != pol:
+            failures.append((lid, scenario, time, named["n_active"], named["polarity"]))
+    assert not failures, failures
