@@ -276,11 +276,11 @@ def named_loop_cycles(ir) -> dict[str, dict]:
         of each link of the full cycle at the baseline point); empty when the
         loop definitions cannot be read or analysed.
     """
-    from aicarousel.loops import analyse_loops, load_named_loops
+    from aicarousel.loops import find_named_loops, load_named_loops
 
     try:
         spec = load_named_loops()
-        rep = analyse_loops(ir)
+        rep = find_named_loops(ir, spec)
     except (OSError, ValueError, KeyError):
         return {}
     out = {}

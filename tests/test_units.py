@@ -55,18 +55,18 @@ def test_carousel_units_balance():
 def test_planted_unit_error_names_variable_file_line_and_both_units(tmp_path):
     text = paths.MODEL_FILE.read_text(encoding="utf-8")
     # the defect this issue fixed: multiples declared dimensionless while they act as years
-    bad = text.replace("AI earnings multiple=\n\t20\n\t~\tYear [0,?]",
-                       "AI earnings multiple=\n\t20\n\t~\tDmnl [0,?]")
-    assert bad != text
+    bad, n = re.subn(r"(AI earnings multiple=\n\t[^\n]*\n\t~\t)Year\b", r"\1Dmnl", text)
+    assert n == 1
     f = tmp_path / "ai_carousel.mdl"
     f.write_text(bad, encoding="utf-8")
     issues = check_units(build_ir(f)).issues
-    assert [i.variable for i in issues] == ["Cloud indicated value"]
-    i = issues[0]
-    line = bad.splitlines()[i.line - 1]
-    assert i.file == "ai_carousel.mdl" and line.startswith("Cloud indicated value")
-    assert {i.left, i.right} == {"$B/Year", "$B"}
-    assert "ai_carousel.mdl:" in str(i)
+    # the one equation that adds the multiple's product to dollars
+    assert {i.variable for i in issues} == {"Cloud enterprise value"}
+    for i in issues:
+        line = bad.splitlines()[i.line - 1]
+        assert i.file == "ai_carousel.mdl" and line.startswith("Cloud enterprise value")
+        assert {i.left, i.right} == {"$B/Year", "$B"}
+        assert "ai_carousel.mdl:" in str(i)
 
 
 def _canon(name: str) -> str:

@@ -41,9 +41,12 @@ VENSIM_TO_UDUNITS = {
     "Dmnl": "1",
     "GW": "GW",
     "MW": "MW",
+    "$": "1",  # one dollar (the currency goes into the currency attribute)
+    "GPU": "1",  # a count of devices
+    "hour": "hour",
 }
 #: Vensim unit names that denote money, and the currency they count.
-MONEY_UNITS = {"$B": "USD"}
+MONEY_UNITS = {"$B": "USD", "$": "USD"}
 
 #: Attributes of the ``time`` coordinate (decimal calendar years).
 TIME_ATTRS = {
@@ -56,7 +59,7 @@ TIME_ATTRS = {
                 "aicarousel.cf.decimal_year_to_datetime converts to dates"),
 }
 
-_TOKEN = re.compile(r"\$[A-Za-z]+|[A-Za-z_][A-Za-z_0-9]*")
+_TOKEN = re.compile(r"\$[A-Za-z]*|[A-Za-z_][A-Za-z_0-9]*")
 
 
 def udunits(vensim_unit: str) -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
@@ -83,6 +83,8 @@ class LoopReport:
     truncated: bool
     time: float
     named: dict[str, dict] = field(default_factory=dict)
+    #: Longest cycle enumerated (variables), or None when unbounded.
+    length_bound: int | None = None
 
 
 def dependency_graph(ir: ModelIR) -> nx.DiGraph:
@@ -174,7 +176,8 @@ def stock_residence_times(ir: ModelIR, t: float, state: Mapping[str, float],
 
 def find_loops(ir: ModelIR, time: float | None = None, params: Mapping | None = None,
                max_loops: int = DEFAULT_MAX_LOOPS, length_bound: int | None = None,
-               point: tuple[float, dict] | None = None) -> LoopReport:
+               point: tuple[float, dict] | None = None,
+               cycles: Iterable[list[str]] | None = None) -> LoopReport:
     """Enumerate the feedback loops of a model with polarity and gain.
 
     Parameters
@@ -190,6 +193,8 @@ def find_loops(ir: ModelIR, time: float | None = None, params: Mapping | None = 
         Only cycles with at most this many variables.
     point : (t, state), optional
         Evaluate at this point instead of on the baseline run.
+    cycles : iterable of lists of py_names, optional
+        Score these cycles instead of enumerating all (see :func:`cycles_through`).
 
     Returns
     -------
@@ -210,7 +215,8 @@ def find_loops(ir: ModelIR, time: float | None = None, params: Mapping | None = 
     taus = stock_residence_times(ir, t, state, params)
     loops: list[FeedbackLoop] = []
     truncated = False
-    for cyc in nx.simple_cycles(g, length_bound=length_bound):
+    source = cycles if cycles is not None else nx.simple_cycles(g, length_bound=length_bound)
+    for cyc in source:
         if len(loops) >= max_loops:
             truncated = True
             break
@@ -315,6 +321,114 @@ def match_named_loops(ir: ModelIR, report: LoopReport,
         }
     report.named = out
     return out
+
+
+def cycles_through(g: nx.DiGraph, keys: Sequence[str], length_bound: int,
+                   cap: int = 5_000) -> tuple[list[list[str]], bool]:
+    """Simple cycles of ``g`` through every node of ``keys``, at most ``length_bound`` long.
+
+    A depth-first search from the first key that only steps to nodes from which the first key
+    is still reachable within the remaining length, so it never enumerates the model's other
+    cycles (the carousel has about 178k).
+
+    Returns
+    -------
+    (cycles, truncated)
+        Cycles as node lists starting at ``keys[0]``; ``truncated`` when ``cap`` was reached.
+    """
+    k0, need = keys[0], set(keys)
+    if any(k not in g for k in need):
+        return [], False
+    dist = nx.single_source_shortest_path_length(g.reverse(copy=False), k0,
+                                                 cutoff=length_bound)
+    out: list[list[str]] = []
+    path, on = [k0], {k0}
+
+    def dfs(u: str) -> bool:
+        for w in g.successors(u):
+            if w == k0:
+                if need <= on:
+                    out.append(list(path))
+                    if len(out) >= cap:
+                        return True
+                continue
+            if w in on or len(path) + dist.get(w, length_bound + 1) > length_bound:
+                continue
+            path.append(w)
+            on.add(w)
+            stop = dfs(w)
+            path.pop()
+            on.discard(w)
+            if stop:
+                return True
+        return False
+
+    return out, dfs(k0)
+
+
+def find_named_loops(ir: ModelIR, named: Mapping[str, dict] | None = None, *,
+                     time: float | None = None, point=None, params: Mapping | None = None,
+                     bounds: Sequence[int] = (8, 12, 16, 20, 24, 28, 32), extra: int = 4,
+                     cap: int = 5_000) -> LoopReport:
+    """The cycles through each named loop's key variables, scored, and the named matches.
+
+    A large model has too many cycles to enumerate them all (the carousel about 178k), and
+    an enumeration cut at a maximum count finds only some, so named loops would match none.
+    This searches, per named loop, only the cycles through all its key variables
+    (:func:`cycles_through`), with the length bound raised in ``bounds`` until some are found,
+    plus ``extra`` for alternative paths; then scores them with :func:`find_loops`.
+
+    Parameters
+    ----------
+    ir : ModelIR
+    named : mapping, optional
+        Named loops (default :func:`load_named_loops`).
+    time, point, params
+        As for :func:`find_loops` (the state at which polarities and gains are evaluated).
+    bounds : sequence of int
+        Length bounds (variables per cycle) to try, shortest first.
+    extra : int
+        Added to the first bound at which a loop's cycles are found.
+    cap : int
+        Most cycles kept per named loop (``LoopReport.truncated`` when reached).
+
+    Returns
+    -------
+    LoopReport
+        The scored cycles, with ``named`` set by :func:`match_named_loops` and
+        ``length_bound`` the largest bound used.
+    """
+    named = load_named_loops() if named is None else named
+    if not ir.stocks:
+        raise AicarouselError(f"model {ir.path.name} has no stocks, so it has no feedback "
+                              "loops; add at least one INTEG")
+    g = dependency_graph(ir)
+    seen: dict[tuple, list[str]] = {}
+    truncated, used = False, 0
+    for spec in named.values():
+        kv = spec.get("key_variables", {})
+        kv = kv.get(ir.path.stem) if isinstance(kv, dict) else kv
+        try:
+            keys = [ir.resolve(k) for k in (kv or [])]
+        except KeyError:
+            continue
+        if not keys:
+            continue
+        for lb in bounds:
+            found, cut = cycles_through(g, keys, lb, cap)
+            if found:
+                lb = min(lb + extra, bounds[-1] + extra)
+                found, cut = cycles_through(g, keys, lb, cap)
+                break
+        used = max(used, lb)
+        truncated |= cut
+        for cyc in found:
+            k = cyc.index(min(cyc))
+            seen.setdefault(tuple(cyc[k:] + cyc[:k]), cyc)
+    rep = find_loops(ir, time=time, params=params, point=point, cycles=list(seen.values()))
+    rep.truncated, rep.length_bound = truncated, used or None
+    match_named_loops(ir, rep, named)
+    return rep
 
 
 def analyse_loops(ir: ModelIR, time: float | None = None, **kw) -> LoopReport:

@@ -36,6 +36,7 @@ import difflib
 import json
 import math
 import os
+import re
 import shutil
 import time as _time
 import uuid
@@ -556,7 +557,9 @@ def _first_bad(cm, params, run_index, t_end=None):
 
 def _growth(ctx: _Context, t, vals: dict) -> dict:
     """Largest growth factor over one year of each stock, per run, counted only from values
-    above 5% of the stock's baseline peak (growth from next to nothing is not an explosion)."""
+    above 5% of the stock's baseline peak (growth from next to nothing is not an explosion)
+    and only where the value keeps its sign over the year (a stock such as an expected growth
+    rate that crosses zero has no growth factor)."""
     sp = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
     k = max(1, int(round(1.0 / sp)))
     out = {}
@@ -566,17 +569,30 @@ def _growth(ctx: _Context, t, vals: dict) -> dict:
             continue
         a, b = np.abs(x[:, :-k]), np.abs(x[:, k:])
         floor = 0.05 * max(ctx.scale.get(s, 1.0), 1e-12)
+        same_sign = np.sign(x[:, :-k]) == np.sign(x[:, k:])
         with np.errstate(all="ignore"):
-            ratio = np.where(a > floor, b / a, 0.0)
+            ratio = np.where((a > floor) & same_sign, b / a, 0.0)
         out[s] = np.where(np.isfinite(ratio), ratio, 0.0).max(axis=1)
     return out
+
+
+def _is_rate(ir, name: str) -> bool:
+    """A stock declared in 1/<time unit> (an expected growth rate, say): a growth factor of
+    a rate means nothing (a rate of 5%/yr becoming 50%/yr is a change of regime, not an
+    explosion), so the explosion test skips it; NaN and bound checks still apply."""
+    unit = (ir.variables[name].units or "").split("[")[0].replace(" ", "")
+    time_units = {(v.units or "").split("[")[0].replace(" ", "").lower()
+                  for k, v in ir.variables.items() if k in ("time_step", "final_time")}
+    m = re.fullmatch(r"1/([A-Za-z]+)", unit)
+    return bool(m) and m.group(1).lower() in (time_units or {"year"})
 
 
 def _flags(ctx: _Context, t, vals: dict, factor: float, n: int) -> list[list[str]]:
     """Per run, the list of flags: NaN/inf, below lower bound, explosion (growth per year
     above ``factor`` and above the baseline's own fastest growth)."""
     out = [[] for _ in range(n)]
-    growth = _growth(ctx, t, {s: vals[s] for s in ctx.stocks}) if math.isfinite(factor) else {}
+    growth = (_growth(ctx, t, {s: vals[s] for s in ctx.stocks if not _is_rate(ctx.ir, s)})
+              if math.isfinite(factor) else {})
     for s in ctx.stocks:
         x = vals[s]
         real = ctx.ir.variables[s].real_name
@@ -914,18 +930,11 @@ def _loop_section(ctx: _Context) -> Section:
 
     t, sts = states({})
     k_mid = int(np.argmin(np.abs(t - mid)))
-    # cycles up to a length bound: the shortest bound (16, 20, ...) at which every named loop
-    # matches a cycle, plus 4 for alternative paths (all 178k cycles of a big model are slow)
+    # cycles up to the shortest length bound at which every named loop matches a cycle
+    # (all 178k cycles of a big model are slow)
     point = (float(t[k_mid]), sts[k_mid])
-    bound = None
-    for lb in (16, 20, 24, 28, 32):
-        rep = L.find_loops(ir, point=point, length_bound=lb, max_loops=50_000)
-        match = L.match_named_loops(ir, rep, mine)
-        if all(m.get("missing") or m["n_cycles"] for m in match.values()):
-            bound = lb + 4
-            break
-    rep = L.find_loops(ir, point=point, length_bound=bound, max_loops=50_000)
-    match = L.match_named_loops(ir, rep, mine)
+    rep = L.find_named_loops(ir, mine, point=point)
+    match, bound = rep.named, rep.length_bound
     g = L.dependency_graph(ir)
     scenario_params = {}
     if ctx.checks.scenarios is not None:
