@@ -189,3 +189,28 @@ def test_time_outside_the_run(capsys):
 def test_unknown_scenario(capsys):
     assert main(["loopgain", "--scenario", "no_such_scenario"]) == 2
     assert "no_such_scenario" in _one_line(capsys)
+
+
+# ------------------------------------------------------------------ thresholds of constants
+def test_first_order_constant_threshold_exact(first_order):
+    st = LG.structure(first_order, time=50.0)
+    (row,) = LG.constant_thresholds(st)
+    assert row["name"] == "growth fraction" and row["kind"] == "crossing"
+    assert row["threshold"] == pytest.approx(0.25, rel=1e-9)
+    below, above = LG.threshold_runs(st, "growth fraction", row["threshold"])
+    assert below["G_reference"] == pytest.approx(0.9, rel=1e-9) and below["as_predicted"]
+    assert above["G_reference"] == pytest.approx(1.1, rel=1e-9) and above["as_predicted"]
+
+
+def test_carousel_threshold_is_a_switch_and_full_runs_agree(carousel):
+    """Lab target compute intensity: G falls below 1 where Lab stops ordering (a MAX branch),
+    a jump, not a smooth crossing; full runs at 0.9 and 1.1 times it land on the predicted
+    sides at the reference time."""
+    ir, st, at = carousel
+    (row,) = LG.constant_thresholds(st, constants=["lab_target_compute_intensity"])
+    sec = _readme_section()
+    m = re.search(r"Lab target compute intensity from ([0-9.]+) to ([0-9.]+)", sec)
+    assert m and _close(m.group(1), row["value"]) and _close(m.group(2), row["threshold"])
+    assert row["kind"].startswith("switch")
+    runs = LG.threshold_runs(st, row["name"], row["threshold"])
+    assert all(r["as_predicted"] for r in runs)

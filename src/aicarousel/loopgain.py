@@ -49,7 +49,9 @@ from aicarousel.ir import ModelIR, evaluate, simulate
 
 __all__ = ["LoopGainError", "LinkDerivatives", "ReinforcingStructure", "structure",
            "loop_gains_at", "loop_gains_along", "loop_gain_dataset", "REFERENCE_TIME",
-           "INTEGRATOR_HORIZON", "LENGTH_BOUND", "run_state", "check_time"]
+           "INTEGRATOR_HORIZON", "LENGTH_BOUND", "run_state", "check_time",
+           "gains_at_state", "GainsAt", "structure_constants", "constant_thresholds",
+           "threshold_runs"]
 
 #: Reference time of the carousel's headline G (years): the state of the baseline run there.
 REFERENCE_TIME = 2027.0
@@ -450,3 +452,120 @@ def loop_gain_dataset(st: ReinforcingStructure, results: list[GainsAt],
     if attrs:
         ds.attrs.update(attrs)
     return ds
+
+
+# --------------------------------------------------------------------------------------------
+# G = 1 thresholds of the full model's constants, and the runs that check them
+# --------------------------------------------------------------------------------------------
+def structure_constants(st: ReinforcingStructure) -> list[str]:
+    """Constants (py_names) in the link gains of the structure, dates left out."""
+    ir = st.ir
+    out = set()
+    for (x, y) in st.edges:
+        for s in st.derivs.symbolic(x, y).free_symbols:
+            n = s.name
+            # a date (a time-unit constant of 1000 or more, as aicarousel.params rules) is
+            # not a parameter one scales
+            if n in ir.constants and abs(ir.constants[n]) < 1000 and ir.constants[n] != 0 \
+                    and n not in getattr(ir, "structural", set()):
+                out.add(n)
+    return sorted(out, key=lambda n: ir.variables[n].real_name)
+
+
+def constant_thresholds(st: ReinforcingStructure, params: Mapping | None = None,
+                        constants: Iterable[str] | None = None, factor: float = 100.0,
+                        progress: bool = False) -> list[dict]:
+    """For each constant, the value at which G = 1 with the state held at the reference.
+
+    The search runs over [value / factor, value * factor] within the constant's range (units
+    field), on a log grid refined by bisection. Holding the state is the linearisation's
+    premise; :func:`threshold_runs` checks what full runs do.
+
+    Returns
+    -------
+    list of dict
+        ``{"constant", "name", "value", "threshold" (None if G stays on one side),
+        "G_at_value", "kind"}``, nearest thresholds (in ratio) first; ``kind`` is
+        ``"crossing"`` when G passes 1 continuously, else says that G jumps there.
+    """
+    from scipy.optimize import brentq
+    from tqdm import tqdm
+
+    from aicarousel.params import facts_from_ir
+
+    ir = st.ir
+    facts = facts_from_ir(ir).constants
+    t, state = run_state(ir, st.reference_time, params)
+    base = dict(params or {})
+    names = list(constants) if constants is not None else structure_constants(st)
+    rows = []
+    for n in tqdm(names, desc="G = 1 thresholds", unit=" constants", disable=not progress,
+                  leave=False):
+        real = ir.variables[n].real_name
+        v0 = float(base.get(real, ir.constants[n])) if not hasattr(base.get(real), "index") \
+            else float(ir.constants[n])
+        c = facts.get(real)
+        lo_b = c.low if c is not None and np.isfinite(c.low) else -np.inf
+        hi_b = c.high if c is not None and np.isfinite(c.high) else np.inf
+
+        def G(v, n=n, real=real):
+            p = dict(base)
+            p[real] = v
+            with np.errstate(all="ignore"):
+                return gains_at_state(st, t, state, p).G
+
+        g0 = G(v0)
+        best = None
+        for direction in (1.0, -1.0):
+            prev_v, prev_g = v0, g0
+            for k in range(1, 17):
+                v = v0 * factor ** (direction * k / 16)
+                if not lo_b <= v <= hi_b:
+                    break
+                gv = G(v)
+                if np.isfinite(gv) and np.isfinite(prev_g) and (gv - 1) * (prev_g - 1) < 0:
+                    root = brentq(lambda z: G(z) - 1.0, min(prev_v, v), max(prev_v, v),
+                                  rtol=1e-10)
+                    if best is None or abs(np.log(root / v0)) < abs(np.log(best / v0)):
+                        best = root
+                    break
+                prev_v, prev_g = v, gv
+        kind = None
+        if best is not None:
+            below, above = G(best * (1 - 1e-7)), G(best * (1 + 1e-7))
+            kind = ("crossing" if max(abs(below - 1), abs(above - 1)) < 1e-3 else
+                    f"switch: G jumps from {below:.3g} to {above:.3g} there (a MIN, MAX or "
+                    "IF branch changes), not a smooth crossing")
+        rows.append({"constant": n, "name": real, "value": v0, "threshold": best,
+                     "G_at_value": g0, "kind": kind})
+    rows.sort(key=lambda r: (r["threshold"] is None,
+                             abs(np.log(r["threshold"] / r["value"])) if r["threshold"] else 0))
+    return rows
+
+
+def threshold_runs(st: ReinforcingStructure, name: str, threshold: float,
+                   params: Mapping | None = None, factors=(0.9, 1.1)) -> list[dict]:
+    """Full-model runs with a constant just below and above its G = 1 threshold.
+
+    The linearisation predicts G < 1 below and G > 1 above at the reference time; in a run the
+    state itself moves with the constant, so each row gives G at the reference time of that run
+    (the same loop paths) and whether it lies on the predicted side.
+
+    Returns
+    -------
+    list of dict
+        ``{"factor", "value", "G_reference", "predicted", "as_predicted"}``.
+    """
+    ir = st.ir
+    real = ir.variables[ir.resolve(name)].real_name
+    rows = []
+    for f in factors:
+        p = dict(params or {})
+        p[real] = threshold * f
+        t, state = run_state(ir, st.reference_time, p)
+        with np.errstate(all="ignore"):
+            g = gains_at_state(st, t, state, p).G
+        pred = "G < 1" if f < 1 else "G > 1"
+        rows.append({"factor": f, "value": threshold * f, "G_reference": g, "predicted": pred,
+                     "as_predicted": bool((g < 1) if f < 1 else (g > 1))})
+    return rows

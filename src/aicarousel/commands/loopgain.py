@@ -1,7 +1,7 @@
 """``aicarousel loopgain``: gains of the named reinforcing loops and G, from the full model.
 
 ``aicarousel loopgain [--model FILE] [--scenario S] [--time T | --along-baseline]
-[--loop ID ...] [--output FILE] [--reduced] [--write-reduced]`` prints each named reinforcing
+[--loop ID ...] [--output FILE] [--reduced] [--thresholds] [--write-reduced]`` prints each named reinforcing
 loop's gain, the open-loop gain G of the reinforcing structure and the stocks' open-loop
 residence times at one time of a run (default :data:`aicarousel.loopgain.REFERENCE_TIME`) or
 along it, and writes them as a netCDF Dataset (loop x time). ``--reduced`` also prints the
@@ -42,6 +42,10 @@ def register(subparsers) -> None:
                    help="write the Dataset (loop x time, with units) to this netCDF file")
     p.add_argument("--reduced", action="store_true",
                    help="print the closed forms of the reduced model derived at --time")
+    p.add_argument("--thresholds", action="store_true",
+                   help="the G = 1 threshold of each constant in the loops' link gains (state "
+                        "held at --time), checked by full runs just below and above the "
+                        "nearest one (about a minute on the carousel)")
     p.add_argument("--write-reduced", action="store_true",
                    help="regenerate models/core_loop_derived.mdl (carousel at the default "
                         "time only)")
@@ -136,6 +140,28 @@ def _loopgain(args: argparse.Namespace) -> int:
         if args.write_reduced:
             out = RD.write_mdl(rm)
             print(f"wrote {paths.relative_to_root(out)}", file=sys.stderr)
+    if args.thresholds:
+        rows = LG.constant_thresholds(st, params=params, progress=True)
+        print("G = 1 thresholds of the constants in the loops' link gains (state held at "
+              f"{at.time:g}; value -> threshold):")
+        for r in rows:
+            if r["threshold"] is None:
+                continue
+            print(f"  {r['name']}: {r['value']:.4g} -> {r['threshold']:.4g}"
+                  + ("" if r["kind"] == "crossing" else f" ({r['kind']})"))
+        none = [r["name"] for r in rows if r["threshold"] is None]
+        if none:
+            print(f"  G stays on one side of 1 within 1/100 to 100 times (or the range) of: "
+                  f"{', '.join(none)}")
+        near = next((r for r in rows if r["threshold"] is not None), None)
+        if near is not None:
+            print(f"  full runs with {near['name']} around its threshold (G at {at.time:g} "
+                  "of each run, same loop paths):")
+            for r in LG.threshold_runs(st, near["name"], near["threshold"], params=params):
+                print(f"    x{r['factor']:g} = {r['value']:.4g}: G = {r['G_reference']:.4g}; "
+                      f"predicted {r['predicted']}: "
+                      + ("as predicted" if r["as_predicted"] else
+                         "NOT as predicted (the run's state moved with the constant)"))
     if args.output:
         ds = LG.loop_gain_dataset(st, results, provenance(
             model_hash=ir.sha256, params_changed=params, model_file=model_file, scenario=run))
