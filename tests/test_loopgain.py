@@ -100,6 +100,27 @@ def test_G_is_mason_determinant_of_loop_gains(carousel):
     assert g3.G == pytest.approx(g3.loop_gain["R3"], rel=1e-9)
 
 
+def test_readme_G_along_the_baseline(carousel):
+    ir, st, _ = carousel
+    res = LG.loop_gains_along(ir, st=st)
+    below = [r.time for r in res if r.G < 1]
+    sec = _readme_section()
+    m = re.search(r"except\s+(\d+(?:\.\d+)?) to (\d+(?:\.\d+)?), when", sec)
+    assert m and below == [t for t in (r.time for r in res)
+                           if float(m.group(1)) <= t <= float(m.group(2))]
+    assert all(abs(r.G) < 1e-9 for r in res if r.G < 1)
+
+
+def test_readme_smooth_thresholds(carousel):
+    ir, st, _ = carousel
+    names = ["commitment_to_valuation_ratio", "ai_demand_multiplier"]
+    sec = " ".join(_readme_section().split())
+    for row in LG.constant_thresholds(st, constants=names):
+        m = re.search(rf"{row['name']} from (\d+(?:\.\d+)?) to (\d+(?:\.\d+)?)", sec)
+        assert m and _close(m.group(1), row["value"]) and _close(m.group(2), row["threshold"])
+        assert row["kind"] == "crossing"
+
+
 def test_dataset_along_the_run(carousel, tmp_path):
     ir, st, _ = carousel
     res = LG.loop_gains_along(ir, st=st, every=2.0)
@@ -133,10 +154,10 @@ def test_readme_G_and_loop_gains_come_from_the_command(carousel, capsys):
     m = re.search(r"at reference time (\d+(?:\.\d+)?)", sec, re.I)
     assert m and float(m.group(1)) == at.time == LG.REFERENCE_TIME
     for lid in ("R1", "R2", "R3"):
-        shown = re.search(rf"\b{lid} = ([0-9.]+)", sec).group(1)
+        shown = re.search(rf"\b{lid} = (\d+(?:\.\d+)?)", sec).group(1)
         assert _close(shown, at.loop_gain[lid]), (lid, shown, at.loop_gain[lid])
         assert re.search(rf"{lid} .*: gain {at.loop_gain[lid]:.4g}", out)
-    shown = re.search(r"\bG = ([0-9.]+)", sec).group(1)
+    shown = re.search(r"\bG = (\d+(?:\.\d+)?)", sec).group(1)
     assert _close(shown, at.G) and f"= {at.G:.4g}" in out
 
 
@@ -146,7 +167,8 @@ def test_readme_thresholds_come_from_the_command(carousel):
     ir, st, at = carousel
     cf = RD.closed_forms(RD.derive(ir, st=st))
     sec = _readme_section()
-    rows = re.findall(r"([A-Z][\w ]+?) -> ([A-Z][\w ]+?) from ([0-9.]+) to ([0-9.]+)", sec)
+    num = r"(\d+(?:\.\d+)?)"
+    rows = re.findall(rf"([A-Z][\w ]+?) -> ([A-Z][\w ]+?) from {num} to {num}", sec)
     assert len(rows) >= 2
     by_link = {(ir.variables[x].real_name, ir.variables[y].real_name): s
                for s, (kind, x, y) in cf.symbols.items() if kind == "link"}
@@ -207,10 +229,16 @@ def test_carousel_threshold_is_a_switch_and_full_runs_agree(carousel):
     a jump, not a smooth crossing; full runs at 0.9 and 1.1 times it land on the predicted
     sides at the reference time."""
     ir, st, at = carousel
-    (row,) = LG.constant_thresholds(st, constants=["lab_target_compute_intensity"])
-    sec = _readme_section()
-    m = re.search(r"Lab target compute intensity from ([0-9.]+) to ([0-9.]+)", sec)
-    assert m and _close(m.group(1), row["value"]) and _close(m.group(2), row["threshold"])
-    assert row["kind"].startswith("switch")
+    rows = LG.constant_thresholds(st, constants=["lab_target_compute_intensity",
+                                                 "contract_price_per_gw_year",
+                                                 "contract_length", "planning_horizon"])
+    sec = " ".join(_readme_section().split())
+    for row in rows:
+        m = re.search(rf"{row['name']} from (\d+(?:\.\d+)?) to (\d+(?:\.\d+)?)", sec)
+        assert m and _close(m.group(1), row["value"]) and _close(m.group(2), row["threshold"])
+        assert row["kind"].startswith("switch"), row
+        assert abs(min(row["G_below"], row["G_above"])) < 1e-9   # "jumps to 0"
+        assert max(row["G_below"], row["G_above"]) > 10
+    row = next(r for r in rows if r["name"] == "Lab target compute intensity")
     runs = LG.threshold_runs(st, row["name"], row["threshold"])
     assert all(r["as_predicted"] for r in runs)

@@ -485,7 +485,8 @@ def constant_thresholds(st: ReinforcingStructure, params: Mapping | None = None,
     -------
     list of dict
         ``{"constant", "name", "value", "threshold" (None if G stays on one side),
-        "G_at_value", "kind"}``, nearest thresholds (in ratio) first; ``kind`` is
+        "G_at_value", "kind", "G_below", "G_above"}`` (G just below and above the
+        threshold), nearest thresholds (in ratio) first; ``kind`` is
         ``"crossing"`` when G passes 1 continuously, else says that G jumps there.
     """
     from scipy.optimize import brentq
@@ -530,14 +531,14 @@ def constant_thresholds(st: ReinforcingStructure, params: Mapping | None = None,
                         best = root
                     break
                 prev_v, prev_g = v, gv
-        kind = None
+        kind, below, above = None, None, None
         if best is not None:
             below, above = G(best * (1 - 1e-7)), G(best * (1 + 1e-7))
             kind = ("crossing" if max(abs(below - 1), abs(above - 1)) < 1e-3 else
                     f"switch: G jumps from {below:.3g} to {above:.3g} there (a MIN, MAX or "
                     "IF branch changes), not a smooth crossing")
         rows.append({"constant": n, "name": real, "value": v0, "threshold": best,
-                     "G_at_value": g0, "kind": kind})
+                     "G_at_value": g0, "kind": kind, "G_below": below, "G_above": above})
     rows.sort(key=lambda r: (r["threshold"] is None,
                              abs(np.log(r["threshold"] / r["value"])) if r["threshold"] else 0))
     return rows
