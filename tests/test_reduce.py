@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 import pytest
+import sympy as sp
 
 from aicarousel import loopgain as LG
 from aicarousel import paths
@@ -132,3 +133,9 @@ def test_first_order_reduction_threshold_exact():
     assert cf.thresholds[sym] == pytest.approx(0.25, rel=1e-12)
     (a,) = [s for s, (k, *_) in cf.symbols.items() if k == "own"]
     assert cf.values[a] == pytest.approx(-0.25, rel=1e-12)
+    # S* = 1 / (1/tau - g) = 5, eigenvalue g - 1/tau = -0.2, G = -L1 L2 / a in symbols
+    assert cf.equilibrium["stock"] == pytest.approx(5.0, rel=1e-12)
+    assert cf.eigenvalues.real == pytest.approx([-0.2], rel=1e-12) and cf.verdict == "stable"
+    assert cf.hurwitz == pytest.approx([0.2], rel=1e-12)
+    L = {k: s for s, (k2, x, y) in cf.symbols.items() for k in [(x, y)] if k2 == "link"}
+    assert sp.simplify(cf.G + L[("inflow", "stock")] * L[("stock", "inflow")] / a) == 0

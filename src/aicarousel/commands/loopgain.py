@@ -124,6 +124,12 @@ def _loopgain(args: argparse.Namespace) -> int:
               f"determinants all positive: {all(h > 0 for h in cf.hurwitz)}")
         for lid, why in rm.left_out.items():
             print(f"  {lid} left out: {why}")
+        print(f"  G in symbols (L_i link gains, a_s own rates, listed below): {cf.G}")
+        if cf.equilibrium:
+            print("  equilibrium of the reduced model (everything else frozen at the "
+                  "reference): " + ", ".join(f"{rn[s]} = {v:.4g}"
+                                             for s, v in cf.equilibrium.items()))
+        print("  Hurwitz determinants: " + ", ".join(f"{h:.4g}" for h in cf.hurwitz))
         print("  G = 1 threshold of each link gain and own rate, the others held at the "
               "reference (reference value -> threshold):")
         none = []
