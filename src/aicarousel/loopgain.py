@@ -204,9 +204,8 @@ def _closest(name: str, names: Iterable[str]) -> str:
 def check_time(ir: ModelIR, time: float | None) -> float:
     """The time to evaluate at, refused in one line when outside the run."""
     if time is None:
-        return float(min(max(REFERENCE_TIME, ir.time.initial), ir.time.final)) \
-            if ir.time.initial <= REFERENCE_TIME <= ir.time.final \
-            else 0.5 * (ir.time.initial + ir.time.final)
+        inside = ir.time.initial <= REFERENCE_TIME <= ir.time.final
+        return REFERENCE_TIME if inside else 0.5 * (ir.time.initial + ir.time.final)
     if not np.isfinite(time) or not ir.time.initial <= time <= ir.time.final:
         raise ParameterValueError(
             f"--time {time:g} lies outside the run of {ir.path.name} "
