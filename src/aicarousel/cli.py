@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "aicarousel.commands.sensitivity",
     "aicarousel.commands.stability",
     "aicarousel.commands.dominance",
+    "aicarousel.commands.loopgain",
     "aicarousel.commands.validate",
 ]
 

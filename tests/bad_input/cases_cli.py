@@ -64,4 +64,14 @@ CASES = [
     _row("run-set-empty-value", ["run", "--set", "AI demand multiplier="], "is not a number"),
     _row("run-set-two-equals", ["run", "--set", "AI demand multiplier=0.8=0.9"], "is not a number"),
     _row("run-final-time-text", ["run", "--final-time", "soon"], "invalid float value"),
+    # --- loopgain (issue 15): one line naming the bad thing
+    _row("loopgain-time-after-run", ["loopgain", "--time", "2050"],
+         "--time 2050 lies outside the run"),
+    _row("loopgain-time-nan", ["loopgain", "--time", "nan"], "finite"),
+    _row("loopgain-unknown-loop", ["loopgain", "--loop", "R9"],
+         "'R9' is not in named_loops.yaml"),
+    _row("loopgain-every-zero", ["loopgain", "--along-baseline", "--every", "0"],
+         "--every must be a positive"),
+    _row("loopgain-write-reduced-with-time", ["loopgain", "--write-reduced", "--time", "2030"],
+         "--write-reduced regenerates"),
 ]
