@@ -813,9 +813,13 @@ class CompiledModel:
             By py_name, shape (N, T).
         """
         from .params import facts_from_ir, validate  # the one validator of every entry point
-        validate(params, facts_from_ir(self.ir), {"final_time": final_time,
-                 "time_step": time_step, "saveper": saveper}, per_run=True,
-                 kinds=("constant", "data"))
+        clean, _ = validate(params, facts_from_ir(self.ir), {"final_time": final_time,
+                            "time_step": time_step, "saveper": saveper}, per_run=True,
+                            kinds=("constant", "data"))
+        if params:  # by the validator's canonical names (whole arrays and elements included)
+            from .params import CONTROL_NAMES
+            params = {**clean, **{k: v for k, v in params.items()
+                                  if isinstance(k, str) and k.strip().upper() in CONTROL_NAMES}}
         tspec = self.ir.time
         dt = float(time_step if time_step is not None else tspec.dt)
         final = float(final_time if final_time is not None else tspec.final)
