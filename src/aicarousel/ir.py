@@ -871,7 +871,9 @@ def _static_eval(variables: Mapping[str, Variable], name: str, _seen=None) -> fl
     if any(isinstance(e, Time) for e in walk(v.expr)):
         raise UnsupportedFeatureError(
             f"control variable {v.real_name!r} depends on Time; the model IR supports only "
-            "constant control variables (INITIAL TIME, FINAL TIME, TIME STEP, SAVEPER)")
+            "constant control variables (INITIAL TIME, FINAL TIME, TIME STEP, SAVEPER): its "
+            "engines integrate on a time grid fixed before the run. aicarousel.model.run "
+            "(`aicarousel run --model FILE`) runs it in PySD")
     env = {r: _static_eval(variables, r, _seen | {name}) for r in refs(v.expr)}
     return float(eval_expr(v.expr, env, None, t=float("nan"), dt=float("nan")))
 
