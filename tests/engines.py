@@ -78,23 +78,24 @@ def pysd_params(ir: ModelIR, params: dict | None) -> dict:
 
 
 def ir_run(ir: ModelIR, params: dict | None = None) -> dict[str, np.ndarray]:
-    """The IR's reference evaluator."""
+    """The IR's reference evaluator (NaN/inf returned, as PySD's raw run gives them)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return simulate(ir, params)
+        return simulate(ir, params, allow_nonfinite=True)
 
 
 def ensemble_runs(ir: ModelIR, param_sets: list[dict]) -> list[dict[str, np.ndarray]]:
     """One ensemble run per parameter set: N = 1 for a single set, else one N > 1 run with
-    per-run arrays (a constant set in only some sets takes its model value in the others)."""
+    per-run arrays (a constant set in only some sets takes its model value in the others);
+    NaN/inf returned, as PySD's raw run gives them."""
     cm = CompiledModel(ir)
     keys = sorted({k for p in param_sets for k in p})
     if len(param_sets) == 1:
-        t, v = cm.run_arrays(param_sets[0] or None)
+        t, v = cm.run_arrays(param_sets[0] or None, allow_nonfinite=True)
     else:
         arrays = {k: np.array([p.get(k, cm.defaults[k]) for p in param_sets], float)
                   for k in keys}
-        t, v = cm.run_arrays(arrays, n=len(param_sets))
+        t, v = cm.run_arrays(arrays, n=len(param_sets), allow_nonfinite=True)
     return [{"time": t, **{k: a[i] for k, a in v.items()}} for i in range(len(param_sets))]
 
 

@@ -123,31 +123,59 @@ nan = EXP(1000) - EXP(1000 + Z)
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "not yet reconciled this session: since the hardening pass the ensemble refuses an inf or "
-    "NaN output (SimulationError naming variable, run and time) while the IR still returns it; "
-    "issues 9/10 must settle one rule for every engine"))
+def _refusals(ir, **params):
+    """The SimulationError message of the IR and of an N = 1 and an N = 3 ensemble run."""
+    from aicarousel.errors import SimulationError
+    from aicarousel.ir import simulate
+
+    msgs = []
+    with pytest.raises(SimulationError) as e:
+        simulate(ir)
+    msgs.append(str(e.value))
+    cm = CompiledModel(ir)
+    with pytest.raises(SimulationError) as e:
+        cm.run_arrays()
+    msgs.append(str(e.value))
+    with pytest.raises(SimulationError) as e:
+        cm.run_arrays({k: np.array([v] * 3) for k, v in params.items()}, n=3)
+    msgs.append(str(e.value))
+    return msgs
+
+
 def test_guarded_division_by_exact_zero_gives_pysds_numbers(tmp_path):
     """Guarded divisions by a stock at exactly 0 (IF THEN ELSE, XIDZ, ZIDZ) run in every
-    engine with PySD's numbers; inf and nan from EXP overflow are PySD's too."""
+    engine with PySD's numbers. The inf and nan of EXP overflow make the run numerically
+    meaningless: every engine refuses it with one message naming the first such variable and
+    the time (issue 9 item 5), and with allow_nonfinite=True (validate's diagnostic runs) each
+    returns PySD's inf and nan."""
+    from aicarousel import model
+    from aicarousel.errors import SimulationError
+    from aicarousel.ir import simulate
+
     mdl = _mdl(tmp_path, "zerodiv", ZERO_DIV)
-    cm = CompiledModel(build_ir(mdl))
-    _, v = cm.run_arrays()
+    ir = build_ir(mdl)
+    msgs = _refusals(ir)
+    assert msgs[0].startswith("the run produced inf in 'big' at time 0;"), msgs[0]
+    assert msgs[1] == msgs[0].replace("at time 0;", "at time 0 (run 0);")
+    assert msgs[2] == msgs[1]
+    with pytest.raises(SimulationError, match="'big'"):  # PySD through model.run refuses too
+        model.run(model_file=mdl)
+    cm = CompiledModel(ir)
+    _, v = cm.run_arrays(allow_nonfinite=True)
     assert v["guard"][0, 0] == 1.0 and v["x1"][0, 0] == 5.0 and v["z1"][0, 0] == 0.0
     assert v["big"][0, 0] == np.inf and np.isnan(v["nan"][0, 0])
-    diffs = compare_all(mdl, tmp_path, [{}])
+    ref = simulate(ir, allow_nonfinite=True)
+    assert ref["big"][0] == np.inf and np.isnan(ref["nan"][0])
+    diffs = compare_all(mdl, tmp_path, [{}])  # (the comparison runs allow non-finite values)
     _assert_agree(diffs)
     assert diffs["sympy[0]"] == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "not yet reconciled this session: since the hardening pass the ensemble refuses an inf or "
-    "NaN output (SimulationError naming variable, run and time) while the IR still returns it; "
-    "issues 9/10 must settle one rule for every engine"))
-def test_unguarded_division_by_exact_zero_is_ieee_in_every_engine(tmp_path):
-    """PySD stops with ZeroDivisionError on 1/Z at Z = 0 (it computes with Python floats), so
-    it has no number to compare; the engines give IEEE inf/nan, the same in the IR, in an
-    N = 1 ensemble run and in each run of an N > 1 ensemble."""
+def test_unguarded_division_by_exact_zero_is_refused_alike_or_ieee_on_request(tmp_path):
+    """PySD stops with ZeroDivisionError on 1/Z at Z = 0 (it computes with Python floats).
+    Every engine refuses the run with the same message (variable and time); with
+    allow_nonfinite=True they give IEEE inf/nan, the same in the IR, in an N = 1 ensemble run
+    and in each run of an N > 1 ensemble."""
     from aicarousel.ir import simulate
     from engines import pysd_model, pysd_run
 
@@ -156,15 +184,36 @@ def test_unguarded_division_by_exact_zero_is_ieee_in_every_engine(tmp_path):
     ir = build_ir(mdl)
     with pytest.raises(ZeroDivisionError):
         pysd_run(pysd_model(mdl, tmp_path), ir)
-    ref = simulate(ir)
+    msgs = _refusals(ir, c=1.0)
+    assert msgs[0].startswith("the run produced inf in 'inv' at time 0;"), msgs[0]
+    assert msgs[1] == msgs[2] == msgs[0].replace("at time 0;", "at time 0 (run 0);")
+    ref = simulate(ir, allow_nonfinite=True)
     assert np.all(ref["inv"] == np.inf) and np.all(ref["ninv"] == -np.inf)
     assert np.all(np.isnan(ref["q"]))
     cm = CompiledModel(ir)
-    _, one = cm.run_arrays()
-    _, many = cm.run_arrays({"c": np.array([1.0, 1.0, 1.0])})
+    _, one = cm.run_arrays(allow_nonfinite=True)
+    _, many = cm.run_arrays({"c": np.array([1.0, 1.0, 1.0])}, allow_nonfinite=True)
     for k in ("inv", "ninv", "q"):
         np.testing.assert_array_equal(one[k][0], ref[k])
         np.testing.assert_array_equal(many[k], np.broadcast_to(ref[k], many[k].shape))
+
+
+def test_nonfinite_later_in_the_run_is_named_alike(tmp_path):
+    """A value that overflows only after some steps (and only in some runs): the IR and the
+    ensemble name the same variable and time, the ensemble the first run that fails."""
+    from aicarousel.errors import SimulationError
+    from aicarousel.ir import simulate
+
+    mdl = _mdl(tmp_path, "late", "S = INTEG(1, 0)\n~ ~ |\nk = 1\n~ ~ |\n"
+               "late = EXP(k * 400 * S)\n~ ~ |\nlater = late * 2\n~ ~ |\n")
+    ir = build_ir(mdl)
+    with pytest.raises(SimulationError) as e:
+        simulate(ir, {"k": 2.0})
+    assert str(e.value).startswith("the run produced inf in 'late' at time 1;"), str(e.value)
+    with pytest.raises(SimulationError) as e2:
+        CompiledModel(ir).run_arrays({"k": np.array([0.1, 2.0, 3.0])})
+    assert str(e2.value) == str(e.value).replace("at time 1;", "at time 1 (run 1);")
+    assert np.isfinite(simulate(ir, {"k": 0.1})["late"]).all()
 
 
 # -- DELAY FIXED and DELAY N with a varying delay time (discrete states) ------------------------

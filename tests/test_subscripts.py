@@ -95,10 +95,6 @@ def test_dataset_keeps_subscript_dims(array_model):
     np.testing.assert_array_equal(ds["total"].sel(Good="food").values[1], out["total__food"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "not yet reconciled this session: the one parameter validator (params.validate, from the "
-    "hardening pass) knows scalar constants only, so the ensemble refuses a subscripted constant "
-    "named as a whole ('growth'); issue 10 follow-up"))
 def test_subscripted_constant_varied_per_run_element_by_element(array_model, tmp_path):
     """A (runs, Region) array, a DataArray with a run dimension and one run's values each give
     PySD's numbers (PySD given the same values as a DataArray)."""
@@ -124,16 +120,43 @@ def test_subscripted_constant_varied_per_run_element_by_element(array_model, tmp
     np.testing.assert_array_equal(e["stock__south__food"][1], v["stock__south__food"][1])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "not yet reconciled this session: the one parameter validator (params.validate, from the "
-    "hardening pass) knows scalar constants only, so the ensemble refuses a subscripted constant "
-    "named as a whole ('growth'); issue 10 follow-up"))
 def test_bad_array_values_name_the_variable(array_model):
     cm = CompiledModel(build_ir(array_model))
     with pytest.raises(ParameterValueError, match="growth.*shape"):
         cm.run_arrays({"growth": np.ones(4)})
     with pytest.raises(ParameterValueError, match="growth.*Good"):
         cm.run_arrays({"growth": xr.DataArray(np.ones(2), dims=["Good"])})
+
+
+def test_subscripted_constants_through_the_one_validator(array_model):
+    """params.validate knows a subscripted constant as a whole and per element (any case and
+    spacing); a bad element, a wrong number of subscripts, a value out of range or one
+    element given twice is refused naming the variable and its elements."""
+    from aicarousel.errors import UnknownParameterError
+    from aicarousel.params import facts_from_ir, validate
+
+    ir = build_ir(array_model)
+    fx = facts_from_ir(ir)
+    clean, _ = validate({"growth": [0.1, 0.2, 0.4], "Capacity[ South , fuel ]": 3.0}, fx)
+    assert set(clean) == {"growth", "capacity[south,fuel]"}
+    clean, _ = validate({"growth": np.full((5, 3), 0.2)}, fx, per_run=True)
+    with pytest.raises(UnknownParameterError, match=r"'growth' has no element 'west' in "
+                       r"Region \(its elements: north, south, east\)"):
+        validate({"growth[west]": 0.1}, fx)
+    with pytest.raises(UnknownParameterError, match=r"1 subscript\(s\) \(Region\)"):
+        validate({"growth[north, food]": 0.1}, fx)
+    with pytest.raises(ParameterValueError, match=r"'growth' and 'growth\[south\]' both name"):
+        validate({"growth": 0.2, "growth[south]": 0.1}, fx)
+    with pytest.raises(ParameterValueError, match="growth.*shape"):
+        validate({"growth": np.ones((5, 3))}, fx)  # per-run values where one run is meant
+    cm = CompiledModel(ir)
+    _, a = cm.run_arrays({"GROWTH[ South ]": np.array([0.2, 0.05])}, outputs=["Stock"])
+    _, b = cm.run_arrays({"growth": np.array([[0.1, 0.2, 0.3], [0.1, 0.05, 0.3]])},
+                         outputs=["Stock"])
+    for k in a:
+        np.testing.assert_array_equal(a[k][1], b[k][1])
+    from aicarousel import model  # PySD through model.run: the array is passed as a DataArray
+    model.run({"growth[south]": 0.3, "capacity": 50.0}, model_file=array_model)
 
 
 # -- refusals: the feature and the variable are named --------------------------------------

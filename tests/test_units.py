@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import warnings
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
@@ -82,8 +83,28 @@ def _simlin_unit_variables(path) -> set[str] | None:
             errs = simlin.load(str(path)).project.get_errors()
     except Exception:  # noqa: BLE001 - a model pysimlin does not accept is not compared
         return None
-    return {_canon(e.variable_name) for e in errs
+    # pysimlin checks a stock's INTEG expression as a synthetic '<stock>_net_flow' variable:
+    # that is the stock's own equation
+    return {re.sub(r"_net_flow$", "", _canon(e.variable_name)) for e in errs
             if e.kind.name == "UNITS" and e.variable_name}
+
+
+#: Models where the two checkers disagree for a stated reason (ours, theirs: exact sets, so a
+#: change on either side fails the test and the entry is revisited).
+_KNOWN_DIFFERENCES = {
+    "tests/except/test_except.mdl": (
+        {"inventory"}, {"inventory", "special_giveaways"},
+        "pysimlin gives 0.1*(1+SIN(Time))*inventory the units Month*units (it keeps Time's "
+        "units through SIN); the argument of SIN is an angle and SIN is dimensionless"),
+    "tests/subscript_mapping_simple/test_subscript_mapping_simple.mdl": (
+        {"input_level_1", "population"}, {"input_level_1"},
+        "pysimlin reports POPULATION's net flow (People/year for a People stock in Months) "
+        "without a variable name, only 'involving population_net_flow, population, aging'"),
+    "tests/subscript_mapping_vensim/test_subscript_mapping_vensim.mdl": (
+        {"population"}, set(),
+        "pysimlin reports POPULATION's net flow (People/year for a People stock in Months) "
+        "without a variable name, only 'involving population_net_flow, population, aging'"),
+}
 
 
 #: pysimlin checks the control variables XMILE files declare in <sim_specs>; PySD synthesises
@@ -105,12 +126,29 @@ def test_units_agree_with_pysimlin(model):
     theirs = _simlin_unit_variables(model)
     if theirs is None:
         pytest.skip("pysimlin does not load this model")
-    if getattr(ir, "arrays", None):
-        pytest.xfail("not yet: the units checker reports subscript elements one by one "
-                     "(var[e1], ...), pysimlin the variable; models became IR-supported this "
-                     "session (issue 11 follow-up)")
     ours = {_canon(i.variable) for i in check_units(ir).issues}
+    rel = Path(model).resolve().relative_to(TM.resolve()).as_posix() \
+        if Path(model).resolve().is_relative_to(TM.resolve()) else None
+    if rel in _KNOWN_DIFFERENCES:
+        want_ours, want_theirs, _reason = _KNOWN_DIFFERENCES[rel]
+        assert (ours, theirs - _CONTROL) == (want_ours, want_theirs)
+        return
     assert ours == theirs - _CONTROL
+
+
+def test_a_subscripted_variable_is_one_issue_naming_its_elements(tmp_path):
+    """Units are checked per element (arrays are expanded), reported once per model variable
+    (as pysimlin does), with the failing elements named."""
+    f = tmp_path / "arr.mdl"
+    f.write_text("{UTF-8}\nR: a, b, c\n~ ~ |\nk[R] = 1, 2, 3\n~ Dmnl ~ |\n"
+                 "S[R] = INTEG(k[R], 0)\n~ People ~ |\nx[R] = S[R] + k[R]\n~ People ~ |\n"
+                 "INITIAL TIME = 0\n~ Year ~ |\nFINAL TIME = 1\n~ Year ~ |\n"
+                 "TIME STEP = 0.5\n~ Year ~ |\nSAVEPER = TIME STEP\n~ Year ~ |\n")
+    issues = check_units(build_ir(f)).issues
+    assert [i.variable for i in issues] == ["k", "x"], [str(i) for i in issues]
+    assert "match the stock 'S'" in issues[0].message
+    assert "(elements [a], [b], [c])" in issues[1].message
+    assert (issues[0].line, issues[1].line) == (4, 8)  # "k[R] =", "x[R] =" lines
 
 
 def test_units_comparison_covers_models():

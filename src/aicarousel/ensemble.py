@@ -813,9 +813,13 @@ class CompiledModel:
             By py_name, shape (N, T).
         """
         from .params import facts_from_ir, validate  # the one validator of every entry point
-        validate(params, facts_from_ir(self.ir), {"final_time": final_time,
-                 "time_step": time_step, "saveper": saveper}, per_run=True,
-                 kinds=("constant", "data"))
+        clean, _ = validate(params, facts_from_ir(self.ir), {"final_time": final_time,
+                            "time_step": time_step, "saveper": saveper}, per_run=True,
+                            kinds=("constant", "data"))
+        if params:  # by the validator's canonical names (whole arrays and elements included)
+            from .params import CONTROL_NAMES
+            params = {**clean, **{k: v for k, v in params.items()
+                                  if isinstance(k, str) and k.strip().upper() in CONTROL_NAMES}}
         tspec = self.ir.time
         dt = float(time_step if time_step is not None else tspec.dt)
         final = float(final_time if final_time is not None else tspec.final)
@@ -925,15 +929,12 @@ class CompiledModel:
 
 
 def _check_finite(outs, blocks, saved_times, first_run, ir) -> None:
-    """Refuse NaN/inf in a chunk's outputs, naming variable, run and time (as model.run does)."""
-    for o, block in zip(outs, blocks):
-        bad = ~np.isfinite(block)
-        if bad.any():
-            ti, r = np.argwhere(bad)[0]
-            from .errors import SimulationError
-            raise SimulationError(
-                f"the run produced {block[ti, r]} in {ir.variables[o].real_name!r} at time "
-                f"{saved_times[ti]:g} (run {first_run + r}); check the parameters that feed it")
+    """Refuse NaN/inf in a chunk's outputs by the rule of every engine (``ir.nonfinite_error``:
+    variable, time and run named)."""
+    if all(np.isfinite(b).all() for b in blocks):
+        return
+    from .ir import nonfinite_error
+    raise nonfinite_error(ir, saved_times, {o: b.T for o, b in zip(outs, blocks)}, first_run)
 
 
 def _run_forked(chunks, procs, do_chunk, outs, n, n_saved):

@@ -871,7 +871,9 @@ def _static_eval(variables: Mapping[str, Variable], name: str, _seen=None) -> fl
     if any(isinstance(e, Time) for e in walk(v.expr)):
         raise UnsupportedFeatureError(
             f"control variable {v.real_name!r} depends on Time; the model IR supports only "
-            "constant control variables (INITIAL TIME, FINAL TIME, TIME STEP, SAVEPER)")
+            "constant control variables (INITIAL TIME, FINAL TIME, TIME STEP, SAVEPER): its "
+            "engines integrate on a time grid fixed before the run. aicarousel.model.run "
+            "(`aicarousel run --model FILE`) runs it in PySD")
     env = {r: _static_eval(variables, r, _seen | {name}) for r in refs(v.expr)}
     return float(eval_expr(v.expr, env, None, t=float("nan"), dt=float("nan")))
 
@@ -1227,9 +1229,43 @@ def evaluate(ir: ModelIR, state: Mapping[str, float], t: float | None = None,
     return env, st.derivatives(env, t)
 
 
+def nonfinite_error(ir: ModelIR, times: np.ndarray, values: Mapping[str, np.ndarray],
+                    first_run: int | None = None) -> SimulationError | None:
+    """The one rule of every engine for NaN/inf outputs: a run whose values stop being finite
+    numbers is numerically meaningless and is refused, naming the variable and the time.
+
+    ``values`` are arrays by py_name, shape (T,) or (N, T). Reported is the earliest saved
+    time at which a model variable (not an engine-internal one) is NaN or inf; at that time
+    the first such variable in the model's order; in an ensemble (``first_run`` given) the
+    first such run, counted from ``first_run``. Returns the error, or None if all finite.
+    """
+    best = None  # (time index, variable rank, name, run)
+    for rank, (name, var) in enumerate(ir.variables.items()):
+        if name not in values or var.internal:
+            continue
+        arr = np.asarray(values[name], dtype=float)
+        bad = ~np.isfinite(arr)
+        if not bad.any():
+            continue
+        bad2 = bad.reshape(-1, arr.shape[-1])
+        ti = int(np.argmax(bad2.any(axis=0)))
+        if best is None or ti < best[0]:
+            best = (ti, rank, name, int(np.argmax(bad2[:, ti])))
+    if best is None:
+        return None
+    ti, _, name, r = best
+    arr = np.asarray(values[name], dtype=float).reshape(-1, len(times))
+    run = f" (run {first_run + r})" if first_run is not None else ""
+    return SimulationError(
+        f"the run produced {arr[r, ti]} in {ir.variables[name].real_name!r} at time "
+        f"{times[ti]:g}{run}; check the parameters that feed it (allow_nonfinite=True "
+        "returns the values for diagnosis)")
+
+
 def simulate(ir: ModelIR, params: Mapping | None = None, *, every_step: bool = False,
              initial: Mapping[str, float] | None = None,
-             final_time: float | None = None) -> dict[str, np.ndarray]:
+             final_time: float | None = None,
+             allow_nonfinite: bool = False) -> dict[str, np.ndarray]:
     """Run the model with the pure-Python reference evaluator (Euler, PySD's numerics).
 
     Parameters
@@ -1244,6 +1280,10 @@ def simulate(ir: ModelIR, params: Mapping | None = None, *, every_step: bool = F
         Initial stock values overriding the model's initial expressions.
     final_time : float, optional
         Override FINAL TIME.
+    allow_nonfinite : bool
+        Return NaN/inf values (IEEE arithmetic, as the ensemble with the same flag) instead
+        of refusing them: by default a NaN or inf raises :class:`SimulationError` naming the
+        variable and time (:func:`nonfinite_error`, the rule of every engine).
 
     Returns
     -------
@@ -1287,4 +1327,8 @@ def simulate(ir: ModelIR, params: Mapping | None = None, *, every_step: bool = F
     out = {"time": np.array(times)}
     for i, n in enumerate(names):
         out[n] = arr[:, i]
+    if not allow_nonfinite:
+        err = nonfinite_error(ir, out["time"], out)
+        if err is not None:
+            raise err
     return out

@@ -18,7 +18,7 @@ import numbers
 import os
 import sys
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -209,6 +209,9 @@ class ParameterFacts:
         Run control of the model file.
     time_unit : str
         Units of TIME STEP (e.g. ``Year``).
+    arrays : dict of str to ArrayInfo
+        Subscripted variables by their whole Vensim name (``growth``); their elements are in
+        ``constants``/``kinds`` under ``growth[north]`` (:mod:`aicarousel.subscripts`).
     """
 
     model: str
@@ -220,6 +223,7 @@ class ParameterFacts:
     time_step: float
     saveper: float
     time_unit: str = "Year"
+    arrays: dict = field(default_factory=dict)
 
     def spellings(self, kinds: Iterable[str] | None = None) -> dict[str, str]:
         """``spelling -> Vensim name`` (Vensim and py names) of variables of ``kinds``."""
@@ -268,8 +272,9 @@ def facts_from_ir(ir) -> ParameterFacts:
                                            _num(v.limits[0]), _num(v.limits[1]),
                                            _per_unit(v.units or "", value, time_unit))
     t = ir.time
+    arrays = {info.real_name: info for info in (getattr(ir, "arrays", None) or {}).values()}
     facts = ParameterFacts(Path(ir.path).name, consts, kinds, py, float(t.initial),
-                           float(t.final), float(t.dt), float(t.saveper), time_unit)
+                           float(t.final), float(t.dt), float(t.saveper), time_unit, arrays)
     _FACTS[key] = facts
     return facts
 
@@ -479,12 +484,25 @@ def validate(params: Mapping[str, Any] | None, fx: ParameterFacts,
     full = check_control(fx, control, where)
     dt, t0, t1 = full["time_step"], full["initial_time"], full["final_time"]
     names = fx.spellings()
+    names.update({a: a for a in fx.arrays})
+    names.update({info.name: a for a, info in fx.arrays.items()})
     settable = fx.spellings(kinds)
     clean: dict[str, Any] = {}
     given_as: dict[str, Any] = {}
+    entries = []  # (name as given, Vensim name of a scalar or an element, value)
     for name, value in rest.items():
-        real = resolve_name(name, names, what="parameter", where=where,
-                            hint="run `aicarousel params` for the list")
+        real = _resolve_element(name, names, fx, where)
+        if real in fx.arrays and real not in fx.kinds:  # a subscripted constant as a whole: one value per element
+            from .subscripts import element_values
+            try:
+                parts = element_values(fx.arrays[real], value, per_run=per_run)
+            except ParameterValueError as exc:
+                raise ParameterValueError(f"{where}{exc}") from None
+            entries.extend((name, fx.py_names[py], v, True) for py, v in parts.items())
+            clean[real] = value
+        else:
+            entries.append((name, real, value, False))
+    for name, real, value, whole in entries:
         kind = fx.kinds[real]
         if real not in settable.values():
             if kind == "stock":
@@ -525,11 +543,49 @@ def validate(params: Mapping[str, Any] | None, fx: ParameterFacts,
                 f"{type(value).__name__} {short(repr(value), 60)}")
         if c is not None:
             check_values(c, vals, dt, fx.time_unit, where)
-        clean[real] = value
+        if not whole:
+            clean[real] = value
     for c in fx.constants.values():  # durations left at their value must outlast the step too
         if c.is_duration and c.name not in clean:
             check_values(c, c.value, dt, fx.time_unit, where)
     return clean, full
+
+
+def _resolve_element(name: Any, names: Mapping[str, str], fx: ParameterFacts,
+                     where: str = "") -> str:
+    """Vensim name of ``name``: a scalar, a subscripted variable as a whole (``growth``) or
+    one element (``growth[south]``, any case and spacing); an unknown element is refused
+    naming the variable's elements."""
+    text = name.strip() if isinstance(name, str) else ""
+    if fx.arrays and "[" in text and text.endswith("]"):
+        base, _, inner = text[:-1].partition("[")
+        bases = {a: a for a in fx.arrays} | {i.name: a for a, i in fx.arrays.items()}
+        try:
+            arr = resolve_name(base.strip(), bases)
+        except UnknownParameterError:
+            arr = None
+        if arr is not None:
+            info = fx.arrays[arr]
+            given = [e.strip() for e in inner.split(",")]
+            if len(given) != len(info.dims):
+                raise UnknownParameterError(
+                    f"{where}{name!r}: {arr!r} has {len(info.dims)} subscript(s) "
+                    f"({', '.join(info.dims)}); name one element of each, e.g. "
+                    f"{arr}[{','.join(c[0] for c in info.coords)}]")
+            tup = []
+            for d, coords, e in zip(info.dims, info.coords, given):
+                try:
+                    tup.append(resolve_name(e, coords))
+                except UnknownParameterError:
+                    raise UnknownParameterError(
+                        f"{where}{name!r}: {arr!r} has no element {e!r} in {d} (its elements: "
+                        f"{', '.join(coords)})") from None
+            if tuple(tup) not in info.elements:
+                raise UnknownParameterError(f"{where}{name!r}: {arr!r} has no equation for "
+                                            f"[{','.join(tup)}]")
+            return fx.py_names[info.elements[tuple(tup)]]
+    return resolve_name(name, names, what="parameter", where=where,
+                        hint="run `aicarousel params` for the list")
 
 
 def _check_index(index, real: str, t0: float, t1: float, where: str) -> None:
@@ -581,8 +637,10 @@ def validate_params(params: Mapping[str, Any], model, doc: pd.DataFrame,
     except UnsupportedFeatureError:
         fx = _facts_from_pysd(model, doc, model_file)
     clean, full = validate(params, fx, control)
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = _pysd_arrays(clean, fx)
     for real, value in clean.items():
+        if real in fx.arrays or _array_of(real, fx) is not None:
+            continue
         py = next(p for p, n in fx.py_names.items() if n == real)
         if isinstance(value, pd.Series):
             out[py] = pd.Series(np.asarray(value.to_numpy(), dtype=float),
@@ -593,6 +651,52 @@ def validate_params(params: Mapping[str, Any], model, doc: pd.DataFrame,
     ctrl = {k: (full[k] if control.get(k) is not None or k in moved else None)
             for k in ("initial_time", "final_time", "time_step", "saveper")}
     return out, ctrl
+
+
+def _array_of(real: str, fx: ParameterFacts):
+    """(ArrayInfo, element tuple) of an element's Vensim name, or None."""
+    for info in fx.arrays.values():
+        for tup, py in info.elements.items():
+            if fx.py_names.get(py) == real:
+                return info, tup
+    return None
+
+
+def _pysd_arrays(clean: Mapping[str, Any], fx: ParameterFacts) -> dict[str, Any]:
+    """Overrides of subscripted constants (whole or per element) as PySD takes them: one
+    xarray.DataArray of every element by the array's py_name (the model's values where none
+    is given)."""
+    import xarray as xr
+
+    from .subscripts import element_values
+
+    given: dict[str, dict] = {}
+    for real, value in clean.items():
+        if real in fx.arrays:
+            info = fx.arrays[real]
+            parts = element_values(info, value, per_run=False)
+            given.setdefault(real, {}).update(
+                {t: parts[py] for t, py in info.elements.items()})
+        else:
+            hit = _array_of(real, fx)
+            if hit is not None:
+                given.setdefault(hit[0].real_name, {})[hit[1]] = value
+    out = {}
+    for real, vals in given.items():
+        info = fx.arrays[real]
+        data = np.full(info.shape, np.nan)
+        for t, py in info.elements.items():
+            v = vals.get(t, fx.constants.get(fx.py_names[py]))
+            v = getattr(v, "value", v)
+            if not _is_number(v):
+                raise ParameterValueError(
+                    f"{fx.py_names[py]!r}: a time series for an element of a subscripted "
+                    "constant cannot be passed to PySD; use the ensemble "
+                    "(aicarousel.ensemble.CompiledModel.run)")
+            data[tuple(c.index(e) for c, e in zip(info.coords, t))] = float(v)
+        out[info.name] = xr.DataArray(data, dims=list(info.dims),
+                                      coords={d: list(c) for d, c in zip(info.dims, info.coords)})
+    return out
 
 
 def _moved(params: Mapping[str, Any] | None) -> set[str]:

@@ -123,7 +123,8 @@ def element_values(info: ArrayInfo, value, *, per_run: bool = True) -> dict:
                                           f"{exc.args[0]!r}") from None
             out[name] = float(v) if v.ndim == 0 else np.asarray(v.values, float)
         return out
-    if callable(value) or hasattr(value, "index") or np.ndim(value) == 0:
+    if (callable(value) or np.ndim(value) == 0  # (a list has .index too: not a time series)
+            or (hasattr(value, "index") and not isinstance(value, (list, tuple, np.ndarray)))):
         return {name: value for name in elems.values()}
     arr = np.asarray(value, dtype=float)
     shape = info.shape

@@ -230,7 +230,8 @@ class UnitIssue:
     Attributes
     ----------
     variable : str
-        Model name of the variable whose equation is inconsistent.
+        Model name of the variable whose equation is inconsistent (a subscripted variable by
+        its own name, once, with its failing elements named in ``message``).
     file : str
         Model file name.
     line : int or None
@@ -263,7 +264,9 @@ def definition_lines(path: Path) -> dict[str, int]:
     lines = text.splitlines()
     if Path(path).suffix.lower() == ".mdl":
         for k, line in enumerate(lines, 1):
-            m = re.match(r'^\s*("[^"]+"|[^=~|:(\[{]+?)\s*(=|\(|:=|==)', line)
+            m = re.match(r'^\s*("[^"]+"|[^=~|:(\[{]+?)\s*(?:\[[^\]]*\]\s*)?'  # x[R] =
+                         r'(?::EXCEPT:\s*\[[^\]]*\](?:\s*,\s*\[[^\]]*\])*\s*)?(=|\(|:=|==)',
+                         line)
             if m:
                 out.setdefault(_vname(m.group(1)), k)
     else:
@@ -443,6 +446,38 @@ class _Checker:
                 self.declared[n] = d
                 self.inferred.add(n)
 
+    def _blame_flows(self, stock, want) -> bool:
+        """A stock's net flow a sum or difference of flow variables (of the stock's own
+        element, for a subscripted stock): each flow with declared units other than the
+        stock's units per time unit is reported as the flow's own mismatch (as pysimlin
+        attaches it to the flow). True if any was."""
+        flows, stack = [], [stock.expr]
+        while stack:
+            e = stack.pop()
+            if isinstance(e, Ref):
+                flows.append(e.name)
+            elif isinstance(e, Op) and e.op in ("+", "-", "neg"):
+                stack.extend(e.args)
+            else:
+                return False
+        arr = getattr(stock, "array", None)
+        for f in flows:  # only flows of the stock's own element (no mapping, no other element)
+            fa = getattr(self.ir.variables[f], "array", None)
+            if (fa is None) != (arr is None) or (fa is not None and fa[1] != arr[1]):
+                return False
+        found = False
+        name = self.ir.arrays[arr[0]].real_name if arr is not None else stock.real_name
+        for f in dict.fromkeys(flows):
+            d = self.declared.get(f)
+            if f in self.inferred or not _known(d) or d == want:
+                continue
+            self.current = f
+            self.mismatch(want, d, f"expected units {self.fmt(want)} to match the stock "
+                                   f"{name!r} (its units per time unit) but it is "
+                                   f"declared {self.fmt(d)}")
+            found = True
+        return found
+
     def run(self) -> list[tuple[str, str, str, str]]:
         ir = self.ir
         self.inferred: set[str] = set()
@@ -460,8 +495,12 @@ class _Checker:
             before = len(self.issues)
             decl = self.declared.get(n)
             if v.kind == "stock":
-                flow = self.infer(v.expr) if v.expr is not None else None
                 want = _mul(decl, dt_inv)
+                if decl is not None and want is not None and self._blame_flows(v, want):
+                    reported.add(n)  # the defect is the flow's, reported there
+                    self.current = n
+                    continue
+                flow = self.infer(v.expr) if v.expr is not None else None
                 if (decl is not None and _known(flow) and want is not None and flow != want
                         and len(self.issues) == before
                         and not (refs(v.expr) & reported)):
@@ -516,15 +555,28 @@ def check_units(ir: ModelIR) -> UnitsResult:
     ch = _Checker(ir)
     raw = ch.run()
     lines = definition_lines(ir.path)
+    rows = [(n, ir.variables[n].units, "?", msg) for n, msg in ch.syntax] + list(raw)
+    # one issue per model variable: the elements of a subscripted variable (expanded to one
+    # IR variable each) are reported together under the variable's name, as pysimlin does
+    grouped: dict[str, list] = {}
+    for n, left, right, msg in rows:
+        v = ir.variables[n]
+        array = getattr(v, "array", None)
+        name = ir.arrays[array[0]].real_name if array is not None else v.real_name
+        grouped.setdefault(name, []).append(
+            (left, right, msg, "[" + ",".join(array[1]) + "]" if array is not None else None))
     issues = []
-    for n, msg in ch.syntax:
-        v = ir.variables[n]
-        issues.append(UnitIssue(v.real_name, ir.path.name, lines.get(_vname(v.real_name)),
-                                v.units, "?", msg))
-    for n, left, right, msg in raw:
-        v = ir.variables[n]
-        issues.append(UnitIssue(v.real_name, ir.path.name, lines.get(_vname(v.real_name)),
-                                left, right, msg))
+    for name, found in grouped.items():
+        left, right, msg, _ = found[0]
+        elems = [e for *_, e in found if e is not None]
+        if elems:
+            msg += (f" (element {elems[0]})" if len(elems) == 1 else
+                    f" (elements {', '.join(elems[:6])}{', ...' if len(elems) > 6 else ''})")
+            others = {(lt, rt) for lt, rt, *_ in found} - {(left, right)}
+            if others:
+                msg += "; other elements give " + "; ".join(
+                    f"{lt} vs {rt}" for lt, rt in sorted(others)[:3])
+        issues.append(UnitIssue(name, ir.path.name, lines.get(_vname(name)), left, right, msg))
     undeclared = [v.real_name for n, v in ir.variables.items()
                   if not v.internal and v.kind in ("aux", "stock")
                   and (ch.declared.get(n) is None or n in ch.inferred) and n != "time"]
