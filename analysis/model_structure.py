@@ -141,11 +141,11 @@ class _Polarity:
     """
 
     def __init__(self, ir, nodes, traj, fractions=POLARITY_FRACTIONS):
-        from aicarousel.ir import _State  # the reference evaluator's context
+        from aicarousel.ir import Evaluator  # the reference evaluator's context
 
         self.ir = ir
         self.nodes = set(nodes)
-        self.st = _State(ir, None)
+        self.st = Evaluator(ir, None)
         t = np.asarray(traj["time"])
         self.envs = []
         for frac in fractions:

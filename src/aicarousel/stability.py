@@ -914,8 +914,8 @@ def stability_map(res: ClosedFormResult, xparam: str, yparam: str, n: int = 41,
         eig_re[k], eig_cx[k] = d.real, abs(d.imag) > 1e-9
     # simulate all points at once
     f = system.lambdify()
-    from aicarousel.ir import _State
-    x0 = _State(ir, None).initial_state()
+    from aicarousel.ir import Evaluator
+    x0 = Evaluator(ir, None).initial_state()
     x = np.repeat(np.array([x0[s] for s in ir.stocks])[:, None], X.size, axis=1)
     h = float(dt or ir.time.dt)
     steps = int(round(years / h))
