@@ -32,7 +32,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from aicarousel import paths
+from aicarousel import paths, tags
 from aicarousel.ir import build_ir, simulate
 
 #: Results this script writes (read by figures/build.py to order the build).
@@ -342,9 +342,9 @@ def build(model_file: Path | None = None) -> dict:
     node_recs = []
     for n in nodes:
         v = ir.variables[n]
-        tag = re.match(r"\s*\[(\w+)", v.comment or "")
+        tag = tags.parse(v.comment)
         node_recs.append({"id": n, "name": v.real_name, "units": v.units, "kind": v.kind,
-                          "sector": grp.get(v.real_name, "Other"), "tag": tag.group(1) if tag else ""})
+                          "sector": grp.get(v.real_name, "Other"), "tag": tag.kind if tag else ""})
     edge_recs = [{"source": a, "target": b, "polarity": signs[(a, b)], "via": path}
                  for (a, b), path in sorted(edges_raw.items())]
     loops = []

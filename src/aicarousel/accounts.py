@@ -1,20 +1,10 @@
 """Stock-flow-consistent accounts and money tracing ("who paid?").
 
 Everything here is derived from the model's own tags, found at the start of each variable's
-comment (documentation) field:
-
-``[flow: A -> B]``
-    a money flow ($B/Year) that leaves sector ``A`` and enters sector ``B``;
-``[cash: X]``
-    the cash stock of loop sector ``X`` (a sector that has a cash stock is a *loop sector*;
-    every other sector named in a flow tag belongs to the Rest of World, RoW);
-``[claim: D -> C]``
-    a financial claim stock: a liability of debtor ``D`` and an asset of creditor ``C``, at
-    book value (equity is paid-in capital, debt is principal outstanding);
-``[real: X]``
-    a real (non-financial) asset of ``X`` at book value;
-``[memo]``
-    an off-balance-sheet commitment (shown below the balance sheet, never summed).
+comment (documentation) field and read by :mod:`aicarousel.tags` (the one parser):
+``[flow: A -> B]``, ``[cash: X]``, ``[claim: D -> C]`` (book value: equity is paid-in capital,
+debt is principal outstanding), ``[real: X]``, ``[memo]`` and ``[stock]`` (ignored here).
+Sectors without a ``[cash]`` stock form the Rest of World (RoW).
 
 Accounting conventions (Godley and Lavoie, *Monetary Economics*, 2007)
 -----------------------------------------------------------------------
@@ -75,7 +65,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import paths, tables
+from . import paths, tables, tags
 from .errors import AicarouselError
 
 #: Canonical order of the Rest-of-World sectors in tables (others follow alphabetically).
@@ -88,8 +78,6 @@ OVERDRAFT = "Overdraft"
 #: The flows of the carousel loop (R1), in loop order.
 LOOP_FLOWS = ("Lab payments to Cloud", "GPU purchases", "Chips investment in Lab")
 
-_TAG_RE = re.compile(r"^\s*\[(?P<kind>flow|cash|claim|real|memo|stock)\s*(?::\s*(?P<body>[^\]]*))?\]")
-_ARROW_RE = re.compile(r"^\s*(?P<a>[^-][^>]*?)\s*->\s*(?P<b>.+?)\s*$")
 
 
 class AccountingError(AicarouselError):
@@ -208,19 +196,12 @@ class Accounts:
         raise AccountingError(f"unknown flow {name!r}: {hint}")
 
 
-def _parse_tag(comment: str) -> tuple[str, str | None] | None:
-    m = _TAG_RE.match(comment or "")
-    if not m:
-        return None
-    return m.group("kind"), (m.group("body") or "").strip() or None
-
-
 def _arrow(body: str | None, name: str, kind: str) -> tuple[str, str]:
-    m = _ARROW_RE.match(body or "")
-    if not m:
+    ends = tags.sectors(body)
+    if ends is None:
         raise AccountingError(f"variable {name!r}: malformed tag [{kind}: {body}]; write "
                               f"[{kind}: <from sector> -> <to sector>]")
-    a, b = m.group("a").strip(), m.group("b").strip()
+    a, b = ends
     if a == b:
         raise AccountingError(f"variable {name!r}: tag [{kind}: {body}] names the same sector "
                               f"twice; a flow or claim links two different sectors")
@@ -293,10 +274,10 @@ def _read_accounts_cached(path_str: str, mtime_ns: int, size: int) -> Accounts:
             refs = _signed_refs(el.expr)
             integ[el.real_name] = None if refs is None else tuple(
                 (s, ir.variables[n].real_name if n in ir.variables else n) for s, n in refs)
-        tag = _parse_tag(el.comment or "")
+        tag = tags.parse(el.comment)
         if tag is None:
             continue
-        kind, body = tag
+        kind, body = tag.kind, tag.body
         if kind == "flow":
             a, b = _arrow(body, el.real_name, kind)
             flows.append(Flow(el.real_name, a, b))
