@@ -1134,15 +1134,6 @@ class Evaluator:
         Auxiliaries and flows in evaluation order (py_names).
     stocks : list of str
         Stock py_names.
-
-    Methods
-    -------
-    env_at(t, state)
-        Values of all variables at time ``t`` (model time units) for stock values ``state``.
-    derivatives(env, t)
-        Net flow of every stock (stock units per time unit) in environment ``env``.
-    initial_state(initial=None)
-        Initial value of every stock (stock units), with optional given initial values.
     """
 
     def __init__(self, ir: ModelIR, params: Mapping | None) -> None:
@@ -1167,6 +1158,8 @@ class Evaluator:
         self.discrete = [s for s in self.stocks if getattr(ir.variables[s], "discrete", False)]
 
     def env_at(self, t: float, state: Mapping[str, float]) -> dict[str, float]:
+        """Values of all variables (py_name -> value, model units) at time ``t`` (model time
+        units) for the stock values ``state``."""
         env = dict(self.base)
         for n, f in self.funcs.items():
             env[n] = f(t)
@@ -1185,6 +1178,7 @@ class Evaluator:
                                   f"at time {t}") from None
 
     def derivatives(self, env: Mapping[str, float], t: float) -> dict[str, float]:
+        """Net flow of every stock (stock units per time unit) in the environment ``env``."""
         out = {}
         for s in self.stocks:
             try:
