@@ -19,7 +19,6 @@ Usage: ``python analysis/stability_report.py [--out DIR] [--grid N]``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -122,8 +121,8 @@ def main(argv=None) -> int:
         write_text(out / "loops.md", "\n".join(text) + "\n")
         steps.update()
         ds = S.stability_map(core, MAP_X, MAP_Y, n=args.grid)
-        ds.attrs["provenance"] = json.dumps(provenance(model_file=paths.CORE_LOOP_FILE,
-                                                       script="analysis/stability_report.py"))
+        ds.attrs.update(provenance(model_file=paths.CORE_LOOP_FILE,
+                                   script="analysis/stability_report.py"))
         write_netcdf(ds, out / "stability_map.nc")
         steps.update()
         steps.update()

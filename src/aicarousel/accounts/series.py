@@ -84,13 +84,12 @@ def _control(ds: xr.Dataset, key: str) -> float | None:
     for name in ("TIME STEP",) if key == "time_step" else ():
         if name in ds and ds[name].ndim == 1:
             return float(ds[name].values[0])
-    raw = ds.attrs.get("run_control") or ds.attrs.get("provenance")
+    raw = ds.attrs.get("run_control")  # flat attribute written by model.run
     if isinstance(raw, str):
         try:
             obj = json.loads(raw)
         except ValueError:
             return None
-        obj = obj.get("run_control", obj) if isinstance(obj, dict) else {}
         if isinstance(obj, dict) and key in obj:
             return float(obj[key])
     return None
