@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import xarray as xr
@@ -14,14 +14,6 @@ from .structure import AccountingError, Accounts
 # --------------------------------------------------------------------------------------------
 # Running
 # --------------------------------------------------------------------------------------------
-
-def needed_columns(acc: Accounts, extra: Iterable[str] = ()) -> list[str]:
-    """Variables a run must return for the accounts, tracing and the market-value answer."""
-    cols = [f.name for f in acc.flows] + [h.name for h in acc.holdings]
-    cols += [f"{s} Market Value" for s in acc.loop_sectors]
-    cols += list(extra)
-    return list(dict.fromkeys(cols))
-
 
 def run_for_accounts(params: Mapping[str, Any] | None = None,
                      model_file: str | os.PathLike | None = None,
