@@ -100,12 +100,18 @@ def _latex_name(n: str) -> str:
     return r"\mathit{" + n.replace("_", r"\_") + "}"
 
 
-def report_markdown(res: ClosedFormResult) -> str:
-    """Markdown report of a closed-form analysis (formulas in LaTeX math)."""
+def _names(res: ClosedFormResult) -> tuple[ModelIR, dict, dict]:
+    """The model, its Vensim names by py_name and the LaTeX symbol of each state and parameter."""
     ir = res.system.ir
     rn = {n: v.real_name for n, v in ir.variables.items()}
     names = {s: sp.Symbol(_latex_name(str(s))) for s in
              list(res.system.states) + list(res.system.params.values())}
+    return ir, rn, names
+
+
+def report_markdown(res: ClosedFormResult) -> str:
+    """Markdown report of a closed-form analysis (formulas in LaTeX math)."""
+    ir, rn, names = _names(res)
 
     def L(e):
         return sp.latex(sp.sympify(e).subs(names) if hasattr(e, "subs") else e)
@@ -153,10 +159,7 @@ def report_markdown(res: ClosedFormResult) -> str:
 
 def report_latex(res: ClosedFormResult) -> str:
     """LaTeX fragment (no preamble) of a closed-form analysis, for \\input in a paper."""
-    ir = res.system.ir
-    rn = {n: v.real_name for n, v in ir.variables.items()}
-    names = {s: sp.Symbol(_latex_name(str(s))) for s in
-             list(res.system.states) + list(res.system.params.values())}
+    ir, rn, names = _names(res)
 
     def L(e):
         return sp.latex(sp.sympify(e).subs(names))
