@@ -44,7 +44,7 @@ def _attrs(cm, problem, method, n, n_runs, seed, seconds):
 
     prov = provenance(model_hash=cm.model_hash, seed=seed, model_file=paths.MODEL_FILE,
                       method=method, n=n, n_runs=n_runs, engine="aicarousel.ensemble")
-    return {"provenance": json.dumps(prov), "method": method, "n": n, "n_runs": n_runs,
+    return {**prov, "method": method, "n": n, "n_runs": n_runs,
             "seed": seed, "model_hash": cm.model_hash, "seconds": round(seconds, 3),
             "ranges": json.dumps(dict(zip(problem.names, map(list, problem.bounds))))}
 

@@ -19,7 +19,6 @@ Usage: ``python analysis/stability_report.py [--out DIR] [--grid N]``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -28,7 +27,8 @@ from tqdm import tqdm
 
 from aicarousel import paths
 from aicarousel import stability as S
-from aicarousel.atomic import write_netcdf, write_with
+from aicarousel import stability_report as R
+from aicarousel.atomic import write_netcdf, write_text, write_with
 from aicarousel.errors import AicarouselError
 from aicarousel.ir import build_ir
 from aicarousel.loops import compare_with_simlin, find_loops, match_named_loops
@@ -93,12 +93,12 @@ def main(argv=None) -> int:
     try:
         steps = tqdm(total=5, desc="stability report", unit="step")
         core = S.analyse_closed_form(paths.CORE_LOOP_FILE)
-        S.write_text_atomic(out / "core_loop_stability.md", S.report_markdown(core))
-        S.write_text_atomic(out / "core_loop_stability.tex", S.report_latex(core))
+        write_text(out / "core_loop_stability.md", R.report_markdown(core))
+        write_text(out / "core_loop_stability.tex", R.report_latex(core))
         steps.update()
         car = build_ir(paths.MODEL_FILE)
         b = S.analyse_along_baseline(car)
-        S.write_text_atomic(out / "ai_carousel_baseline.md", S.baseline_markdown(b, car))
+        write_text(out / "ai_carousel_baseline.md", R.baseline_markdown(b, car))
         df = pd.DataFrame({"time": b.time, "dominant_real": b.dominant.real,
                            "dominant_imag": b.dominant.imag,
                            "dominant_stock": b.dominant_stock})
@@ -118,11 +118,11 @@ def main(argv=None) -> int:
                 imp = cmp["importance"]
                 imp.attrs.update(provenance(model_file=mf, script="analysis/stability_report.py"))
                 write_netcdf(imp, out / f"{ir.path.stem}_simlin_loop_importance.nc")
-        S.write_text_atomic(out / "loops.md", "\n".join(text) + "\n")
+        write_text(out / "loops.md", "\n".join(text) + "\n")
         steps.update()
         ds = S.stability_map(core, MAP_X, MAP_Y, n=args.grid)
-        ds.attrs["provenance"] = json.dumps(provenance(model_file=paths.CORE_LOOP_FILE,
-                                                       script="analysis/stability_report.py"))
+        ds.attrs.update(provenance(model_file=paths.CORE_LOOP_FILE,
+                                   script="analysis/stability_report.py"))
         write_netcdf(ds, out / "stability_map.nc")
         steps.update()
         steps.update()
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     except AicarouselError as exc:
         print(f"stability_report: error: {exc}", file=sys.stderr)
         return 2
-    print("\n".join(S.plain_words(core)))
+    print("\n".join(R.plain_words(core)))
     print(f"carousel: {b.equilibrium}; {b.balanced_growth}")
     print(f"wrote {paths.relative_to_root(out)}/")
     return 0

@@ -323,12 +323,13 @@ def test_inflows_of_a_step_fund_that_step_so_no_false_overdraft():
     assert tab.loc[A.OVERDRAFT, "amount"] == 0.0
 
 
-def test_market_value_counterfactual_against_itself_is_zero_and_adds_up(baseline):
+def test_market_value_counterfactual_against_itself_is_zero_and_adds_up(baseline, load_script):
+    wp = load_script(paths.ANALYSIS_DIR / "whopaid.py")
     acc, ds, trace = baseline
-    same = A.market_value_counterfactual(ds, ds, trace, acc)
+    same = wp.market_value_counterfactual(ds, ds, trace, acc)
     assert np.allclose(same["gain"], 0.0) and np.allclose(same["commitment"], 0.0)
-    _, ds_cf, _ = A.analyse(A.NO_COMMITMENTS, acc=acc, check=False)
-    mv = A.market_value_counterfactual(ds, ds_cf, trace, acc)
+    _, ds_cf, _ = A.analyse(wp.NO_COMMITMENTS, acc=acc, check=False)
+    mv = wp.market_value_counterfactual(ds, ds_cf, trace, acc)
     assert (mv["commitment"] > 0).all()
     assert np.allclose(mv["gain"], mv["mv"] - mv["mv_counterfactual"])
     assert mv.loc["All loop sectors", "gain"] == pytest.approx(
@@ -344,3 +345,21 @@ def test_a_flow_that_changes_direction_is_refused_by_the_tracing():
     bad["GPU purchases"].values[5] = -1.0
     with pytest.raises(A.AccountingError, match="'GPU purchases'.*negative"):
         A.trace_origins(bad, acc)
+
+
+def test_trace_step_is_pure_and_conserves_money():
+    # two loop sectors, origins (Investors, Opening balances, Overdraft); flows:
+    # Investors -> X (10), X -> Y (15: X has 5 + 10, so it pays exactly its pool), Y -> RoW (30)
+    pool = np.array([[0.0, 5.0, 0.0], [0.0, 20.0, 0.0]])
+    deficit = np.array([0.0, 0.0])
+    amounts = np.array([10.0, 15.0, 30.0])
+    payer, payee, origin_of = np.array([-1, 0, 1]), np.array([0, 1, -1]), np.array([0, -1, -1])
+    args = (pool.copy(), deficit.copy(), amounts.copy(), payer, payee, origin_of, 2)
+    mix, new_pool, new_deficit, repaid = A.trace_step(*args)
+    assert np.array_equal(args[0], pool) and np.array_equal(args[1], deficit)
+    assert np.allclose(mix.sum(axis=1), 1.0)
+    assert mix[0] == pytest.approx([10 / 15, 5 / 15, 0.0])
+    # Y's pool is 20 + 15 = 35 and pays 30: no overdraft, 5 left in Y's own mix
+    assert new_deficit == pytest.approx([0.0, 0.0]) and not repaid.any()
+    cash_after = new_pool.sum(axis=1) - new_deficit
+    assert cash_after == pytest.approx([5 + 10 - 15, 20 + 15 - 30])

@@ -18,12 +18,11 @@ import pytest
 import xarray as xr
 
 from aicarousel import paths
+from aicarousel import tags as comment_tags
 from aicarousel.errors import (ModelFileError, ParameterValueError, SimulationError,
                                UnknownParameterError)
 from aicarousel.model import load, model_hash, run
 
-FLOW_RE = re.compile(r"^\s*\[flow:\s*(.+?)\s*->\s*(.+?)\s*\]")
-CASH_RE = re.compile(r"^\s*\[cash:\s*(.+?)\s*\]")
 SECTORS = {"Lab", "Cloud", "Chips"}
 REST_OF_WORLD = {"End users", "Equity investors", "Lenders", "Cloud customers", "Chip buyers",
                  "Suppliers"}
@@ -43,11 +42,11 @@ def baseline():
 def tags(doc):
     flows, cash = {}, {}
     for name, r in doc.iterrows():
-        c = str(r["Comment"] or "")
-        if m := FLOW_RE.match(c):
-            flows[name] = (m.group(1), m.group(2))
-        if m := CASH_RE.match(c):
-            cash[m.group(1)] = name
+        tag = comment_tags.parse(str(r["Comment"] or ""))
+        if tag and tag.kind == "flow":
+            flows[name] = tag.ends
+        if tag and tag.kind == "cash":
+            cash[tag.body] = name
     return flows, cash
 
 

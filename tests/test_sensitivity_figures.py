@@ -37,7 +37,8 @@ def test_analysis_is_seeded_and_complete(results):
     assert list(first["morris"]["output"].values) == analysis.OUTPUTS
     assert first["sobol"].sizes["param"] == analysis.N_SOBOL_PARAMS
     assert set(analysis.BAND_VARIABLES) <= set(first["montecarlo"].data_vars)
-    assert first["morris"].attrs["model_hash"] and "provenance" in first["morris"].attrs
+    attrs = first["morris"].attrs  # provenance as flat attributes, not a JSON blob
+    assert attrs["model_hash"] and attrs["aicarousel_version"] and "provenance" not in attrs
     assert sorted(p.name for p in (root / "results" / "sensitivity").iterdir()) == \
         ["montecarlo.nc", "morris.nc", "sobol.nc"]  # no temp files left
 

@@ -18,7 +18,8 @@ from aicarousel.cli import main
 from aicarousel.ir import build_ir
 from aicarousel.stability import (NoEquilibriumError, SingularJacobianError,
                                   analyse_closed_form, carousel_values_for, find_equilibria,
-                                  hurwitz_determinants, report_latex, report_markdown)
+                                  hurwitz_determinants)
+from aicarousel.stability_report import plain_words, report_latex, report_markdown
 from aicarousel.symbolic import to_sympy
 
 @pytest.fixture(scope="session")
@@ -302,7 +303,7 @@ TEXTBOOK = Path(__file__).parent / "data" / "textbook"
     ("first_order_positive", "stable", [-0.2]),
 ])
 def test_textbook_verdicts(name, verdict, eigs):
-    from aicarousel.stability import analyse_closed_form, plain_words
+    from aicarousel.stability import analyse_closed_form
 
     res = analyse_closed_form(TEXTBOOK / f"{name}.mdl")
     assert res.verdict == verdict
@@ -316,7 +317,7 @@ def test_textbook_verdicts(name, verdict, eigs):
 
 
 def test_lotka_volterra_reports_the_interior_equilibrium_and_the_trivial_one():
-    from aicarousel.stability import analyse_closed_form, plain_words
+    from aicarousel.stability import analyse_closed_form
 
     res = analyse_closed_form(TEXTBOOK / "lotka_volterra.mdl")
     assert res.equilibrium_values == pytest.approx({"prey": 20.0, "predators": 10.0})
@@ -380,3 +381,14 @@ def test_closed_form_refuses_a_model_too_large_for_sympy(tmp_path):
                  "TIME STEP = 0.25 ~ Year ~ |\nSAVEPER = TIME STEP ~ Year ~ |\n")
     with pytest.raises(StabilityError, match=f"has {n} stocks.*--along-baseline"):
         analyse_closed_form(p)
+
+
+def test_report_names_stay_importable_from_stability():
+    # the report writers moved to aicarousel.stability_report; code on other branches imports
+    # them from aicarousel.stability
+    from aicarousel import atomic, stability, stability_report
+    for name in ("plain_words", "report_markdown", "report_latex", "baseline_markdown"):
+        assert getattr(stability, name) is getattr(stability_report, name)
+    assert stability.write_text_atomic is atomic.write_text
+    with pytest.raises(AttributeError):
+        stability.no_such_name

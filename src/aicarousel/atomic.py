@@ -305,42 +305,16 @@ def netcdf_writer(ds) -> Callable[[Path], None]:
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8, ``\\n`` line ends) to ``path`` atomically.
 
-    Parameters
-    ----------
-    path : path
-        Target file (new or a regular file); parent directories are created.
-    text : str
-
-    Returns
-    -------
-    pathlib.Path
-        The written file.
-
-    Raises
-    ------
-    OutputError
-        When the file cannot be written (nothing is left behind).
+    ``write_with(path, text_writer(text))``: the target, the returned path and the
+    ``OutputError`` are those of :func:`write_with`.
     """
     return write_with(path, text_writer(text))
 
 
 def write_netcdf(ds, path: str | os.PathLike) -> Path:
-    """Write an ``xarray.Dataset`` to netCDF atomically.
+    """Write an ``xarray.Dataset`` to netCDF-4 atomically.
 
-    Parameters
-    ----------
-    ds : xarray.Dataset
-    path : path
-        Target .nc file (new or a regular file); parent directories are created.
-
-    Returns
-    -------
-    pathlib.Path
-        The written file.
-
-    Raises
-    ------
-    OutputError
-        When the file cannot be written (nothing is left behind).
+    ``write_with(path, netcdf_writer(ds))``: the target, the returned path and the
+    ``OutputError`` are those of :func:`write_with`.
     """
     return write_with(path, netcdf_writer(ds))

@@ -45,7 +45,7 @@ import numpy as np
 import xarray as xr
 
 from aicarousel.errors import AicarouselError
-from aicarousel.ir import ModelIR, _State, eval_expr, simulate
+from aicarousel.ir import Evaluator, ModelIR, eval_expr, simulate
 from aicarousel.loops import dependency_graph, load_named_loops
 
 __all__ = ["LinkScores", "link_scores", "find_loops_exhaustive", "strongest_loops",
@@ -91,7 +91,7 @@ class LinkScores:
 def _trajectory(ir: ModelIR, params: Mapping | None):
     """Every step's full environment and each stock's net flow, from the reference run."""
     out = simulate(ir, params=params, every_step=True)
-    st = _State(ir, params)
+    st = Evaluator(ir, params)
     times = out["time"]
     names = [n for n in out if n != "time"]
     envs = []

@@ -51,7 +51,6 @@ DEFAULT_CHUNK = 4096
 __all__ = [
     "CompiledModel",
     "compile_model",
-    "run_ensemble",
     "SMALL_VENSIM",
     "DEFAULT_CHUNK",
 ]
@@ -453,19 +452,13 @@ class CompiledModel:
         self._by_real = {v.real_name: k for k, v in ir.variables.items()}
         self._by_real_lower = {v.real_name.lower(): k for k, v in ir.variables.items()}
         self._order_all = self._init_order()
-        consts = getattr(ir, "constants", {}) or {}
-        for name, var in ir.variables.items():
-            if var.kind == "constant":
-                if name in consts:
-                    self.defaults[name] = float(consts[name])
-                else:
-                    self.defaults[name] = float(self._eval_const(var.expr, name))
+        for name, value in ir.constants.items():  # every constant is a number in the IR
+            self.defaults[name] = float(value)
         self._lookups = {}
         for name, var in ir.variables.items():
             if var.kind == "lookup":
                 x, y = var.table
                 self._lookups[name] = (np.asarray(x, float), np.asarray(y, float))
-        self._data_vars = {name for name, var in ir.variables.items() if var.kind == "data"}
 
     @property
     def model_hash(self) -> str:
@@ -525,7 +518,7 @@ class CompiledModel:
         var = self.ir.variables[name]
         if var.kind == "stock" or (var.kind == "aux" and var.initial is not None):
             return _refs(var.initial)
-        if var.kind in ("lookup", "data"):
+        if var.kind == "lookup":
             return set()
         return _refs(var.expr)
 
@@ -553,20 +546,12 @@ class CompiledModel:
             visit(n, [])
         return order
 
-    def _eval_const(self, expr, name):
-        src = _Codegen(name)(expr)
-        env = dict(_RUNTIME)
-        for n, v in self.defaults.items():
-            env["v_" + n] = v
-        return eval(src, env)  # noqa: S307 - source generated from the IR, not user text
-
     def _dynamic_set(self, ts_names: frozenset[str]) -> set[str]:
         """Variables that must be recomputed every step."""
         ir = self.ir
         dyn = set(ts_names) | {n for n, v in ir.variables.items() if v.kind == "stock"}
-        dyn |= {n for n in self._data_vars}
         changed = True
-        aux = [n for n, v in ir.variables.items() if v.kind not in ("stock", "lookup", "data")
+        aux = [n for n, v in ir.variables.items() if v.kind not in ("stock", "lookup")
                and n not in ts_names]
         time_dep = {n for n in aux if _uses_time(ir.variables[n].expr)}
         dyn |= time_dep
@@ -590,16 +575,10 @@ class CompiledModel:
 
     def _generate(self, ts_names: frozenset[str], outputs: tuple[str, ...]) -> _Program:
         ir = self.ir
-        missing = self._data_vars - set(ts_names)
-        if missing:
-            n = sorted(missing)[0]
-            raise UnsupportedFeatureError(
-                f"variable {ir.variables[n].real_name!r} is a DATA variable; the ensemble engine "
-                "needs it given as a time series override")
         dyn = self._dynamic_set(ts_names)
         stocks = [n for n, v in ir.variables.items() if v.kind == "stock"]
         aux_order = [n for n in ir.order if n not in ts_names and ir.variables[n].kind
-                     not in ("stock", "lookup", "data", "constant")]
+                     not in ("stock", "lookup", "constant")]
         # only what the stocks' flows and the requested outputs need is computed each step
         needed: set[str] = set()
         todo = [n for n in stocks] + list(outputs)
@@ -692,7 +671,7 @@ class CompiledModel:
         series: dict[str, np.ndarray] = {}
         n_found = None
         for name, value in self._element_params(params):
-            key = self.py_name(name, kinds={"constant", "data"}, what="parameter")
+            key = self.py_name(name, kinds={"constant"}, what="parameter")
             real = self.real_name(key)
             if key in getattr(self.ir, "structural", {}):
                 raise ParameterValueError(
@@ -815,7 +794,7 @@ class CompiledModel:
         from .params import facts_from_ir, validate  # the one validator of every entry point
         clean, _ = validate(params, facts_from_ir(self.ir), {"final_time": final_time,
                             "time_step": time_step, "saveper": saveper}, per_run=True,
-                            kinds=("constant", "data"))
+                            kinds=("constant",))
         if params:  # by the validator's canonical names (whole arrays and elements included)
             from .params import CONTROL_NAMES
             params = {**clean, **{k: v for k, v in params.items()
@@ -1024,11 +1003,8 @@ def _cached_ir(path: Path, model_hash: str, build_ir):
     from . import ir as ir_module
     from . import subscripts as subscripts_module
 
-    try:
-        import pysd
-        pysd_version = pysd.__version__
-    except ImportError:  # pragma: no cover
-        pysd_version = "none"
+    import pysd  # a locked dependency: always there
+    pysd_version = pysd.__version__
     code = hashlib.sha256(Path(ir_module.__file__).read_bytes()
                           + Path(subscripts_module.__file__).read_bytes()
                           + pysd_version.encode()).hexdigest()[:16]
@@ -1050,15 +1026,3 @@ def _cached_ir(path: Path, model_hash: str, build_ir):
             pass
     return ir
 
-
-def run_ensemble(params: Mapping[str, Any] | None = None, *, n: int | None = None,
-                 outputs: Sequence[str] | None = None, model_file: str | Path | None = None,
-                 **kwargs):
-    """Convenience wrapper: ``compile_model(model_file).run(params, ...)``.
-
-    Returns
-    -------
-    xarray.Dataset
-        Dims (run, time).
-    """
-    return compile_model(model_file).run(params, n=n, outputs=outputs, **kwargs)

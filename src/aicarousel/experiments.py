@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import warnings
 from pathlib import Path
 from typing import Any, Iterable
@@ -29,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import paths, tables
+from . import paths, tables, tags
 from .errors import AicarouselError
 
 #: Cash cover (years of Lab's planned spending) below which Lab's cash counts as run out.
@@ -47,9 +46,6 @@ MARKET_VALUE = "{sector} Market Value"
 DATASET_FILE = "experiments.nc"
 TABLE_STEM = "experiments_table"
 
-_FLOW_RE = re.compile(r"^\s*\[flow:\s*([^\]]+?)\s*->\s*([^\]]+?)\s*\]")
-_CASH_RE = re.compile(r"^\s*\[cash:\s*([^\]]+?)\s*\]")
-_CLAIM_RE = re.compile(r"^\s*\[claim:\s*([^\]]+?)\s*->\s*([^\]]+?)\s*\]")
 
 
 # --------------------------------------------------------------------------- tags
@@ -70,13 +66,15 @@ def tagged(ds: xr.Dataset) -> dict[str, Any]:
     """
     flows, cash, claims = {}, {}, {}
     for name, var in ds.data_vars.items():
-        desc = str(var.attrs.get("description", ""))
-        if m := _FLOW_RE.match(desc):
-            flows[name] = (m.group(1), m.group(2))
-        elif m := _CASH_RE.match(desc):
-            cash[m.group(1)] = name
-        elif m := _CLAIM_RE.match(desc):
-            claims[name] = (m.group(1), m.group(2))
+        tag = tags.parse(str(var.attrs.get("description", "")))
+        if tag is None:
+            continue
+        if tag.kind == "flow" and tag.ends:
+            flows[name] = tag.ends
+        elif tag.kind == "cash" and tag.body:
+            cash[tag.body] = name
+        elif tag.kind == "claim" and tag.ends:
+            claims[name] = tag.ends
     sectors = sorted(cash)
     outside = sorted({a for a, _ in flows.values()} | {b for _, b in flows.values()} - set(sectors))
     outside = [o for o in outside if o not in sectors]

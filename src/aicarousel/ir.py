@@ -85,7 +85,7 @@ from aicarousel.errors import ModelFileError, SimulationError, UnsupportedFeatur
 
 __all__ = [
     "Num", "Ref", "Time", "Op", "Call", "Lookup", "Expr", "TimeSpec", "Variable", "ModelIR",
-    "build_ir", "simulate", "evaluate", "eval_expr", "refs", "walk", "FUNCTIONS",
+    "build_ir", "simulate", "evaluate", "eval_expr", "Evaluator", "refs", "walk", "FUNCTIONS",
     "SMALL_VENSIM", "CONTROL_VARS",
 ]
 
@@ -1111,8 +1111,32 @@ def _apply_params(ir: ModelIR, params: Mapping | None) -> tuple[dict, dict]:
     return consts, funcs
 
 
-class _State:
-    """Evaluation context of the reference evaluator."""
+class Evaluator:
+    """The reference evaluator: one model's equations evaluated at a state, in pure Python.
+
+    Holds the constants (with ``params`` applied), the time settings and the evaluation order
+    of a :class:`ModelIR`; :func:`simulate`, :func:`evaluate`, the loop and dominance analyses,
+    stability and the model-structure analysis all evaluate the model through it, so there is
+    one evaluator of the IR (the vectorised engine in :mod:`aicarousel.ensemble` is proved
+    equal to it by the differential tests).
+
+    Parameters
+    ----------
+    ir : ModelIR
+    params : mapping or None
+        Constant overrides (model names or py_names, model units), or time-series lookups.
+
+    Attributes
+    ----------
+    base : dict
+        Value of every constant and control variable (py_name -> value, model units).
+    time : TimeSpec
+        Run window (model time units) after the overrides.
+    order : list of str
+        Auxiliaries and flows in evaluation order (py_names).
+    stocks : list of str
+        Stock py_names.
+    """
 
     def __init__(self, ir: ModelIR, params: Mapping | None) -> None:
         self.ir = ir
@@ -1136,6 +1160,8 @@ class _State:
         self.discrete = [s for s in self.stocks if getattr(ir.variables[s], "discrete", False)]
 
     def env_at(self, t: float, state: Mapping[str, float]) -> dict[str, float]:
+        """Values of all variables (py_name -> value, model units) at time ``t`` (model time
+        units) for the stock values ``state``."""
         env = dict(self.base)
         for n, f in self.funcs.items():
             env[n] = f(t)
@@ -1154,6 +1180,7 @@ class _State:
                                   f"at time {t}") from None
 
     def derivatives(self, env: Mapping[str, float], t: float) -> dict[str, float]:
+        """Net flow of every stock (stock units per time unit) in the environment ``env``."""
         out = {}
         for s in self.stocks:
             try:
@@ -1199,6 +1226,10 @@ class _State:
         return {s: state[s] for s in self.stocks}
 
 
+#: Former private name of :class:`Evaluator` (kept so code written against it still runs).
+_State = Evaluator
+
+
 def evaluate(ir: ModelIR, state: Mapping[str, float], t: float | None = None,
              params: Mapping | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """Values of all variables and the stock derivatives at one state.
@@ -1219,7 +1250,7 @@ def evaluate(ir: ModelIR, state: Mapping[str, float], t: float | None = None,
         ``values`` of every variable (py_name -> float) and ``ddt`` (stock -> d/dt, stock
         units per time unit).
     """
-    st = _State(ir, params)
+    st = Evaluator(ir, params)
     t = st.time.initial if t is None else float(t)
     s = {ir.resolve(k): float(v) for k, v in state.items()}
     missing = set(st.stocks) - set(s)
@@ -1293,7 +1324,7 @@ def simulate(ir: ModelIR, params: Mapping | None = None, *, every_step: bool = F
     p = dict(params or {})
     if final_time is not None:
         p["final_time"] = float(final_time)
-    st = _State(ir, p)
+    st = Evaluator(ir, p)
     ts = st.time
     dt, t = ts.dt, ts.initial
     prec = dt * 1e-5

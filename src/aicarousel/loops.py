@@ -32,7 +32,7 @@ import numpy as np
 import xarray as xr
 
 from aicarousel.errors import AicarouselError
-from aicarousel.ir import ModelIR, _State, eval_expr, simulate
+from aicarousel.ir import Evaluator, ModelIR, eval_expr, simulate
 
 __all__ = ["FeedbackLoop", "LoopReport", "dependency_graph", "find_loops", "link_gains",
            "stock_residence_times", "baseline_point", "match_named_loops", "load_named_loops",
@@ -121,7 +121,7 @@ def baseline_point(ir: ModelIR, time: float | None = None,
 
 
 def _env(ir: ModelIR, t: float, state: Mapping[str, float], params=None):
-    st = _State(ir, params)
+    st = Evaluator(ir, params)
     with np.errstate(all="ignore"):
         env = st.env_at(t, state)
     return st, env
@@ -159,7 +159,7 @@ def stock_residence_times(ir: ModelIR, t: float, state: Mapping[str, float],
 
     The derivative is total (through all auxiliaries), by central differences.
     """
-    st = _State(ir, params)
+    st = Evaluator(ir, params)
     out = {}
     with np.errstate(all="ignore"):
         for s in ir.stocks:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -205,17 +204,12 @@ def git_commit(short: bool = False) -> str:
     str
         Commit hash, or ``"unknown"`` outside a git checkout.
     """
-    root = style_file().parents[1]
-    try:
-        cmd = ["git", "-C", str(root), "rev-parse"] + (["--short"] if short else []) + ["HEAD"]
-        head = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+    from aicarousel.provenance import git_state  # the one git-state reader
+
+    commit, dirty = git_state()
+    if commit == "unknown":
         return "unknown"
-    return head + ("-dirty" if dirty else "")
+    return (commit[:12] if short else commit) + ("-dirty" if dirty == "true" else "")
 
 
 def provenance(ds: Any = None, scenario: str | None = None, seed: int | None = None,
@@ -225,9 +219,9 @@ def provenance(ds: Any = None, scenario: str | None = None, seed: int | None = N
     Parameters
     ----------
     ds : xarray.Dataset or mapping, optional
-        Results the figure was drawn from (or their attrs); its ``attrs["provenance"]`` (JSON or
-        dict from :func:`aicarousel.model.run`) supplies ``model_hash`` and, if
-        present, ``scenario`` and ``seed``.
+        Results the figure was drawn from (or their attrs); its flat provenance attributes
+        (:func:`aicarousel.provenance.provenance`) supply ``model_hash`` and, if present,
+        ``scenario`` and ``seed``.
     scenario : str, optional
         Scenario name(s) shown (comma-separated for several).
     seed : int, optional
@@ -244,15 +238,7 @@ def provenance(ds: Any = None, scenario: str | None = None, seed: int | None = N
     info: dict[str, Any] = {}
     if isinstance(ds, Mapping) and not hasattr(ds, "attrs"):  # plain attrs of a results file
         ds = type("_Attrs", (), {"attrs": dict(ds)})()
-    if ds is not None:
-        raw = getattr(ds, "attrs", {}).get("provenance")
-        if isinstance(raw, str):
-            try:
-                raw = json.loads(raw)
-            except ValueError:
-                raw = {}
-        if isinstance(raw, Mapping):
-            info.update(raw)
+    if ds is not None:  # results carry their provenance as flat attributes
         for key in ("model_hash", "scenario", "seed"):
             if key in getattr(ds, "attrs", {}):
                 info.setdefault(key, ds.attrs[key])

@@ -44,8 +44,7 @@ from aicarousel.symbolic import SymbolicSystem, local_equations, to_sympy
 __all__ = ["StabilityError", "NoEquilibriumError", "SingularJacobianError",
            "ClosedFormResult", "analyse_closed_form", "find_equilibria", "hurwitz_determinants",
            "analyse_along_baseline", "BaselineResult", "sync_core_loop", "carousel_values_for",
-           "LAMBDA", "plain_words", "report_markdown", "report_latex", "baseline_markdown",
-           "write_text_atomic"]
+           "LAMBDA", "stability_map", "OUTCOMES"]
 
 LAMBDA = sp.Symbol("lambda")
 
@@ -500,6 +499,12 @@ def analyse_along_baseline(model=None, params: Mapping | None = None,
                            progress: bool = False) -> BaselineResult:
     """Numerical stability analysis of a (large, non-autonomous) model along its baseline.
 
+    The steps, each a function of this module: run the reference evaluator, find the stocks on
+    feedback loops (:func:`_feedback_stocks`), the dominant eigenvalue of the Jacobian at every
+    time (:func:`_dominant_modes`), a balanced-growth test (:func:`_balanced_growth`), the
+    equilibrium with Time frozen at the end (:func:`_frozen_equilibrium`) and the named loops'
+    gains over time (:func:`_named_loop_gains`). The dependency graph is built once.
+
     Parameters
     ----------
     model : path or ModelIR, optional
@@ -518,10 +523,8 @@ def analyse_along_baseline(model=None, params: Mapping | None = None,
     -------
     BaselineResult
     """
-    from scipy.optimize import root
-
     from aicarousel import paths
-    from aicarousel.loops import dependency_graph, link_gains, stock_residence_times
+    from aicarousel.loops import dependency_graph
 
     ir = model if isinstance(model, ModelIR) else build_ir(model or paths.MODEL_FILE)
     system = to_sympy(ir)
@@ -530,25 +533,46 @@ def analyse_along_baseline(model=None, params: Mapping | None = None,
     out = simulate(ir, params=params)
     tt = out["time"]
     X = np.array([out[s] for s in ir.stocks])  # (n, T)
-    n = len(ir.stocks)
-    # stocks in the feedback structure (on some cycle); accounting stocks that feed nothing
-    # back (e.g. cumulative equity) only add zero eigenvalues and are left out
+    g = dependency_graph(ir)
+    keep = _feedback_stocks(ir, g)
+    dom, dom_stock = _dominant_modes(ir, f, p, tt, X, keep)
+    rates, bgp = _balanced_growth(ir, out)
+    eq = _frozen_equilibrium(system, f, p, tt, X)
+    loop_times, lg, lpol = _named_loop_gains(ir, g, out, params, loop_every, integrator_horizon,
+                                             progress)
+    return BaselineResult(time=tt, dominant=dom, dominant_stock=dom_stock, growth_rates=rates,
+                          balanced_growth=bgp, equilibrium=eq, loop_gains=lg,
+                          loop_polarity=lpol, loop_times=loop_times)
+
+
+def _feedback_stocks(ir: ModelIR, g) -> np.ndarray:
+    """Mask over ``ir.stocks``: True for the stocks on some cycle of the dependency graph ``g``.
+
+    Accounting stocks that feed nothing back (e.g. cumulative equity) only add zero
+    eigenvalues and are left out of the Jacobian.
+    """
     import networkx as nx
 
-    from aicarousel.loops import dependency_graph as _dg
-    g0 = _dg(ir)
     fb = set()
-    for comp in nx.strongly_connected_components(g0):
-        if len(comp) > 1 or any(g0.has_edge(c, c) for c in comp):
+    for comp in nx.strongly_connected_components(g):
+        if len(comp) > 1 or any(g.has_edge(c, c) for c in comp):
             fb |= comp
-    keep = np.array([s in fb for s in ir.stocks], dtype=bool)
+    return np.array([s in fb for s in ir.stocks], dtype=bool)
+
+
+def _dominant_modes(ir: ModelIR, f, p: np.ndarray, tt: np.ndarray, X: np.ndarray,
+                    keep: np.ndarray) -> tuple[np.ndarray, list]:
+    """Dominant eigenvalue (1/time unit) of the Jacobian at every saved time, and the stock
+    most involved in it (central finite differences on the lambdified RHS ``f``)."""
+    n = len(ir.stocks)
     dom = np.zeros(len(tt), dtype=complex)
     dom_stock = []
     if not keep.any():
         # no stock on a feedback loop: the Jacobian's graph is acyclic, so it is nilpotent and
         # every eigenvalue is exactly 0 (the stocks only accumulate what flows in)
-        dom_stock = ["none (no stock is on a feedback loop)"] * len(tt)
-    for k, t in enumerate(tt if keep.any() else []):
+        return dom, ["none (no stock is on a feedback loop)"] * len(tt)
+    kept = [s for s, kk in zip(ir.stocks, keep) if kk]
+    for k, t in enumerate(tt):
         x = X[:, k]
         h = 1e-6 * np.maximum(np.abs(x), 1.0)
         xp = x[:, None] + np.diag(h)
@@ -561,9 +585,14 @@ def analyse_along_baseline(model=None, params: Mapping | None = None,
         dom[k] = w[i]
         # stock most involved in the dominant mode (scaled by the state size)
         comp = np.abs(v[:, i]) / np.maximum(np.abs(x[keep]), 1e-9)
-        kept = [s for s, kk in zip(ir.stocks, keep) if kk]
         dom_stock.append(ir.variables[kept[int(np.argmax(comp))]].real_name)
-    # balanced growth: common growth rate over the last quarter of the run
+    return dom, dom_stock
+
+
+def _balanced_growth(ir: ModelIR, out: Mapping) -> tuple[dict, str]:
+    """Growth rate of every stock over the last quarter of the run (1/time unit) and the
+    plain-words verdict on balanced growth (one common rate)."""
+    tt = out["time"]
     k0 = int(0.75 * len(tt))
     span = tt[-1] - tt[k0]
     rates = {}
@@ -579,30 +608,33 @@ def analyse_along_baseline(model=None, params: Mapping | None = None,
         lo, hi = (float(np.min(finite)), float(np.max(finite))) if finite.size else (0, 0)
         bgp = (f"no balanced-growth path within the horizon: stock growth rates over the "
                f"last quarter of the run range from {lo:.3g} to {hi:.3g} per time unit")
-    # equilibrium with time frozen at the final time
+    return rates, bgp
+
+
+def _frozen_equilibrium(system: SymbolicSystem, f, p: np.ndarray, tt: np.ndarray,
+                        X: np.ndarray) -> str:
+    """Plain-words verdict on an equilibrium near the final state, with Time frozen there."""
+    from scipy.optimize import root
+
     r = root(lambda x: f(tt[-1], x, p), X[:, -1], method="hybr")
     resid = float(np.max(np.abs(f(tt[-1], r.x, p))))
-    if r.success and resid < 1e-8 * max(1.0, float(np.max(np.abs(r.x)))) \
-            and not any(system.t in e.free_symbols for e in system.rhs):
-        eq = "equilibrium found near the final state"
-    elif any(system.t in e.free_symbols for e in system.rhs):
-        eq = ("no equilibrium: the model is not autonomous (its equations depend on Time: "
-              "exogenous growth, STEP and PULSE inputs)"
-              + ("; with Time frozen at the final time a fixed point exists"
-                 if r.success and resid < 1e-6 else
-                 f"; even with Time frozen at the final time no fixed point was found "
-                 f"(smallest |dx/dt| {resid:.3g})"))
-    else:
-        eq = f"no equilibrium found near the baseline (smallest |dx/dt| {resid:.3g})"
-    # named loop gains over time
-    g = dependency_graph(ir)
-    named = load_named_loops()
-    loop_times = np.arange(tt[0], tt[-1] + 1e-9, loop_every)
-    lg: dict = {}
-    lpol: dict = {}
-    from aicarousel.loops import FeedbackLoop  # noqa: F401
+    timed = any(system.t in e.free_symbols for e in system.rhs)
+    if r.success and resid < 1e-8 * max(1.0, float(np.max(np.abs(r.x)))) and not timed:
+        return "equilibrium found near the final state"
+    if timed:
+        return ("no equilibrium: the model is not autonomous (its equations depend on Time: "
+                "exogenous growth, STEP and PULSE inputs)"
+                + ("; with Time frozen at the final time a fixed point exists"
+                   if r.success and resid < 1e-6 else
+                   f"; even with Time frozen at the final time no fixed point was found "
+                   f"(smallest |dx/dt| {resid:.3g})"))
+    return f"no equilibrium found near the baseline (smallest |dx/dt| {resid:.3g})"
+
+
+def _named_loop_keys(ir: ModelIR) -> dict[str, set]:
+    """Key variables (py_names) of each named loop that this model has."""
     keys = {}
-    for lid, spec in named.items():
+    for lid, spec in load_named_loops().items():
         kv = spec.get("key_variables", {})
         kv = kv.get(ir.path.stem) if isinstance(kv, dict) else kv
         if kv:
@@ -610,9 +642,26 @@ def analyse_along_baseline(model=None, params: Mapping | None = None,
                 keys[lid] = {ir.resolve(k) for k in kv}
             except KeyError:
                 continue
+    return keys
+
+
+def _named_loop_gains(ir: ModelIR, g, out: Mapping, params: Mapping | None, loop_every: float,
+                      integrator_horizon: float, progress: bool) -> tuple[np.ndarray, dict, dict]:
+    """Gain of each named loop every ``loop_every`` time units along the run ``out``.
+
+    A named loop's gain at a time is that of the shortest cycle of ``g`` through its key
+    variables whose link gains are all non-zero; stocks count by their residence time (pure
+    integrators over ``integrator_horizon``). Returns the times, the gains (None where no cycle
+    is active) and the polarities (``"R"``, ``"B"`` or ``"0"``).
+    """
     import networkx as nx
     from tqdm import tqdm
 
+    from aicarousel.loops import link_gains, stock_residence_times
+
+    tt = out["time"]
+    loop_times = np.arange(tt[0], tt[-1] + 1e-9, loop_every)
+    keys = _named_loop_keys(ir)
     cand: dict = {lid: [] for lid in keys}
     if keys:  # every cycle is enumerated only when some named loop must be matched
         for c in tqdm(nx.simple_cycles(g), desc="enumerating loops", unit=" loops",
@@ -621,8 +670,8 @@ def analyse_along_baseline(model=None, params: Mapping | None = None,
                 if ks <= set(c):
                     cand[lid].append(c)
         cand = {lid: sorted(cs, key=len) for lid, cs in cand.items()}
-    for lid in keys:
-        lg[lid], lpol[lid] = [], []
+    lg: dict = {lid: [] for lid in keys}
+    lpol: dict = {lid: [] for lid in keys}
     for t in tqdm(loop_times if keys else [], desc="named-loop gains", unit=" times",
                   disable=not progress or not keys, leave=False):
         k = int(np.argmin(np.abs(tt - t)))
@@ -645,204 +694,23 @@ def analyse_along_baseline(model=None, params: Mapping | None = None,
                 break  # shortest active cycle
             lg[lid].append(best)
             lpol[lid].append("0" if best is None else ("R" if best > 0 else "B"))
-    return BaselineResult(time=tt, dominant=dom, dominant_stock=dom_stock, growth_rates=rates,
-                          balanced_growth=bgp, equilibrium=eq, loop_gains=lg,
-                          loop_polarity=lpol, loop_times=loop_times)
+    return loop_times, lg, lpol
 
 
 # --------------------------------------------------------------------------------------------
-# Plain words and reports
+# Reports: moved to aicarousel.stability_report (names kept here for existing callers)
 # --------------------------------------------------------------------------------------------
-def _fmt(x, digits=4) -> str:
-    if x is None:
-        return "none in range"
-    if isinstance(x, complex):
-        if abs(x.imag) < 1e-12:
-            return f"{x.real:.{digits}g}"
-        return f"{x.real:.{digits}g} {'+' if x.imag >= 0 else '-'} {abs(x.imag):.{digits}g}i"
-    return f"{float(x):.{digits}g}"
+_MOVED_TO_REPORT = ("plain_words", "report_markdown", "report_latex", "baseline_markdown")
 
 
-def plain_words(res: ClosedFormResult) -> list[str]:
-    """The stability conditions of a closed-form result, as sentences."""
-    ir = res.system.ir
-    rn = {n: v.real_name for n, v in ir.variables.items()}
-    lines = []
-    eq = ", ".join(f"{rn[k]} = {_fmt(v)}" for k, v in res.equilibrium_values.items())
-    lines.append(f"Equilibrium at baseline parameters: {eq}.")
-    if res.other_equilibria:
-        others = "; ".join(", ".join(f"{rn[k]} = {_fmt(v)}" for k, v in e.items())
-                           for e in res.other_equilibria)
-        lines.append(f"Other equilibria (not analysed; the one above is preferred because "
-                     f"its stocks are all positive or non-negative): {others}.")
-    d = res.dominant
-    verdict = res.verdict
-    osc = abs(d.imag) > 1e-9
-    if verdict == "neutral":
-        kind = ("a sustained oscillation (neither damped nor growing)" if osc else
-                "neither decay nor growth (a zero eigenvalue: a conserved quantity or a pure "
-                "integrator)")
-    else:
-        kind = ("a damped oscillation" if osc and d.real < 0 else
-                "a growing oscillation" if osc else
-                "monotonic decay" if d.real < 0 else "monotonic growth")
-    per = f", period {2 * np.pi / abs(d.imag):.3g} {ir.variables.get('time_step').units or 'time units'}" \
-        if abs(d.imag) > 1e-9 else ""
-    lines.append(f"Eigenvalues: {', '.join(_fmt(complex(e)) for e in res.eigenvalues)} per "
-                 f"time unit. The equilibrium is {verdict.upper()}"
-                 + (" (linearly: neither attracting nor repelling)" if verdict == "neutral"
-                    else "") + ": "
-                 f"the dominant eigenvalue {_fmt(d)} gives {kind}{per}.")
-    ok = all(v > 0 for v in res.hurwitz_values)
-    lines.append("Routh-Hurwitz: the Hurwitz determinants are "
-                 + ", ".join(_fmt(v) for v in res.hurwitz_values)
-                 + (" - all positive, so every eigenvalue has a negative real part."
-                    if ok else " - not all positive, so some eigenvalue has a non-negative "
-                    "real part."))
-    for lid, pol, real, g, val in res.loops:
-        if lid.startswith("L"):
-            continue
-        lines.append(f"Loop {lid} ({'reinforcing' if pol == 'R' else 'balancing'}: "
-                     f"{' -> '.join(real)}): gain {_fmt(val)}"
-                     + (f" per unit of the flow out of {rn[res.cut_stock]}"
-                        if res.cut_stock and rn[res.cut_stock] in real else "") + ".")
-    if res.G is not None:
-        lines.append(
-            f"Total reinforcing gain G = {_fmt(res.G_value)} (reinforcing loops per unit the "
-            f"balancing loop takes through {rn[res.cut_stock]}). "
-            + ("G < 1: the loop needs outside money and settles; each unit of outside inflow "
-               f"is multiplied by 1/(1-G) = {_fmt(1 / (1 - res.G_value))}."
-               if res.G_value < 1 else
-               "G > 1: the loop runs away on its own (no outside money needed)."))
-        for n, (expr, val) in res.thresholds.items():
-            p0 = res.system.param_values[n]
-            lines.append(f"  G = 1 when {rn[n]} = {_fmt(val)} (baseline {_fmt(p0)}).")
-    for n, v in res.oscillation_bounds.items():
-        if v is not None:
-            lines.append(f"  The dominant mode {'stops' if abs(res.dominant.imag) > 1e-9 else 'starts'}"
-                         f" oscillating when {rn[n]} crosses {_fmt(v)} (baseline "
-                         f"{_fmt(res.system.param_values[n])}).")
-    return lines
-
-
-def _latex_name(n: str) -> str:
-    return r"\mathit{" + n.replace("_", r"\_") + "}"
-
-
-def report_markdown(res: ClosedFormResult) -> str:
-    """Markdown report of a closed-form analysis (formulas in LaTeX math)."""
-    ir = res.system.ir
-    rn = {n: v.real_name for n, v in ir.variables.items()}
-    names = {s: sp.Symbol(_latex_name(str(s))) for s in
-             list(res.system.states) + list(res.system.params.values())}
-
-    def L(e):
-        return sp.latex(sp.sympify(e).subs(names) if hasattr(e, "subs") else e)
-
-    out = [f"# Stability of {ir.path.name}", "",
-           f"Model hash (sha256): `{ir.sha256[:16]}`. Derived automatically from the model file "
-           "by `aicarousel.stability` (sympy); nothing below was typed by hand.", "",
-           "## In plain words", ""]
-    out += [f"- {s.strip()}" for s in plain_words(res)]
-    out += ["", "## Equilibrium", ""]
-    for s in res.system.states:
-        out.append(f"- {rn[s.name]}: $${L(res.equilibrium[s])}$$ = "
-                   f"{_fmt(res.equilibrium_values[s.name])}")
-    out += ["", "## Jacobian at the equilibrium", "",
-            "State order: " + ", ".join(rn[s] for s in res.system.state_names) + ".", "",
-            f"$$J = {L(res.jacobian)}$$", "",
-            "## Characteristic polynomial", "",
-            f"$$p(\\lambda) = {L(sp.expand(sum(c * LAMBDA ** (len(res.charpoly_coeffs) - 1 - i) for i, c in enumerate(res.charpoly_coeffs))))}$$",
-            "", "Eigenvalues at baseline: "
-            + ", ".join(_fmt(complex(e)) for e in res.eigenvalues) + ".", "",
-            "## Routh-Hurwitz conditions (all must be > 0)", ""]
-    for k, (h, v) in enumerate(zip(res.hurwitz, res.hurwitz_values), 1):
-        out.append(f"- $\\Delta_{k} = {L(h)}$ = {_fmt(v)} ({'holds' if v > 0 else 'FAILS'})")
-    out += ["", "## Feedback loops and gains", "",
-            "| loop | polarity | variables | gain (closed form) | gain |", "|---|---|---|---|---|"]
-    for lid, pol, real, g, val in res.loops:
-        out.append(f"| {lid} | {pol} | {' -> '.join(real)} | "
-                   f"{'$' + L(g) + '$' if g is not None else '-'} | {_fmt(val)} |")
-    if res.G is not None:
-        out += ["", f"Total gain $G = {L(res.G)}$ = {_fmt(res.G_value)}; multiplier "
-                f"$1/(1-G)$ = {_fmt(1 / (1 - res.G_value))}.", "",
-                "## Thresholds", "", "| parameter | baseline | G = 1 at (closed form) | value | "
-                "stability lost at (numeric) | oscillation switches at (numeric) |",
-                "|---|---|---|---|---|---|"]
-        for n in res.system.param_names:
-            if n not in res.thresholds and res.oscillation_bounds.get(n) is None:
-                continue
-            expr, val = res.thresholds.get(n, (None, None))
-            out.append(f"| {rn[n]} | {_fmt(res.system.param_values[n])} | "
-                       f"{'$' + L(expr) + '$' if expr is not None else '-'} | {_fmt(val)} | "
-                       f"{_fmt(res.stability_bounds.get(n))} | "
-                       f"{_fmt(res.oscillation_bounds.get(n))} |")
-    return "\n".join(out) + "\n"
-
-
-def report_latex(res: ClosedFormResult) -> str:
-    """LaTeX fragment (no preamble) of a closed-form analysis, for \\input in a paper."""
-    ir = res.system.ir
-    rn = {n: v.real_name for n, v in ir.variables.items()}
-    names = {s: sp.Symbol(_latex_name(str(s))) for s in
-             list(res.system.states) + list(res.system.params.values())}
-
-    def L(e):
-        return sp.latex(sp.sympify(e).subs(names))
-
-    from aicarousel.tables import latex_escape as esc
-
-    out = [f"% Stability of {esc(ir.path.name)} (model sha256 {ir.sha256[:16]}), "
-           "generated by aicarousel.stability; do not edit.",
-           r"\paragraph{Equilibrium.}", r"\begin{align*}"]
-    out += [f"{_latex_name(s.name)}^* &= {L(res.equilibrium[s])} "
-            f"= {_fmt(res.equilibrium_values[s.name])}\\\\" for s in res.system.states]
-    out += [r"\end{align*}", r"\paragraph{Jacobian.}", r"\[", f"J = {L(res.jacobian)}", r"\]",
-            r"\paragraph{Characteristic polynomial.}", r"\[",
-            f"p(\\lambda) = {L(sp.expand(sum(c * LAMBDA ** (len(res.charpoly_coeffs) - 1 - i) for i, c in enumerate(res.charpoly_coeffs))))}",
-            r"\]", "Eigenvalues at baseline: "
-            + ", ".join(f"${_fmt(complex(e))}$" for e in res.eigenvalues) + ".",
-            r"\paragraph{Routh--Hurwitz conditions.}", r"\begin{align*}"]
-    out += [f"\\Delta_{k} &= {L(h)} = {_fmt(v)} > 0\\\\"
-            for k, (h, v) in enumerate(zip(res.hurwitz, res.hurwitz_values), 1)]
-    out += [r"\end{align*}"]
-    if res.G is not None:
-        out += [r"\paragraph{Loop gain.}", r"\[", f"G = {L(res.G)} = {_fmt(res.G_value)}", r"\]",
-                r"\begin{tabular}{lrr}", r"\hline parameter & baseline & $G=1$ at\\ \hline"]
-        out += [f"{esc(rn[n])} & {_fmt(res.system.param_values[n])} & {_fmt(v)}\\\\"
-                for n, (e, v) in res.thresholds.items()]
-        out += [r"\hline", r"\end{tabular}"]
-    return "\n".join(out) + "\n"
-
-
-def baseline_markdown(b: BaselineResult, ir: ModelIR) -> str:
-    """Markdown report of :func:`analyse_along_baseline`."""
-    out = [f"# {ir.path.name} along its baseline run", "",
-           f"Model hash (sha256): `{ir.sha256[:16]}`.", "",
-           f"- Equilibrium: {b.equilibrium}.", f"- Growth: {b.balanced_growth}.", "",
-           "## Dominant eigenvalue of the Jacobian (finite differences on the sympy RHS)", "",
-           "| time | dominant eigenvalue (1/time) | most involved stock |", "|---|---|---|"]
-    step = max(1, int(round(1.0 / (b.time[1] - b.time[0])))) if len(b.time) > 1 else 1
-    for k in range(0, len(b.time), step):
-        out.append(f"| {b.time[k]:g} | {_fmt(complex(b.dominant[k]))} | {b.dominant_stock[k]} |")
-    out += ["", "## Named loop gains over time", "",
-            "Gain of the shortest loop through the named loop's key variables that is active "
-            "(every link gain non-zero) at that time; stocks count by their residence time, "
-            "pure integrators (cash) over one time unit; 0 = no active loop.", "",
-            "| time | " + " | ".join(b.loop_gains) + " |", "|---|" + "---|" * len(b.loop_gains)]
-    for i, t in enumerate(b.loop_times):
-        out.append(f"| {t:g} | " + " | ".join(
-            ("0" if v[i] is None else f"{v[i]:.3g} ({b.loop_polarity[k][i]})")
-            for k, v in b.loop_gains.items()) + " |")
-    out += ["", "Stock growth rates over the last quarter of the run (1/time):", ""]
-    out += [f"- {k}: {_fmt(v, 3)}" for k, v in b.growth_rates.items()]
-    return "\n".join(out) + "\n"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (:func:`aicarousel.atomic.write_text`)."""
-    from .atomic import write_text
-    write_text(path, text)
+def __getattr__(name: str):
+    if name in _MOVED_TO_REPORT:
+        from aicarousel import stability_report
+        return getattr(stability_report, name)
+    if name == "write_text_atomic":
+        from aicarousel.atomic import write_text
+        return write_text
+    raise AttributeError(f"module 'aicarousel.stability' has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -899,25 +767,61 @@ def stability_map(res: ClosedFormResult, xparam: str, yparam: str, n: int = 41,
     X, Y = np.meshgrid(xs, ys)
     P = np.repeat(base[:, None], X.size, axis=1)
     P[ix], P[iy] = X.ravel(), Y.ravel()
-    # equilibrium and eigenvalues at every grid point
+    xstar, eig_re, eig_cx = _equilibria_on_grid(res, P)
+    rate, outcome = _simulated_outcomes(res, P, xstar, years, float(dt or ir.time.dt))
+    g1y = _g1_curve(res, xp, yp, xs)
+    shape = X.shape
+    rn = {m: v.real_name for m, v in ir.variables.items()}
+    ds = xr.Dataset(
+        {"outcome": (("y", "x"), outcome.reshape(shape)),
+         "growth_rate": (("y", "x"), rate.reshape(shape)),
+         "eig_real": (("y", "x"), eig_re.reshape(shape)),
+         "eig_complex": (("y", "x"), eig_cx.reshape(shape).astype("int8")),
+         "g1_y": (("x",), g1y)},
+        coords={"x": xs, "y": ys})
+    ds["growth_rate"].attrs["units"] = "1/" + (ir.variables["time_step"].units or "time")
+    ds.attrs.update({
+        "x_name": rn[xp], "y_name": rn[yp], "x_units": ir.variables[xp].units,
+        "y_units": ir.variables[yp].units, "x_baseline": float(base[ix]),
+        "y_baseline": float(base[iy]), "outcomes": str(OUTCOMES), "years": years,
+        "model": ir.path.name, "model_hash": ir.sha256,
+        "G": str(res.G) if res.G is not None else ""})
+    return ds
+
+
+def _equilibria_on_grid(res: ClosedFormResult, P: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Closed-form equilibrium (stock units, shape (stock, point)) at every parameter column of
+    ``P``, and the real part (1/time unit) and complexity of the dominant eigenvalue there."""
+    system = res.system
+    m = P.shape[1]
     eqf = sp.lambdify(list(system.params.values()),
                       [res.equilibrium[s] for s in system.states], modules="numpy")
     Jf = sp.lambdify(list(system.params.values()), system.jacobian().subs(res.equilibrium),
                      modules="numpy")
     with np.errstate(all="ignore"):
-        xstar = np.array([np.broadcast_to(v, X.size) for v in eqf(*P)], dtype=float)
-    eig_re = np.empty(X.size)
-    eig_cx = np.empty(X.size, dtype=bool)
-    for k in range(X.size):
+        xstar = np.array([np.broadcast_to(v, m) for v in eqf(*P)], dtype=float)
+    eig_re = np.empty(m)
+    eig_cx = np.empty(m, dtype=bool)
+    for k in range(m):
         w = np.linalg.eigvals(np.array(Jf(*P[:, k]), dtype=float))
         d = w[np.argmax(w.real)]
         eig_re[k], eig_cx[k] = d.real, abs(d.imag) > 1e-9
-    # simulate all points at once
+    return xstar, eig_re, eig_cx
+
+
+def _simulated_outcomes(res: ClosedFormResult, P: np.ndarray, xstar: np.ndarray, years: float,
+                        h: float) -> tuple[np.ndarray, np.ndarray]:
+    """Simulate every parameter column of ``P`` at once (Euler, step ``h`` time units, over
+    ``years``) from the model's initial state; return the growth rate of the distance from
+    ``xstar`` over the second half (1/time unit) and the outcome code (:data:`OUTCOMES`)."""
+    system = res.system
+    ir = system.ir
+    m = P.shape[1]
     f = system.lambdify()
-    from aicarousel.ir import _State
-    x0 = _State(ir, None).initial_state()
-    x = np.repeat(np.array([x0[s] for s in ir.stocks])[:, None], X.size, axis=1)
-    h = float(dt or ir.time.dt)
+    from aicarousel.ir import Evaluator
+    x0 = Evaluator(ir, None).initial_state()
+    x = np.repeat(np.array([x0[s] for s in ir.stocks])[:, None], m, axis=1)
     steps = int(round(years / h))
     t = ir.time.initial
     rec_every = max(1, int(round(0.25 / h)))
@@ -941,9 +845,13 @@ def stability_map(res: ClosedFormResult, xparam: str, yparam: str, n: int = 41,
     flips = np.sum(np.abs(np.diff(sign, axis=0)) > 1, axis=0)
     grows = rate > 0
     osc = flips >= 3
-    outcome = np.where(grows, np.where(osc, 3, 2), np.where(osc, 1, 0))
-    # sympy G = 1 curve: y as a function of x
-    g1x, g1y = xs, np.full_like(xs, np.nan)
+    return rate, np.where(grows, np.where(osc, 3, 2), np.where(osc, 1, 0))
+
+
+def _g1_curve(res: ClosedFormResult, xp: str, yp: str, xs: np.ndarray) -> np.ndarray:
+    """The sympy G = 1 curve: ``yp`` as a function of ``xp`` at ``xs`` (NaN where none)."""
+    system = res.system
+    g1y = np.full_like(xs, np.nan)
     if res.G is not None:
         ysym = system.params[yp]
         sols = sp.solve(sp.Eq(res.G, 1), ysym)
@@ -953,20 +861,4 @@ def stability_map(res: ClosedFormResult, xparam: str, yparam: str, n: int = 41,
             fy = sp.lambdify(system.params[xp], sols[0].subs(others), modules="numpy")
             with np.errstate(all="ignore"):
                 g1y = np.broadcast_to(np.asarray(fy(xs), dtype=float), xs.shape).copy()
-    shape = X.shape
-    rn = {m: v.real_name for m, v in ir.variables.items()}
-    ds = xr.Dataset(
-        {"outcome": (("y", "x"), outcome.reshape(shape)),
-         "growth_rate": (("y", "x"), rate.reshape(shape)),
-         "eig_real": (("y", "x"), eig_re.reshape(shape)),
-         "eig_complex": (("y", "x"), eig_cx.reshape(shape).astype("int8")),
-         "g1_y": (("x",), g1y)},
-        coords={"x": xs, "y": ys})
-    ds["growth_rate"].attrs["units"] = "1/" + (ir.variables["time_step"].units or "time")
-    ds.attrs.update({
-        "x_name": rn[xp], "y_name": rn[yp], "x_units": ir.variables[xp].units,
-        "y_units": ir.variables[yp].units, "x_baseline": float(base[ix]),
-        "y_baseline": float(base[iy]), "outcomes": str(OUTCOMES), "years": years,
-        "model": ir.path.name, "model_hash": ir.sha256,
-        "G": str(res.G) if res.G is not None else ""})
-    return ds
+    return g1y

@@ -38,19 +38,17 @@ def _sweep(out="mc", cmd=MC, extra=()):
     """setup: a complete previous sweep in ``<sandbox>/<out>`` plus ``extra`` user files."""
     def setup(sb):
         _main(cmd + ["--out", str(sb / out)])
-        for name in extra:
-            p = sb / name
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text("\\chapter{Results} a user's file\n")
+        _user_files(*extra, text="\\chapter{Results} a user's file\n")(sb)
     return setup
 
 
-def _user_files(*names):
+def _user_files(*names, text="mine\n"):
+    """setup: the user's own files ``names`` (relative to the sandbox) holding ``text``."""
     def setup(sb):
         for name in names:
             p = sb / name
             p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text("mine\n")
+            p.write_text(text)
     return setup
 
 

@@ -57,6 +57,8 @@ def register(subparsers) -> None:
 def _stability(args: argparse.Namespace) -> int:
     from aicarousel import paths
     from aicarousel import stability as S
+    from aicarousel import stability_report as R
+    from aicarousel.atomic import write_text
     from aicarousel.ir import build_ir
 
     if args.sync_core_loop:
@@ -68,26 +70,26 @@ def _stability(args: argparse.Namespace) -> int:
     if args.along_baseline:
         ir = build_ir(Path(args.model) if args.model else paths.MODEL_FILE)
         b = S.analyse_along_baseline(ir, progress=True)
-        text = S.baseline_markdown(b, ir)
+        text = R.baseline_markdown(b, ir)
         print(f"{ir.path.name}: {b.equilibrium}.")
         print(f"{b.balanced_growth}.")
         d = b.dominant
-        print(f"dominant eigenvalue along the baseline: from {S._fmt(complex(d[0]))} at "
-              f"{b.time[0]:g} to {S._fmt(complex(d[-1]))} at {b.time[-1]:g} (per time unit)")
+        print(f"dominant eigenvalue along the baseline: from {R.fmt(complex(d[0]))} at "
+              f"{b.time[0]:g} to {R.fmt(complex(d[-1]))} at {b.time[-1]:g} (per time unit)")
         if args.report:
             out = Path(args.report) / f"{ir.path.stem}_baseline.md"
-            S.write_text_atomic(out, text)
+            write_text(out, text)
             print(f"wrote {paths.relative_to_root(out)}")
         return 0
     ir = build_ir(Path(args.model) if args.model else paths.CORE_LOOP_FILE)
     res = S.analyse_closed_form(ir)
-    for line in S.plain_words(res):
+    for line in R.plain_words(res):
         print(line)
     if args.report:
         d = Path(args.report)
         md, tex = d / f"{ir.path.stem}_stability.md", d / f"{ir.path.stem}_stability.tex"
-        S.write_text_atomic(md, S.report_markdown(res))
-        S.write_text_atomic(tex, S.report_latex(res))
+        write_text(md, R.report_markdown(res))
+        write_text(tex, R.report_latex(res))
         print(f"wrote {paths.relative_to_root(md)} and {paths.relative_to_root(tex)}")
     return 0
 
