@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "aicarousel.commands.stability",
     "aicarousel.commands.dominance",
     "aicarousel.commands.validate",
+    "aicarousel.commands.calibrate",
 ]
 
 
