@@ -176,3 +176,68 @@ def test_resume_after_kill_gives_the_same_chains_and_flags_non_convergence(tmp_p
     other.communicate(timeout=600)
     c = np.load(tmp_path / "other" / cal.STORE_NAME)
     assert not np.array_equal(a["chain"], c["chain"])
+
+
+def test_result_files_and_figures(recovery, tmp_path, load_script):
+    """write_results writes every file with provenance; both figure scripts draw from them."""
+    import xarray as xr
+
+    from aicarousel import plotting
+
+    files = cal.write_results(recovery, tmp_path / "results" / "calibration")
+    assert sorted(f.name for f in files) == sorted(cal.RESULT_FILES)
+    post = pd.read_csv(tmp_path / "results" / "calibration" / "posterior.csv", comment="#")
+    assert {"median", "p5", "p95", "prior_low", "prior_high", "width_ratio",
+            "converged"} <= set(post.columns)
+    assert (tmp_path / "results" / "calibration" / "posterior.csv").read_text().startswith(
+        "# made by aicarousel calibrate; provenance: ")
+    bands = xr.load_dataset(tmp_path / "results" / "calibration" / "predictive.nc")
+    assert bands.attrs["model_hash"] == recovery.setup.cm.model_hash
+    assert float(bands["time"].min()) == 2024.0 and float(bands["time"].max()) == 2035.0
+    assert bands.attrs["coverage_90"] == "0.000"
+    for script, stem in (("fig_calibration_corner", "calibration_corner"),
+                         ("fig_calibration_fan", "calibration_fan")):
+        mod = load_script(paths.FIGURES_DIR / f"{script}.py")
+        assert mod.main(["--results", str(tmp_path / "results"), "--out",
+                         str(tmp_path / "out")]) == 0
+        meta = plotting.read_metadata(tmp_path / "out" / f"{stem}.png")
+        assert meta["model_hash"] == recovery.setup.cm.model_hash
+
+
+def test_record_table_and_montecarlo_from_posterior(recovery, tmp_path):
+    """The posterior goes into the parameter table's posterior_* columns (values unchanged),
+    and ``montecarlo --from-posterior`` draws the estimated parameters from the draws."""
+    import shutil
+
+    import zarr
+
+    from aicarousel.cli import main
+    from aicarousel.params import POSTERIOR_COLUMNS, read_table
+
+    table = tmp_path / "parameters.csv"
+    shutil.copy(paths.PARAMETERS_CSV, table)
+    before = read_table(table)
+    cal.record_table(recovery, table)
+    after = read_table(table)
+    assert list(after.columns[-len(POSTERIOR_COLUMNS):]) == POSTERIOR_COLUMNS
+    assert after["value"].equals(before["value"])
+    for name in TRUE:
+        assert float(after.loc[name, "posterior_median"]) == pytest.approx(
+            recovery.posterior.loc[name, "median"], rel=1e-5)
+    assert after.loc["Lab fixed costs", "posterior_median"] == ""
+
+    out = tmp_path / "calibration"
+    cal.write_results(recovery, out)
+    status = main(["montecarlo", "--n", "16", "--from-posterior", str(out), "--param",
+                   "Lab fixed costs", "--output", "Lab Cash", "--out", str(tmp_path / "mc"),
+                   "-q"])
+    assert status == 0
+    g = zarr.open_group(str(tmp_path / "mc" / "sweep.zarr"), mode="r")
+    names = list(g["X"].attrs["params"])
+    X = g["X"][:]
+    draws = recovery.draws
+    for j, name in enumerate(recovery.setup.names):
+        col = X[:, names.index(name)]
+        assert np.isin(col, draws[:, j]).all(), name   # every value is a posterior draw
+    lo, hi = recovery.setup.low, recovery.setup.high
+    assert X[:, names.index("Lab fixed costs")].std() > 0   # the others keep their ranges

@@ -80,6 +80,11 @@ KEY_OUTPUTS = ("Lab Revenue", "Lab Cash", "Lab Market Value", "Cloud Debt",
                "Cloud Installed Compute", "Cloud Market Value", "Chips Market Value",
                "Credit spread")
 PERCENTILES = (5, 25, 50, 75, 95)
+#: emcee moves: "stretch" (Goodman & Weare's affine-invariant stretch, emcee's default) or
+#: "de" (differential evolution 80 % + DE snooker 20 %, ter Braak 2006/2008; better in many
+#: dimensions). See bench/bench_calibrate.py.
+MOVES = ("stretch", "de")
+DEFAULT_MOVES = "de"
 #: Environment variable: seconds to sleep after each saved block (testing aid for kill tests).
 CHECKPOINT_DELAY_ENV = "AICAROUSEL_CALIBRATE_DELAY"
 STORE_NAME = "chains.npz"
@@ -419,9 +424,18 @@ def _diff(a: dict, b: dict) -> list[str]:
     return [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
+def _check_walkers(walkers: int, steps: int, d: int) -> None:
+    if walkers < 2 * d or walkers % 2:
+        raise CalibrationError(f"--walkers {walkers}: give an even number of at least twice the "
+                               f"number of parameters ({2 * d})")
+    if steps < 1:
+        raise CalibrationError(f"--steps {steps}: give at least 1 step")
+
+
 def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: int, seed: int,
                      store: Path | None = None, resume: bool = False,
-                     progress: bool = False, stop_when_converged: bool = True) -> dict:
+                     progress: bool = False, stop_when_converged: bool = True,
+                     moves: str | None = None, max_seconds: float | None = None) -> dict:
     """Run (or continue) emcee and return the chains.
 
     Parameters
@@ -439,6 +453,11 @@ def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: i
     stop_when_converged : bool
         Every :data:`CONVERGENCE_CHECK_STEPS` steps, stop when :func:`diagnostics` says the
         chains converged (a rule of the chain alone, so a resumed run stops at the same step).
+    moves : {"stretch", "de"}, optional
+        Default :data:`DEFAULT_MOVES`.
+    max_seconds : float, optional
+        Wall-time budget (benchmarks): stop after the first saved block past it, as an
+        interruption would (``--resume`` continues); not part of the definition.
 
     Returns
     -------
@@ -449,13 +468,13 @@ def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: i
     import emcee
 
     d = len(setup.names)
-    if walkers < 2 * d or walkers % 2:
-        raise CalibrationError(f"--walkers {walkers}: give an even number of at least twice the "
-                               f"number of parameters ({2 * d})")
-    if steps < 1:
-        raise CalibrationError(f"--steps {steps}: give at least 1 step")
+    _check_walkers(walkers, steps, d)
+    moves = DEFAULT_MOVES if moves is None else moves
+    if moves not in MOVES:
+        raise CalibrationError(f"moves {moves!r}: use one of {', '.join(MOVES)}")
     definition = setup.definition(seed, walkers, steps)
     definition["stop_when_converged"] = bool(stop_when_converged)
+    definition["moves"] = moves
     if resume:
         if store is None or not store.is_file():
             raise CalibrationError(f"--resume: no chain store {store}; run without --resume first")
@@ -501,9 +520,13 @@ def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: i
             return False
         return diagnostics(np.asarray(chain), accepted / done)["converged"]
 
+    started = time.perf_counter()
     while done < steps and not converged_now():
+        if max_seconds is not None and time.perf_counter() - started > max_seconds:
+            break
         block = min(CHECKPOINT_STEPS, steps - done)
-        sampler = emcee.EnsembleSampler(walkers, d, setup.log_prob_unit, vectorize=True)
+        sampler = emcee.EnsembleSampler(walkers, d, setup.log_prob_unit, vectorize=True,
+                                        moves=_moves(moves))
         state = emcee.State(coords, log_prob=lp, random_state=rs)
         state = sampler.run_mcmc(state, block, skip_initial_state_check=True, progress=False)
         chain.extend(sampler.get_chain())
@@ -525,6 +548,14 @@ def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: i
             "log_prob": np.asarray(log_prob), "acceptance": accepted / max(1, done),
             "steps": done,
             "point": point, "resumed_at": done0}
+
+
+def _moves(name: str):
+    import emcee
+
+    if name == "de":
+        return [(emcee.moves.DEMove(), 0.8), (emcee.moves.DESnookerMove(), 0.2)]
+    return None  # emcee's default stretch move
 
 
 def diagnostics(chain_unit: np.ndarray, acceptance: np.ndarray) -> dict:
@@ -708,7 +739,8 @@ def calibrate(params: Sequence[str] | None = None, *, until: float | None = None
               store: Path | None = None, resume: bool = False, progress: bool = False,
               targets_file=None, parameters_file=None, model_file=None,
               fixed: Mapping[str, float] | None = None, n_predictive: int = N_PREDICTIVE,
-              outputs: Sequence[str] = KEY_OUTPUTS, stop_when_converged: bool = True) -> Result:
+              outputs: Sequence[str] = KEY_OUTPUTS, stop_when_converged: bool = True,
+              moves: str | None = None, max_seconds: float | None = None) -> Result:
     """Point estimate, posterior, diagnostics, tables and predictive bands (see module doc).
 
     Returns
@@ -726,12 +758,14 @@ def calibrate(params: Sequence[str] | None = None, *, until: float | None = None
                        until=until, model_file=model_file, fixed=fixed)
     d = len(setup.names)
     walkers = int(walkers) if walkers is not None else max(32, 4 * d)
+    _check_walkers(walkers, steps, d)
     point = None
     if not resume:
         point = point_estimate(setup, seed=seed)
     post = sample_posterior(setup, point, walkers=walkers, steps=steps, seed=seed, store=store,
                             resume=resume, progress=progress,
-                            stop_when_converged=stop_when_converged)
+                            stop_when_converged=stop_when_converged, moves=moves,
+                            max_seconds=max_seconds)
     point = post["point"]
     diag = diagnostics(post["chain_unit"], post["acceptance"])
     draws = post["chain"][diag["burn"]::diag["thin"]].reshape(-1, d)
@@ -744,7 +778,8 @@ def calibrate(params: Sequence[str] | None = None, *, until: float | None = None
     return Result(setup, point, draws, diag, posterior, corr, table, bands, walkers,
                   post["steps"], seed,
                   time.perf_counter() - t0, setup.runs, post["resumed_at"],
-                  {"log_prob": post["log_prob"], "chain": post["chain"]})
+                  {"log_prob": post["log_prob"], "chain": post["chain"],
+                   "moves": DEFAULT_MOVES if moves is None else moves})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -832,6 +867,31 @@ def write_results(res: Result, out: Path) -> list[Path]:
     }
     write_files(out, writers)
     return [out / n for n in writers]
+
+
+def record_table(res: Result, path=None) -> Path:
+    """Write the posterior 5 %, median and 95 % of every estimated parameter into the parameter
+    table's :data:`aicarousel.params.POSTERIOR_COLUMNS` (empty for the others; an earlier
+    record is replaced). Values (the baseline) are not changed.
+
+    Returns
+    -------
+    pathlib.Path
+        The table written (atomically).
+    """
+    from .params import POSTERIOR_COLUMNS, read_table, write_table
+
+    table = read_table(path)
+    for c in POSTERIOR_COLUMNS:
+        table[c] = ""
+    run = (f"{_dt.date.today().isoformat()} seed {res.seed}, {res.walkers} walkers x "
+           f"{res.steps} steps, {'converged' if res.diag['converged'] else 'NOT converged'}")
+    for name, r in res.posterior.iterrows():
+        table.loc[name, "posterior_p5"] = f"{r['p5']:.6g}"
+        table.loc[name, "posterior_median"] = f"{r['median']:.6g}"
+        table.loc[name, "posterior_p95"] = f"{r['p95']:.6g}"
+        table.loc[name, "posterior_run"] = run
+    return write_table(table, path)
 
 
 def load_posterior_draws(path: str | os.PathLike) -> tuple[tuple[str, ...], np.ndarray, str]:

@@ -42,6 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, default=5000,
                    help="most steps per walker (default 5000; sampling stops earlier once the "
                         "diagnostics say converged, unless --fixed-steps)")
+    p.add_argument("--moves", choices=["stretch", "de"], default=None,
+                   help="emcee moves: differential evolution (de, default) or the stretch move")
     p.add_argument("--fixed-steps", action="store_true",
                    help="always run --steps steps (no early stop)")
     p.add_argument("--resume", action="store_true",
@@ -52,6 +54,9 @@ def register(subparsers) -> None:
                    help="targets file (default data/calibration_targets.csv)")
     p.add_argument("--parameters", default=None, metavar="FILE",
                    help="parameter table (default data/parameters.csv)")
+    p.add_argument("--record-table", action="store_true",
+                   help="write each estimated parameter's posterior 5%%, median and 95%% into "
+                        "the parameter table's posterior_* columns (values are not changed)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
     p.set_defaults(func=_calibrate)
 
@@ -91,6 +96,9 @@ def _calibrate(args: argparse.Namespace) -> int:
         _load_store(store)  # only ever remove our own chain store
     res = _run(args, until, out, store)
     files = write_results(res, out)
+    if args.record_table:
+        from ..calibrate import record_table
+        files.append(record_table(res, args.parameters))
     d = res.diag
     if not args.quiet:
         post = res.posterior
@@ -129,4 +137,5 @@ def _run(args, until, out: Path, store: Path):
     return calibrate(args.params, until=until, walkers=args.walkers, steps=args.steps,
                      seed=args.seed, store=store, resume=args.resume,
                      progress=not args.quiet, targets_file=args.targets,
-                     parameters_file=args.parameters, stop_when_converged=not args.fixed_steps)
+                     parameters_file=args.parameters, stop_when_converged=not args.fixed_steps,
+                     moves=args.moves)
