@@ -15,7 +15,18 @@ from aicarousel.calibration import compare, read_targets, statistic
 from aicarousel.calibration import calibration_run
 
 #: Points the current model misses (id -> reason); empty while every point is within tolerance.
-KNOWN_MISSES: dict[str, str] = {}
+#: The five below are 2026 data (DATA_2026.md) the hand-tuned baseline predates; the model
+#: change of issue 13 (Chips equity round, other customers' RPO) and the recalibration of
+#: issue 14 are to bring them in. Misses at the time of writing, baseline of branch m2.
+KNOWN_MISSES: dict[str, str] = {
+    "openai_compute_end_2024": "model 0.91 GW vs 0.6 GW (+52%, tolerance 23%)",
+    "openai_outside_equity_q1_2026": "model $8B vs $57B: the Feb-Mar 2026 round is not in the "
+                                     "baseline (-86%, tolerance 50%)",
+    "oracle_rpo_feb_2026": "model $455B vs $553B: RPO from other customers keeps growing in the "
+                           "data (-18%, tolerance 15%)",
+    "openai_value_mar_2026": "model $520B vs $852B post-money (-39%, tolerance 23%)",
+    "oracle_value_sep_2025": "model $413B vs the $933B peak (-56%, tolerance 38%)",
+}
 
 TARGETS = read_targets()
 

@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "aicarousel.commands.dominance",
     "aicarousel.commands.loopgain",
     "aicarousel.commands.validate",
+    "aicarousel.commands.calibrate",
 ]
 
 

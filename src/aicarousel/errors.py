@@ -49,3 +49,8 @@ class ChecksError(AicarouselError):
 class MissingResultsError(AicarouselError, FileNotFoundError):
     """A figure or analysis step needs a result file that is not there (message names the step
     that makes it)."""
+
+
+class CalibrationError(AicarouselError):
+    """Calibration targets, parameters or a chain store cannot be used (message names the
+    target, parameter or file and the fix)."""

@@ -29,6 +29,9 @@ from .errors import AicarouselError, ParameterValueError, UnknownParameterError
 
 #: Columns of data/parameters.csv, in order.
 TABLE_COLUMNS = ["name", "value", "unit", "low", "high", "role", "source", "date", "range_basis"]
+#: Optional columns at the end: the posterior of a calibration (``aicarousel calibrate
+#: --record-table``), empty for parameters it did not estimate.
+POSTERIOR_COLUMNS = ["posterior_p5", "posterior_median", "posterior_p95", "posterior_run"]
 
 #: What a parameter is for, in the ``role`` column:
 #: ``uncertain``: a quantity we do not know exactly; sensitivity and Monte Carlo vary it over
@@ -824,7 +827,8 @@ def read_table(path: str | os.PathLike | None = None) -> pd.DataFrame:
 def write_table(df: pd.DataFrame, path: str | os.PathLike | None = None) -> Path:
     """Write the parameter table atomically (rows sorted by name)."""
     p = Path(path) if path is not None else paths.PARAMETERS_CSV
-    out = df.reset_index()[TABLE_COLUMNS].sort_values("name", key=lambda s: s.str.lower())
+    cols = TABLE_COLUMNS + [c for c in POSTERIOR_COLUMNS if c in df.reset_index().columns]
+    out = df.reset_index()[cols].sort_values("name", key=lambda s: s.str.lower())
     from .atomic import write_with
     return write_with(p, lambda tmp: out.to_csv(tmp, index=False, float_format="%.10g",
                                                 lineterminator="\n"))

@@ -22,7 +22,7 @@ from . import __version__, paths
 
 #: Packages whose versions are recorded with every result.
 TRACKED_PACKAGES = ("pysd", "xarray", "pandas", "numpy", "scipy", "sympy", "matplotlib", "SALib",
-                    "dask", "netCDF4", "pysimlin")
+                    "dask", "netCDF4", "pysimlin", "emcee")
 
 
 def file_sha256(path: str | os.PathLike) -> str:

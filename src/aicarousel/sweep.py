@@ -93,6 +93,10 @@ class SweepDefinition:
         Scenario applied to every run (its overrides are fixed, not sampled).
     chunk_size : int
         Runs per task (fixes chunk boundaries, so results are reproducible bit for bit).
+    posterior : str or None
+        ``"<path>#<sha256>"`` of a ``posterior_draws.nc`` (``aicarousel calibrate``): the
+        parameters it holds are drawn from its draws (resampled with the seed) instead of their
+        ranges; the hash pins the file, so a changed posterior is a different sweep.
     """
 
     kind: str
@@ -104,15 +108,19 @@ class SweepDefinition:
     model_hash: str
     scenario: str | None = None
     chunk_size: int = DEFAULT_SWEEP_CHUNK
+    posterior: str | None = None
 
     def to_dict(self) -> dict:
-        """JSON-serialisable form."""
-        return {"kind": self.kind, "method": self.method, "n": int(self.n),
-                "seed": int(self.seed), "parameters": list(self.problem.names),
-                "ranges": [list(map(float, b)) for b in self.problem.bounds],
-                "units": list(self.problem.units), "outputs": list(self.outputs),
-                "model_hash": self.model_hash, "scenario": self.scenario,
-                "chunk_size": int(self.chunk_size)}
+        """JSON-serialisable form (``posterior`` only when set, so older hashes stay)."""
+        d = {"kind": self.kind, "method": self.method, "n": int(self.n),
+             "seed": int(self.seed), "parameters": list(self.problem.names),
+             "ranges": [list(map(float, b)) for b in self.problem.bounds],
+             "units": list(self.problem.units), "outputs": list(self.outputs),
+             "model_hash": self.model_hash, "scenario": self.scenario,
+             "chunk_size": int(self.chunk_size)}
+        if self.posterior is not None:
+            d["posterior"] = self.posterior
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SweepDefinition":
@@ -121,7 +129,7 @@ class SweepDefinition:
                        tuple(d.get("units", ())))
         return cls(d["kind"], d["method"], int(d["n"]), int(d["seed"]), prob,
                    tuple(d["outputs"]), d["model_hash"], d.get("scenario"),
-                   int(d["chunk_size"]))
+                   int(d["chunk_size"]), d.get("posterior"))
 
     @property
     def hash(self) -> str:
@@ -141,7 +149,8 @@ class SweepDefinition:
 
 def make_definition(kind: str, method: str, n: int, seed: int, problem: Problem,
                     outputs: Sequence[str], *, scenario: str | None = None,
-                    chunk_size: int = DEFAULT_SWEEP_CHUNK) -> SweepDefinition:
+                    chunk_size: int = DEFAULT_SWEEP_CHUNK,
+                    posterior: str | os.PathLike | None = None) -> SweepDefinition:
     """Validate inputs and build a :class:`SweepDefinition` (canonical names, model hash).
 
     Raises
@@ -175,8 +184,39 @@ def make_definition(kind: str, method: str, n: int, seed: int, problem: Problem,
         raise ParameterValueError(f"outputs repeat: {list(outs)}")
     if scenario is not None:
         _scenario_params(scenario)  # validate early
+    post = None
+    if posterior is not None:
+        if kind != "montecarlo":
+            raise ParameterValueError("--from-posterior is for Monte Carlo sweeps (a Morris or "
+                                      "Sobol design needs independent ranges)")
+        from .calibrate import load_posterior_draws
+        pnames, _, sha = load_posterior_draws(posterior)
+        missing = [p for p in pnames if p not in problem.names]
+        if missing:
+            raise ParameterValueError(f"--from-posterior: parameter {missing[0]!r} of the "
+                                      "posterior is not varied in this sweep; add it")
+        p = Path(posterior)
+        post = f"{(p / 'posterior_draws.nc') if p.is_dir() else p}#{sha}"
     return SweepDefinition(kind, method, int(n), int(seed), problem, outs, cm.model_hash,
-                           scenario, int(chunk_size))
+                           scenario, int(chunk_size), post)
+
+
+def _posterior_columns(d: SweepDefinition, X: np.ndarray) -> np.ndarray:
+    """Replace the columns of a posterior's parameters by its draws, resampled with the seed
+    (the file must still have the hash the definition recorded)."""
+    from .calibrate import load_posterior_draws
+
+    path, _, sha = d.posterior.rpartition("#")
+    names, draws, now = load_posterior_draws(path)
+    if now != sha:
+        raise SweepError(f"{path} changed since this sweep was defined (hash differs); start a "
+                         "new sweep")
+    rng = np.random.default_rng([int(d.seed), 14])
+    rows = draws[rng.integers(0, draws.shape[0], size=X.shape[0])]
+    X = X.copy()
+    for j, name in enumerate(names):
+        X[:, d.problem.names.index(name)] = rows[:, j]
+    return X
 
 
 def _scenario_params(name: str | None) -> dict:
@@ -469,6 +509,8 @@ def _create_store(store: Path, d: SweepDefinition) -> None:
     from .ensemble import compile_model, time_grid
 
     X = sample(d.problem, d.method, d.n, d.seed)
+    if d.posterior is not None:
+        X = _posterior_columns(d, X)
     tmp = store.with_name(store.name + ".creating")
     if tmp.exists():
         shutil.rmtree(tmp)

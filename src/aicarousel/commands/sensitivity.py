@@ -79,6 +79,10 @@ def register(subparsers) -> None:
         description="Sample the parameter ranges (Latin hypercube by default), run the model "
                     "for every sample and write percentile bands over time.")
     q.add_argument("--method", choices=["lhs", "mc"], default="lhs")
+    q.add_argument("--from-posterior", default=None, metavar="DIR",
+                   help="draw the parameters a calibration estimated from its posterior "
+                        "(DIR of `aicarousel calibrate`, or its posterior_draws.nc) instead of "
+                        "their ranges; the others keep their ranges")
     q.add_argument("--percentiles", default="5,25,50,75,95",
                    help="comma-separated percentiles (default 5,25,50,75,95)")
     _common(q)
@@ -156,6 +160,12 @@ def _definition(args, kind):
                                           f"{real!r}; give it once")
             canon[real] = p
         params = list(dict.fromkeys(list(canon) + [r for r in ranges if r not in canon]))
+    posterior = getattr(args, "from_posterior", None)
+    if posterior is not None:  # the posterior's parameters are varied (drawn from it)
+        from ..calibrate import load_posterior_draws
+        pnames = load_posterior_draws(posterior)[0]
+        if params is not None:
+            params = list(dict.fromkeys(list(params) + list(pnames)))
     problem = load_problem(params, ranges)
     for name, (lo, hi) in zip(problem.names, problem.bounds):  # the one validator's rules
         check_range(name, lo, hi, fx)
@@ -164,7 +174,7 @@ def _definition(args, kind):
     return make_definition(kind, args.method, args.n, args.seed, problem, outputs,
                            scenario=args.scenario,
                            chunk_size=(DEFAULT_SWEEP_CHUNK if args.chunk_size is None
-                                       else args.chunk_size))
+                                       else args.chunk_size), posterior=posterior)
 
 
 def _out_dir(args, default: str) -> Path:
@@ -344,7 +354,8 @@ def _write_bands(args, pct, out, d, X, data) -> int:
         ds[k].attrs.update(units=var.units or "", description=var.comment or "")
     bands = percentile_bands(ds, pct)
     bands.attrs.update(definition_hash=d.hash, model_hash=d.model_hash, n_runs=d.n_runs,
-                       method=d.method, seed=d.seed, scenario=d.scenario or "baseline")
+                       method=d.method, seed=d.seed, scenario=d.scenario or "baseline",
+                       posterior=d.posterior or "")
     write_netcdf(bands, out / "bands.nc")
     if not args.quiet:
         print(f"wrote {out / 'bands.nc'} ({d.n_runs} runs)")

@@ -1,0 +1,79 @@
+"""Benchmark: a posterior over at least 20 parameters of the carousel, run to convergence.
+
+Issue 14's target: a converged posterior (by :func:`aicarousel.calibrate.diagnostics`: chain
+at least 50 integrated autocorrelation times long, acceptance in range) over >= 20 parameters in
+under 15 minutes on a 2-core machine. The parameters are the ``--n-params`` uncertain
+parameters whose range moves the targets most (:func:`aicarousel.calibrate.screen`). Prints the
+runs evaluated, runs per second, wall and CPU time, the convergence verdict, the machine and the
+load average before and after (numbers taken on a busy machine overstate the time: read them
+beside the load).
+
+Usage::
+
+    python bench/bench_calibrate.py [--n-params 20] [--walkers 64] [--steps 20000] [--seed 0]
+                                    [--moves stretch|de] [--max-minutes M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+
+
+def _machine() -> str:
+    try:
+        up = subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except OSError:
+        up = "uptime unavailable"
+    return (f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}; uptime: {up}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-params", type=int, default=20)
+    ap.add_argument("--walkers", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=20000, help="most steps (stops when converged)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--moves", choices=["stretch", "de"], default=None,
+                    help="emcee moves (default: aicarousel.calibrate.DEFAULT_MOVES)")
+    ap.add_argument("--max-minutes", type=float, default=None,
+                    help="wall-time budget of the sampling (reported as not converged if hit)")
+    ap.add_argument("--out", default=None, help="also write the result files here")
+    args = ap.parse_args(argv)
+
+    from aicarousel import calibrate as cal
+
+    print("machine:", _machine())
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    effect = cal.make_setup(None).screen_effect
+    names = sorted(effect, key=lambda n: -effect[n])[:args.n_params]
+    res = cal.calibrate(names, walkers=args.walkers, steps=args.steps, seed=args.seed,
+                        progress=True, moves=args.moves,
+                        max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    d = res.diag
+    print(f"parameters: {len(names)}; targets fitted: {len(res.setup.fit_ids)}; walkers "
+          f"{res.walkers}; steps {res.steps} (most {args.steps}); moves "
+          f"{res.extra.get('moves')}")
+    print(f"runs evaluated: {res.runs:,}; wall {wall:.0f} s ({wall / 60:.1f} min), CPU {cpu:.0f} "
+          f"s; {res.runs / wall:,.0f} runs/s (wall)")
+    print(f"convergence: {'CONVERGED' if d['converged'] else 'NOT CONVERGED'}; max tau "
+          f"{d['tau'].max():.0f} steps (x{cal.TAU_FACTOR} = {cal.TAU_FACTOR * d['tau'].max():.0f}), "
+          f"min ESS {d['ess'].min():.0f}, acceptance {d['acceptance']:.2f}"
+          + ("" if d["converged"] else "; " + "; ".join(d["reasons"])))
+    print(f"constrained parameters: {int(res.posterior['constrained'].sum())} of {len(names)}")
+    print(f"under 15 minutes: {'yes' if wall < 900 and d['converged'] else 'NO'}")
+    print("load average after:", os.getloadavg())
+    if args.out:
+        cal.write_results(res, __import__('pathlib').Path(args.out))
+    return 0 if d["converged"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,924 @@
+"""Calibration with uncertainty: point estimate, Bayesian posterior, out-of-sample checks.
+
+The data are the targets of ``data/calibration_targets.csv`` (:mod:`aicarousel.calibration`
+reads them and evaluates each target's statistic; nothing here evaluates a target another way).
+Each target ``k`` has data ``y_k`` and a relative measurement error ``sigma_k``; a parameter set
+``theta`` gives the model's statistic ``m_k(theta)`` and the residual
+``r_k = (m_k - y_k) / (sigma_k |y_k|)``. The log likelihood is ``-sum(r_k^2) / 2`` (independent
+Gaussian errors); priors are uniform on the parameter table's ``[low, high]``.
+
+Steps (:func:`calibrate`):
+
+1. **Selection** (:func:`screen`): with no names given, the ``uncertain`` parameters of the
+   table that the data can inform: one vectorised call runs the baseline and every parameter at
+   its low and high end (others at their values); a parameter is kept when moving it across its
+   range moves at least one target by :data:`SCREEN_THRESHOLD` measurement sigmas.
+2. **Point estimate**: weighted least squares (= maximum likelihood) with
+   :func:`scipy.optimize.least_squares` (trust region reflective, bounded by the ranges), in
+   coordinates scaled to the unit cube; the Jacobian's forward differences are one vectorised
+   call of D runs. Started from the table's values and from :data:`N_STARTS` - 1 Latin
+   hypercube points; the lowest cost wins.
+3. **Posterior**: :class:`emcee.EnsembleSampler` (affine-invariant stretch move,
+   ``vectorize=True``): each step evaluates the whole ensemble in two calls of the ensemble
+   engine, one per half (emcee's red-blue split: the second half's proposals depend on the first
+   half's new positions). Walkers start in a small ball around the point estimate.
+4. **Diagnostics** (:func:`diagnostics`): integrated autocorrelation time per parameter
+   (:func:`emcee.autocorr.integrated_time`), effective sample size, acceptance fraction. The run
+   is converged when the chain is at least :data:`TAU_FACTOR` autocorrelation times long and the
+   mean acceptance lies in :data:`ACCEPTANCE_RANGE`; otherwise the table says so and the command
+   warns on stderr and exits 1.
+
+The chains are saved every :data:`CHECKPOINT_STEPS` steps to ``<out>/chains.npz`` (atomically:
+positions, log probabilities, acceptance counts, the sampler's random state and the point
+estimate), so ``--resume`` continues an interrupted run to the same numbers as an
+uninterrupted one. The store records its definition (model hash, targets, parameters, ranges,
+seed, walkers, steps, until); a different definition is refused, naming the keys.
+
+Out-of-sample (``until``): only targets whose period ends on or before ``until`` are fitted;
+every target gets its posterior predictive interval (5-95 %) and whether the data fall inside;
+the held-out targets' coverage is reported.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import CalibrationError
+
+#: A parameter informs the data when its range moves a target by this many sigmas.
+SCREEN_THRESHOLD = 1.0
+#: Converged when the chain is this many autocorrelation times long (emcee's guidance).
+TAU_FACTOR = 50
+#: Mean acceptance fraction outside this range flags the run.
+ACCEPTANCE_RANGE = (0.1, 0.9)
+#: Starting points of the point estimate (the table's values plus LHS points).
+N_STARTS = 4
+#: Steps between two saves of the chain store.
+CHECKPOINT_STEPS = 25
+#: Steps between two convergence checks (a multiple of CHECKPOINT_STEPS).
+CONVERGENCE_CHECK_STEPS = 100
+#: A posterior 90 % interval narrower than this share of the prior's marks "constrained".
+CONSTRAINED_RATIO = 0.75
+#: Pairs with |correlation| at least this are listed.
+STRONG_CORRELATION = 0.5
+#: Draws of the posterior predictive runs.
+N_PREDICTIVE = 400
+#: Outputs of the predictive bands (besides the targets' variables).
+KEY_OUTPUTS = ("Lab Revenue", "Lab Cash", "Lab Market Value", "Cloud Debt",
+               "Cloud Installed Compute", "Cloud Market Value", "Chips Market Value",
+               "Credit spread")
+PERCENTILES = (5, 25, 50, 75, 95)
+#: emcee moves: "stretch" (Goodman & Weare's affine-invariant stretch, emcee's default) or
+#: "de" (differential evolution 80 % + DE snooker 20 %, ter Braak 2006/2008; better in many
+#: dimensions). See bench/bench_calibrate.py.
+MOVES = ("stretch", "de")
+DEFAULT_MOVES = "de"
+#: Environment variable: seconds to sleep after each saved block (testing aid for kill tests).
+CHECKPOINT_DELAY_ENV = "AICAROUSEL_CALIBRATE_DELAY"
+STORE_NAME = "chains.npz"
+
+__all__ = ["Setup", "make_setup", "screen", "point_estimate", "sample_posterior",
+           "diagnostics", "calibrate", "parse_until", "load_posterior_draws", "Result"]
+
+
+# ----------------------------------------------------------------------------------------------
+# setup: targets, parameters, likelihood
+# ----------------------------------------------------------------------------------------------
+def parse_until(text: Any) -> float:
+    """``--until``: a decimal year (``2026`` or ``2025.5``) or an ISO date (``2026-01-01``)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    s = str(text).strip()
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    try:
+        d = _dt.date.fromisoformat(s)
+    except ValueError:
+        raise CalibrationError(f"--until {text!r}: give a date as YYYY-MM-DD or a decimal year "
+                               "such as 2026.0") from None
+    start = _dt.date(d.year, 1, 1)
+    days = (_dt.date(d.year + 1, 1, 1) - start).days
+    return d.year + (d - start).days / days
+
+
+@dataclass
+class Setup:
+    """Everything the likelihood needs: model, targets, parameters and their ranges."""
+
+    cm: Any
+    targets: pd.DataFrame              # every target (fitted and held out)
+    names: tuple[str, ...]             # canonical Vensim names
+    low: np.ndarray
+    high: np.ndarray
+    units: tuple[str, ...]
+    values: np.ndarray                 # the table's values (baseline)
+    until: float | None = None
+    fit_ids: tuple[str, ...] = ()
+    fixed: dict = field(default_factory=dict)
+    runs: int = 0                      # model runs evaluated so far
+
+    @property
+    def fit(self) -> pd.DataFrame:
+        """The targets that are fitted."""
+        return self.targets.loc[list(self.fit_ids)]
+
+    def _final_time(self, targets: pd.DataFrame) -> float:
+        dt = float(self.cm.ir.time.dt)
+        end = float(targets["end"].max())
+        final = np.ceil((end + dt) * 4.0) / 4.0  # the next quarter after the last period
+        return float(min(float(self.cm.ir.time.final), final))
+
+    def to_theta(self, u: np.ndarray) -> np.ndarray:
+        """Unit-cube coordinates -> parameter values."""
+        return self.low + np.asarray(u, float) * (self.high - self.low)
+
+    def to_unit(self, theta: np.ndarray) -> np.ndarray:
+        """Parameter values -> unit-cube coordinates."""
+        return (np.asarray(theta, float) - self.low) / (self.high - self.low)
+
+    def model_values(self, theta: np.ndarray, targets: pd.DataFrame | None = None) -> np.ndarray:
+        """Each target's statistic for each parameter set (one vectorised call).
+
+        Parameters
+        ----------
+        theta : numpy.ndarray
+            Shape (N, D), inside the ranges.
+        targets : pandas.DataFrame, optional
+            Default the fitted targets.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (N, K); NaN for runs that produced NaN/inf.
+        """
+        from .calibration import statistic_array
+
+        targets = self.fit if targets is None else targets
+        theta = np.atleast_2d(np.asarray(theta, float))
+        n = theta.shape[0]
+        params = dict(self.fixed)
+        params.update({name: theta[:, j] for j, name in enumerate(self.names)})
+        variables = sorted(set(targets["variable"]))
+        t, vals = self.cm.run_arrays(params, n=n, outputs=variables,
+                                     final_time=self._final_time(targets),
+                                     saveper=float(self.cm.ir.time.dt), allow_nonfinite=True)
+        self.runs += n
+        by_real = {self.cm.real_name(k): v for k, v in vals.items()}
+        out = np.empty((n, len(targets)))
+        bad = np.zeros(n, bool)
+        for v in by_real.values():
+            bad |= ~np.all(np.isfinite(v), axis=1)
+        for k, (_, r) in enumerate(targets.iterrows()):
+            out[:, k] = statistic_array(t, by_real[r["variable"]], r["statistic"],
+                                        float(r["start"]), float(r["end"]))
+        out[bad] = np.nan
+        return out
+
+    def residuals(self, theta: np.ndarray) -> np.ndarray:
+        """(N, K) residuals ``(m - y) / (sigma |y|)`` of the fitted targets."""
+        fit = self.fit
+        y = fit["value"].to_numpy(float)
+        s = fit["sigma"].to_numpy(float) * np.abs(y)
+        return (self.model_values(theta, fit) - y) / s
+
+    def log_prob_unit(self, u: np.ndarray) -> np.ndarray:
+        """Log posterior (up to a constant) at unit-cube points, shape (N,); -inf outside."""
+        u = np.atleast_2d(np.asarray(u, float))
+        lp = np.full(u.shape[0], -np.inf)
+        inside = np.all((u >= 0) & (u <= 1), axis=1)
+        if inside.any():
+            r = self.residuals(self.to_theta(u[inside]))
+            ll = -0.5 * np.sum(r * r, axis=1)
+            lp[inside] = np.where(np.isfinite(ll), ll, -np.inf)
+        return lp
+
+    def definition(self, seed: int, walkers: int, steps: int) -> dict:
+        """What determines the chains' numbers (stored with them; compared on --resume)."""
+        cols = ["variable", "statistic", "start", "end", "value", "sigma"]
+        tcsv = self.fit[cols].to_csv(lineterminator="\n", float_format="%.17g")
+        return {"model_hash": self.cm.model_hash, "parameters": list(self.names),
+                "low": [float(x) for x in self.low], "high": [float(x) for x in self.high],
+                "fixed": {k: float(v) for k, v in sorted(self.fixed.items())},
+                "targets_sha256": hashlib.sha256(tcsv.encode()).hexdigest(),
+                "fit_targets": list(self.fit_ids), "until": self.until, "seed": int(seed),
+                "walkers": int(walkers), "steps": int(steps),
+                "checkpoint_steps": CHECKPOINT_STEPS}
+
+
+def _table_rows(csv=None) -> dict[str, Any]:
+    from .sensitivity import _read_table
+    table = _read_table(csv)
+    return {r.name.lower(): r for r in table.itertuples(index=False)}
+
+
+def make_setup(params: Sequence[str] | None = None, *, targets_file=None, parameters_file=None,
+               until: float | None = None, model_file=None,
+               fixed: Mapping[str, float] | None = None) -> Setup:
+    """Read and check targets and parameters; every bad input is one CalibrationError line.
+
+    Parameters
+    ----------
+    params : sequence of str, optional
+        Parameters to estimate; default the ``uncertain`` ones :func:`screen` keeps.
+    targets_file, parameters_file : path, optional
+        Default ``data/calibration_targets.csv`` and ``data/parameters.csv``.
+    until : float, optional
+        Fit only targets whose period ends on or before this decimal year.
+    model_file : path, optional
+    fixed : mapping, optional
+        Overrides applied to every run (not estimated).
+    """
+    from .calibration import check_targets, read_targets
+    from .ensemble import compile_model
+    from .params import check_range, did_you_mean, facts_from_ir
+
+    cm = compile_model(model_file)
+    tname = Path(targets_file).name if targets_file else "calibration_targets.csv"
+    targets = read_targets(targets_file)
+    check_targets(targets, cm, where=tname)
+    if until is not None:
+        until = float(until)
+        fit_ids = tuple(i for i, r in targets.iterrows() if r["end"] <= until + 1e-9)
+        if not fit_ids:
+            raise CalibrationError(f"--until {until:g} is before every target (the first period "
+                                   f"ends at {targets['end'].min():g}); give a later date")
+    else:
+        fit_ids = tuple(targets.index)
+    rows = _table_rows(parameters_file)
+    fx = facts_from_ir(cm.ir)
+    if params is None:
+        cand = [r.name for r in rows.values() if r.role == "uncertain"
+                and np.isfinite(r.low) and np.isfinite(r.high) and r.low < r.high]
+        names = cand
+    else:
+        names = list(params)
+        if not names:
+            raise CalibrationError("--params: give at least one parameter name")
+    canon, low, high, units, values = [], [], [], [], []
+    for n in names:
+        row = rows.get(str(n).strip().lower())
+        if row is None:
+            raise CalibrationError(f"unknown parameter {n!r}: not in the parameter table"
+                                   f"{did_you_mean(n, [r.name for r in rows.values()])}")
+        if not (np.isfinite(row.low) and np.isfinite(row.high)):
+            raise CalibrationError(f"parameter {row.name!r} has no low/high range in the "
+                                   "parameter table; add one")
+        if not row.low < row.high:
+            raise CalibrationError(f"parameter {row.name!r} has low >= high ({row.low:g} >= "
+                                   f"{row.high:g}) in the parameter table; give low < high")
+        if row.name in canon:
+            raise CalibrationError(f"parameter {row.name!r} is named twice; give it once")
+        try:
+            check_range(row.name, float(row.low), float(row.high), fx)
+        except Exception as exc:  # noqa: BLE001 - the one validator's message, one line
+            raise CalibrationError(str(exc)) from None
+        canon.append(row.name)
+        low.append(float(row.low))
+        high.append(float(row.high))
+        units.append(str(row.unit))
+        values.append(float(np.clip(row.value, row.low, row.high)))
+    setup = Setup(cm, targets, tuple(canon), np.array(low), np.array(high), tuple(units),
+                  np.array(values), until, fit_ids, dict(fixed or {}))
+    if params is None:
+        effect = screen(setup)
+        keep = [j for j in range(len(canon)) if effect[j] >= SCREEN_THRESHOLD]
+        if not keep:
+            raise CalibrationError("no uncertain parameter moves any fitted target by "
+                                   f"{SCREEN_THRESHOLD} sigma; name parameters with --params")
+        setup = Setup(cm, targets, tuple(canon[j] for j in keep), setup.low[keep],
+                      setup.high[keep], tuple(units[j] for j in keep), setup.values[keep],
+                      until, fit_ids, dict(fixed or {}), setup.runs)
+        setup.screen_effect = {canon[j]: float(effect[j]) for j in range(len(canon))}
+    return setup
+
+
+def screen(setup: Setup) -> np.ndarray:
+    """Largest move of a fitted target, in measurement sigmas, when each parameter goes from
+    its low to its high end (others at their values): one call of 1 + 2D runs.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (D,); NaN-free (a failed run counts as a large effect).
+    """
+    d = len(setup.names)
+    theta = np.tile(setup.values, (2 * d + 1, 1))
+    for j in range(d):
+        theta[1 + 2 * j, j] = setup.low[j]
+        theta[2 + 2 * j, j] = setup.high[j]
+    r = setup.residuals(theta)
+    lo, hi = r[1::2], r[2::2]
+    eff = np.max(np.abs(hi - lo), axis=1)
+    return np.where(np.isfinite(eff), eff, 1e6)
+
+
+# ----------------------------------------------------------------------------------------------
+# point estimate
+# ----------------------------------------------------------------------------------------------
+def point_estimate(setup: Setup, seed: int = 0, n_starts: int = N_STARTS) -> dict:
+    """Weighted least squares (maximum likelihood) inside the ranges.
+
+    Returns
+    -------
+    dict
+        ``theta`` (D,), ``cost`` (sum of squared residuals / 2), ``starts``, ``nfev``.
+    """
+    from scipy.optimize import least_squares
+
+    d = len(setup.names)
+    h = 1e-4
+    big = 1e3
+
+    def fun(u):
+        r = setup.residuals(setup.to_theta(u[None, :]))[0]
+        return np.where(np.isfinite(r), r, big)
+
+    def jac(u):
+        steps = np.where(u + h <= 1.0, h, -h)
+        pts = np.tile(u, (d + 1, 1))
+        pts[1:] += np.diag(steps)
+        r = setup.residuals(setup.to_theta(pts))
+        r = np.where(np.isfinite(r), r, big)
+        return ((r[1:] - r[0]) / steps[:, None]).T
+
+    rng = np.random.default_rng(seed)
+    starts = [np.clip(setup.to_unit(setup.values), 0.0, 1.0)]
+    m = max(0, int(n_starts) - 1)
+    if m:
+        lhs = (rng.permuted(np.tile(np.arange(m), (d, 1)), axis=1).T + rng.random((m, d))) / m
+        starts += list(lhs)
+    best, nfev = None, 0
+    for u0 in starts:
+        res = least_squares(fun, u0, jac=jac, bounds=(0.0, 1.0), method="trf", x_scale=1.0,
+                            max_nfev=200)
+        nfev += res.nfev
+        if best is None or res.cost < best.cost:
+            best = res
+    return {"theta": setup.to_theta(best.x), "unit": best.x, "cost": float(best.cost),
+            "starts": len(starts), "nfev": int(nfev)}
+
+
+# ----------------------------------------------------------------------------------------------
+# posterior sampling with a resumable chain store
+# ----------------------------------------------------------------------------------------------
+def _state_to_arrays(rs) -> dict:
+    name, keys, pos, has_gauss, cached = rs
+    return {"rs_keys": np.asarray(keys, np.uint32), "rs_pos": np.int64(pos),
+            "rs_has_gauss": np.int64(has_gauss), "rs_cached": np.float64(cached),
+            "rs_name": np.array(name)}
+
+
+def _arrays_to_state(z) -> tuple:
+    return (str(z["rs_name"]), np.asarray(z["rs_keys"], np.uint32), int(z["rs_pos"]),
+            int(z["rs_has_gauss"]), float(z["rs_cached"]))
+
+
+def _save_store(path: Path, definition: dict, chain, log_prob, accepted, coords, lp, rs,
+                point: dict) -> None:
+    from .atomic import write_with
+
+    arrays = {"chain": np.asarray(chain, float), "log_prob": np.asarray(log_prob, float),
+              "accepted": np.asarray(accepted, float), "coords": np.asarray(coords, float),
+              "last_log_prob": np.asarray(lp, float), "point_theta": point["theta"],
+              "point_cost": np.float64(point["cost"]),
+              "point_info": np.array(json.dumps({k: point[k] for k in ("starts", "nfev")})),
+              "definition": np.array(json.dumps(definition, sort_keys=True)),
+              **_state_to_arrays(rs)}
+
+    def write(tmp: Path):
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        tmp.write_bytes(buf.getvalue())
+
+    write_with(path, write)
+
+
+def _load_store(path: Path) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except Exception as exc:  # noqa: BLE001 - a damaged file is one line
+        raise CalibrationError(f"{path}: not a readable chain store ({type(exc).__name__}); "
+                               "remove it or choose another --out") from None
+    if "definition" not in data:
+        raise CalibrationError(f"{path}: not a chain store of aicarousel calibrate")
+    data["definition"] = json.loads(str(data["definition"]))
+    return data
+
+
+def _diff(a: dict, b: dict) -> list[str]:
+    return [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def _check_walkers(walkers: int, steps: int, d: int) -> None:
+    if walkers < 2 * d or walkers % 2:
+        raise CalibrationError(f"--walkers {walkers}: give an even number of at least twice the "
+                               f"number of parameters ({2 * d})")
+    if steps < 1:
+        raise CalibrationError(f"--steps {steps}: give at least 1 step")
+
+
+def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: int, seed: int,
+                     store: Path | None = None, resume: bool = False,
+                     progress: bool = False, stop_when_converged: bool = True,
+                     moves: str | None = None, max_seconds: float | None = None) -> dict:
+    """Run (or continue) emcee and return the chains.
+
+    Parameters
+    ----------
+    setup : Setup
+    point : dict or None
+        From :func:`point_estimate`; None only with ``resume`` (read from the store).
+    walkers, steps : int
+        Ensemble size (>= 2 D, even) and the most steps.
+    seed : int
+    store : Path, optional
+        Chain store (``chains.npz``), saved every :data:`CHECKPOINT_STEPS` steps.
+    resume : bool
+        Continue the store's chains; refused if its definition differs.
+    stop_when_converged : bool
+        Every :data:`CONVERGENCE_CHECK_STEPS` steps, stop when :func:`diagnostics` says the
+        chains converged (a rule of the chain alone, so a resumed run stops at the same step).
+    moves : {"stretch", "de"}, optional
+        Default :data:`DEFAULT_MOVES`.
+    max_seconds : float, optional
+        Wall-time budget (benchmarks): stop after the first saved block past it, as an
+        interruption would (``--resume`` continues); not part of the definition.
+
+    Returns
+    -------
+    dict
+        ``chain`` (steps, walkers, D) in parameter units, ``log_prob`` (steps, walkers),
+        ``acceptance`` (walkers,), ``point`` (dict), ``resumed_at`` (steps already in the store).
+    """
+    import emcee
+
+    d = len(setup.names)
+    _check_walkers(walkers, steps, d)
+    moves = DEFAULT_MOVES if moves is None else moves
+    if moves not in MOVES:
+        raise CalibrationError(f"moves {moves!r}: use one of {', '.join(MOVES)}")
+    definition = setup.definition(seed, walkers, steps)
+    definition["stop_when_converged"] = bool(stop_when_converged)
+    definition["moves"] = moves
+    if resume:
+        if store is None or not store.is_file():
+            raise CalibrationError(f"--resume: no chain store {store}; run without --resume first")
+        z = _load_store(store)
+        diffs = _diff(z["definition"], definition)
+        if diffs:
+            raise CalibrationError(f"{store} was made by a different calibration; differs in: "
+                                   + ", ".join(diffs) + ". Use the same settings or a new --out")
+        chain = list(z["chain"])
+        log_prob = list(z["log_prob"])
+        accepted = z["accepted"].copy()
+        coords, lp, rs = z["coords"], z["last_log_prob"], _arrays_to_state(z)
+        point = {"theta": z["point_theta"], "cost": float(z["point_cost"]),
+                 **json.loads(str(z["point_info"]))}
+        point["unit"] = setup.to_unit(point["theta"])
+    else:
+        if point is None:
+            raise CalibrationError("internal: a new posterior needs a point estimate")
+        rng = np.random.default_rng(seed)
+        u0 = np.clip(point["unit"], 1e-3, 1 - 1e-3)
+        coords = u0 + 0.01 * rng.standard_normal((walkers, d))
+        coords = np.abs(coords)                                   # reflect into the cube
+        coords = np.where(coords > 1, 2 - coords, coords)
+        lp = setup.log_prob_unit(coords)
+        if not np.all(np.isfinite(lp)):
+            raise CalibrationError("the model fails near the point estimate (NaN/inf); narrow "
+                                   "the parameter ranges")
+        rs = np.random.RandomState(seed).get_state()
+        chain, log_prob, accepted = [], [], np.zeros(walkers)
+        if store is not None:
+            _save_store(store, definition, np.empty((0, walkers, d)), np.empty((0, walkers)),
+                        accepted, coords, lp, rs, point)
+    done0 = len(chain)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=steps, initial=done0, desc="posterior", unit="step", file=sys.stderr)
+    delay = float(os.environ.get(CHECKPOINT_DELAY_ENV, "0") or 0)
+    done = done0
+
+    def converged_now() -> bool:
+        if not stop_when_converged or done == 0 or done % CONVERGENCE_CHECK_STEPS:
+            return False
+        return diagnostics(np.asarray(chain), accepted / done)["converged"]
+
+    started = time.perf_counter()
+    while done < steps and not converged_now():
+        if max_seconds is not None and time.perf_counter() - started > max_seconds:
+            break
+        block = min(CHECKPOINT_STEPS, steps - done)
+        sampler = emcee.EnsembleSampler(walkers, d, setup.log_prob_unit, vectorize=True,
+                                        moves=_moves(moves))
+        state = emcee.State(coords, log_prob=lp, random_state=rs)
+        state = sampler.run_mcmc(state, block, skip_initial_state_check=True, progress=False)
+        chain.extend(sampler.get_chain())
+        log_prob.extend(sampler.get_log_prob())
+        accepted = accepted + sampler.backend.accepted
+        coords, lp, rs = state.coords, state.log_prob, state.random_state
+        done += block
+        if store is not None:
+            _save_store(store, definition, np.asarray(chain), np.asarray(log_prob), accepted,
+                        coords, lp, rs, point)
+        if bar is not None:
+            bar.update(block)
+        if delay > 0:
+            time.sleep(delay)
+    if bar is not None:
+        bar.close()
+    chain_u = np.asarray(chain)
+    return {"chain": setup.to_theta(chain_u), "chain_unit": chain_u,
+            "log_prob": np.asarray(log_prob), "acceptance": accepted / max(1, done),
+            "steps": done,
+            "point": point, "resumed_at": done0}
+
+
+def _moves(name: str):
+    import emcee
+
+    if name == "de":
+        return [(emcee.moves.DEMove(), 0.8), (emcee.moves.DESnookerMove(), 0.2)]
+    return None  # emcee's default stretch move
+
+
+def diagnostics(chain_unit: np.ndarray, acceptance: np.ndarray) -> dict:
+    """Autocorrelation times, burn-in, thinning, ESS and the convergence verdict.
+
+    Parameters
+    ----------
+    chain_unit : numpy.ndarray
+        (steps, walkers, D).
+    acceptance : numpy.ndarray
+        Per walker.
+
+    Returns
+    -------
+    dict
+        ``tau`` (D,), ``burn``, ``thin``, ``ess`` (D,), ``acceptance`` (mean),
+        ``converged`` (bool), ``reasons`` (list of str).
+    """
+    import emcee
+
+    steps, walkers, d = chain_unit.shape
+    reasons = []
+    with np.errstate(all="ignore"):
+        tau = np.asarray(emcee.autocorr.integrated_time(chain_unit, c=5, tol=0, quiet=True), float)
+    tau = np.where(np.isfinite(tau) & (tau > 0), tau, float(steps))
+    tmax = float(np.max(tau))
+    if steps < TAU_FACTOR * tmax:
+        reasons.append(f"chain of {steps} steps is shorter than {TAU_FACTOR} autocorrelation "
+                       f"times ({TAU_FACTOR} x {tmax:.0f} = {TAU_FACTOR * tmax:.0f} steps); run "
+                       "more --steps")
+    burn = int(min(steps // 2, np.ceil(2 * tmax)))
+    thin = max(1, int(0.5 * np.min(tau)))
+    ess = (steps - burn) * walkers / tau
+    acc = float(np.mean(acceptance))
+    lo, hi = ACCEPTANCE_RANGE
+    if not lo <= acc <= hi:
+        reasons.append(f"mean acceptance fraction {acc:.2f} outside {lo}-{hi}")
+    return {"tau": tau, "burn": burn, "thin": thin, "ess": ess, "acceptance": acc,
+            "converged": not reasons, "reasons": reasons}
+
+
+# ----------------------------------------------------------------------------------------------
+# results
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class Result:
+    """Everything :func:`calibrate` found (see :func:`write_results` for the files)."""
+
+    setup: Setup
+    point: dict
+    draws: np.ndarray                 # (M, D) after burn-in and thinning
+    diag: dict
+    posterior: pd.DataFrame
+    correlations: pd.DataFrame
+    table: pd.DataFrame               # calibration table at the posterior median
+    bands: Any                        # xarray.Dataset of predictive bands
+    walkers: int
+    steps: int
+    seed: int
+    seconds: float
+    runs: int
+    resumed_at: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def coverage(self) -> float | None:
+        """Share of held-out targets inside their 90 % predictive interval (None: none)."""
+        held = self.table[~self.table["fitted"]]
+        return float(held["inside_90"].mean()) if len(held) else None
+
+
+def _posterior_table(setup: Setup, point: dict, draws: np.ndarray, diag: dict) -> pd.DataFrame:
+    q5, q50, q95 = np.percentile(draws, [5, 50, 95], axis=0)
+    prior90 = 0.9 * (setup.high - setup.low)
+    ratio = (q95 - q5) / prior90
+    return pd.DataFrame({
+        "parameter": list(setup.names), "unit": list(setup.units),
+        "table_value": setup.values, "point_estimate": point["theta"], "median": q50,
+        "p5": q5, "p95": q95, "prior_low": setup.low, "prior_high": setup.high,
+        "width_ratio": ratio, "constrained": ratio < CONSTRAINED_RATIO,
+        "tau": diag["tau"], "ess": diag["ess"],
+        "converged": [bool(diag["converged"])] * len(setup.names)}).set_index("parameter")
+
+
+def _correlations(setup: Setup, draws: np.ndarray) -> pd.DataFrame:
+    rows = []
+    if draws.shape[1] > 1:
+        with np.errstate(all="ignore"):
+            c = np.corrcoef(draws, rowvar=False)
+        for i in range(len(setup.names)):
+            for j in range(i + 1, len(setup.names)):
+                if np.isfinite(c[i, j]) and abs(c[i, j]) >= STRONG_CORRELATION:
+                    rows.append({"parameter_1": setup.names[i], "parameter_2": setup.names[j],
+                                 "correlation": float(c[i, j])})
+    df = pd.DataFrame(rows, columns=["parameter_1", "parameter_2", "correlation"])
+    return df.reindex(df["correlation"].abs().sort_values(ascending=False).index)
+
+
+def _predictive_draws(draws: np.ndarray, seed: int, n: int = N_PREDICTIVE) -> np.ndarray:
+    rng = np.random.default_rng(seed + 1)
+    idx = rng.choice(draws.shape[0], size=min(n, draws.shape[0]), replace=False)
+    return draws[np.sort(idx)]
+
+
+def _target_table(setup: Setup, median: np.ndarray, pred_draws: np.ndarray,
+                  seed: int) -> pd.DataFrame:
+    """Every target at the posterior median, with the 90 % interval of the model's statistic
+    over the posterior (``model_p5``, ``model_p95``) and the posterior predictive interval of
+    the data (``pred_p5``, ``pred_p95``: the statistic plus the target's measurement error,
+    drawn with the seed), and whether the data fall inside the latter."""
+    from .calibration import compare
+
+    t = setup.targets
+    med_vals = setup.model_values(median[None, :], t)[0]
+    pv = setup.model_values(pred_draws, t)
+    scale = t["sigma"].to_numpy(float) * np.abs(t["value"].to_numpy(float))
+    rng = np.random.default_rng(seed + 2)
+    noisy = pv + rng.standard_normal(pv.shape) * scale
+    rows = []
+    base = compare(targets=t, model_values=med_vals)
+    with np.errstate(all="ignore"):
+        mlo, mhi = np.nanpercentile(pv, [5, 95], axis=0)
+        lo, hi = np.nanpercentile(noisy, [5, 95], axis=0)
+    for k, tid in enumerate(t.index):
+        r = base.loc[tid].to_dict()
+        y = float(t.loc[tid, "value"])
+        r.update({"id": tid, "fitted": tid in setup.fit_ids, "sigma": float(t.loc[tid, "sigma"]),
+                  "residual": float((med_vals[k] - y) / scale[k]),
+                  "model_p5": float(mlo[k]), "model_p95": float(mhi[k]),
+                  "pred_p5": float(lo[k]), "pred_p95": float(hi[k]),
+                  "inside_90": bool(lo[k] <= y <= hi[k])})
+        rows.append(r)
+    return pd.DataFrame(rows).set_index("id")
+
+
+def _bands(setup: Setup, pred_draws: np.ndarray, median: np.ndarray, outputs: Sequence[str]):
+    import xarray as xr
+
+    from .sensitivity import percentile_bands
+
+    cm = setup.cm
+    names = []
+    for o in list(outputs) + sorted(set(setup.targets["variable"])):
+        try:
+            names.append(cm.real_name(cm.py_name(o, what="output")))
+        except Exception:  # noqa: BLE001 - a key output the model lacks is left out
+            continue
+    names = list(dict.fromkeys(names))
+    params = dict(setup.fixed)
+    params.update({n: pred_draws[:, j] for j, n in enumerate(setup.names)})
+    t, vals = cm.run_arrays(params, n=pred_draws.shape[0], outputs=names, allow_nonfinite=True)
+    setup.runs += pred_draws.shape[0]
+    ds = xr.Dataset({cm.real_name(k): (("run", "time"), v) for k, v in vals.items()},
+                    coords={"run": np.arange(pred_draws.shape[0]), "time": t})
+    for k in ds.data_vars:
+        var = cm.ir.variables[cm.py_name(k)]
+        ds[k].attrs.update(units=var.units or "", description=var.comment or "")
+    bands = percentile_bands(ds, PERCENTILES)
+    p = dict(setup.fixed)
+    p.update({n: float(median[j]) for j, n in enumerate(setup.names)})
+    t2, med = cm.run_arrays(p, n=1, outputs=names, allow_nonfinite=True)
+    setup.runs += 1
+    for k, v in med.items():
+        name = cm.real_name(k)
+        bands[f"{name} (posterior median)"] = ("time", v[0])
+        bands[f"{name} (posterior median)"].attrs.update(units=bands[name].attrs.get("units", ""))
+    tg = setup.targets
+    bands = bands.assign_coords(target=list(tg.index))
+    bands["target_variable"] = ("target", tg["variable"].astype(str).to_numpy())
+    bands["target_statistic"] = ("target", tg["statistic"].astype(str).to_numpy())
+    bands["target_start"] = ("target", tg["start"].to_numpy(float))
+    bands["target_end"] = ("target", tg["end"].to_numpy(float))
+    bands["target_value"] = ("target", tg["value"].to_numpy(float))
+    bands["target_sigma"] = ("target", tg["sigma"].to_numpy(float))
+    bands["target_fitted"] = ("target", np.array([i in setup.fit_ids for i in tg.index], int))
+    return bands
+
+
+def calibrate(params: Sequence[str] | None = None, *, until: float | None = None,
+              walkers: int | None = None, steps: int = 2000, seed: int = 0,
+              store: Path | None = None, resume: bool = False, progress: bool = False,
+              targets_file=None, parameters_file=None, model_file=None,
+              fixed: Mapping[str, float] | None = None, n_predictive: int = N_PREDICTIVE,
+              outputs: Sequence[str] = KEY_OUTPUTS, stop_when_converged: bool = True,
+              moves: str | None = None, max_seconds: float | None = None) -> Result:
+    """Point estimate, posterior, diagnostics, tables and predictive bands (see module doc).
+
+    Returns
+    -------
+    Result
+    """
+    from .sensitivity import check_seed
+
+    try:
+        seed = check_seed(seed, "--seed")
+    except Exception as exc:  # noqa: BLE001
+        raise CalibrationError(str(exc)) from None
+    t0 = time.perf_counter()
+    setup = make_setup(params, targets_file=targets_file, parameters_file=parameters_file,
+                       until=until, model_file=model_file, fixed=fixed)
+    d = len(setup.names)
+    walkers = int(walkers) if walkers is not None else max(32, 4 * d)
+    _check_walkers(walkers, steps, d)
+    point = None
+    if not resume:
+        point = point_estimate(setup, seed=seed)
+    post = sample_posterior(setup, point, walkers=walkers, steps=steps, seed=seed, store=store,
+                            resume=resume, progress=progress,
+                            stop_when_converged=stop_when_converged, moves=moves,
+                            max_seconds=max_seconds)
+    point = post["point"]
+    diag = diagnostics(post["chain_unit"], post["acceptance"])
+    draws = post["chain"][diag["burn"]::diag["thin"]].reshape(-1, d)
+    posterior = _posterior_table(setup, point, draws, diag)
+    corr = _correlations(setup, draws)
+    median = posterior["median"].to_numpy(float)
+    pred = _predictive_draws(draws, seed, n_predictive)
+    table = _target_table(setup, median, pred, seed)
+    bands = _bands(setup, pred, median, outputs)
+    return Result(setup, point, draws, diag, posterior, corr, table, bands, walkers,
+                  post["steps"], seed,
+                  time.perf_counter() - t0, setup.runs, post["resumed_at"],
+                  {"log_prob": post["log_prob"], "chain": post["chain"],
+                   "moves": DEFAULT_MOVES if moves is None else moves})
+
+
+# ----------------------------------------------------------------------------------------------
+# files
+# ----------------------------------------------------------------------------------------------
+RESULT_FILES = ("posterior.csv", "posterior.tex", "correlations.csv", "calibration.csv",
+                "calibration.tex", "predictive.nc", "posterior_draws.nc")
+
+
+def _provenance(res: Result) -> dict:
+    from .provenance import provenance
+
+    d = res.diag
+    return provenance(model_hash=res.setup.cm.model_hash, seed=res.seed,
+                      parameters=list(res.setup.names), walkers=str(res.walkers),
+                      steps=str(res.steps), until="" if res.setup.until is None
+                      else f"{res.setup.until:g}", converged=str(bool(d["converged"])).lower(),
+                      convergence_notes="; ".join(d["reasons"]),
+                      acceptance=f"{d['acceptance']:.3f}", burn=str(d["burn"]),
+                      thin=str(d["thin"]), runs=str(res.runs),
+                      fitted_targets=list(res.setup.fit_ids))
+
+
+def write_results(res: Result, out: Path) -> list[Path]:
+    """Write the result files into ``out`` (all to temporary files first, then renamed).
+
+    Files: ``posterior.{csv,tex}`` (one row per parameter), ``correlations.csv`` (strongly
+    correlated pairs), ``calibration.{csv,tex}`` (every target at the posterior median, with its
+    predictive interval), ``predictive.nc`` (bands 2024-2035 and the data points),
+    ``posterior_draws.nc`` (the thinned draws, read by ``--from-posterior``). CSV files start
+    with a ``#`` provenance line; netCDF files carry it as global attributes.
+    """
+    import xarray as xr
+
+    from .atomic import netcdf_writer, text_writer, write_files
+    from .tables import to_latex
+
+    prov = _provenance(res)
+    head = "# made by aicarousel calibrate; provenance: " + json.dumps(
+        {k: prov[k] for k in ("model_hash", "git_commit", "created", "seed", "converged",
+                              "until")}) + "\n"
+    post = res.posterior.reset_index()
+    fmt3 = lambda v: f"{v:.3g}"  # noqa: E731
+    post_tex = to_latex(
+        post[["parameter", "unit", "median", "p5", "p95", "prior_low", "prior_high",
+              "width_ratio", "ess"]],
+        formatters={c: fmt3 for c in ("median", "p5", "p95", "prior_low", "prior_high",
+                                      "width_ratio")} | {"ess": lambda v: f"{v:.0f}"},
+        header={"parameter": "Parameter", "unit": "Unit", "median": "Median", "p5": "5\\%",
+                "p95": "95\\%", "prior_low": "Prior low", "prior_high": "Prior high",
+                "width_ratio": "Width ratio", "ess": "ESS"},
+        comments=[head[2:].strip()] + ([] if res.diag["converged"] else
+                                       ["NOT CONVERGED: " + "; ".join(res.diag["reasons"])]))
+    tab = res.table
+    cal_tex = to_latex(
+        tab.reset_index()[["what", "period", "data", "model", "pred_p5", "pred_p95", "unit",
+                           "fitted", "inside_90"]],
+        formatters={"data": fmt3, "model": fmt3, "pred_p5": fmt3, "pred_p95": fmt3,
+                    "fitted": lambda v: "yes" if v else "no",
+                    "inside_90": lambda v: "yes" if v else "no"},
+        header={"what": "Target", "period": "Period", "data": "Data", "model": "Median run",
+                "pred_p5": "5\\%", "pred_p95": "95\\%", "unit": "Unit", "fitted": "Fitted",
+                "inside_90": "In 90\\%"}, comments=[head[2:].strip()])
+    draws = xr.Dataset({"draws": (("draw", "parameter"), res.draws)},
+                       coords={"parameter": list(res.setup.names)})
+    draws["prior_low"] = ("parameter", res.setup.low)
+    draws["prior_high"] = ("parameter", res.setup.high)
+    draws["point_estimate"] = ("parameter", np.asarray(res.point["theta"], float))
+    draws["log_prob"] = (("step", "walker"), res.extra["log_prob"])
+    draws.attrs.update(prov)
+    bands = res.bands.copy()
+    bands.attrs.update(prov)
+    bands.attrs["coverage_90"] = "" if res.coverage is None else f"{res.coverage:.3f}"
+    writers = {
+        "posterior.csv": text_writer(head + post.to_csv(index=False, lineterminator="\n",
+                                                         float_format="%.6g")),
+        "posterior.tex": text_writer(post_tex),
+        "correlations.csv": text_writer(head + res.correlations.to_csv(
+            index=False, lineterminator="\n", float_format="%.4f")),
+        "calibration.csv": text_writer(head + tab.to_csv(lineterminator="\n",
+                                                         float_format="%.6g")),
+        "calibration.tex": text_writer(cal_tex),
+        "predictive.nc": netcdf_writer(bands),
+        "posterior_draws.nc": netcdf_writer(draws),
+    }
+    write_files(out, writers)
+    return [out / n for n in writers]
+
+
+def record_table(res: Result, path=None) -> Path:
+    """Write the posterior 5 %, median and 95 % of every estimated parameter into the parameter
+    table's :data:`aicarousel.params.POSTERIOR_COLUMNS` (empty for the others; an earlier
+    record is replaced). Values (the baseline) are not changed.
+
+    Returns
+    -------
+    pathlib.Path
+        The table written (atomically).
+    """
+    from .params import POSTERIOR_COLUMNS, read_table, write_table
+
+    table = read_table(path)
+    for c in POSTERIOR_COLUMNS:
+        table[c] = ""
+    run = (f"{_dt.date.today().isoformat()} seed {res.seed}, {res.walkers} walkers x "
+           f"{res.steps} steps, {'converged' if res.diag['converged'] else 'NOT converged'}")
+    for name, r in res.posterior.iterrows():
+        table.loc[name, "posterior_p5"] = f"{r['p5']:.6g}"
+        table.loc[name, "posterior_median"] = f"{r['median']:.6g}"
+        table.loc[name, "posterior_p95"] = f"{r['p95']:.6g}"
+        table.loc[name, "posterior_run"] = run
+    return write_table(table, path)
+
+
+def load_posterior_draws(path: str | os.PathLike) -> tuple[tuple[str, ...], np.ndarray, str]:
+    """Read ``posterior_draws.nc`` (a file or the calibrate output directory).
+
+    Returns
+    -------
+    (names, draws, sha256)
+        Parameter names, draws (M, D) and the file's SHA-256 (for sweep definitions).
+    """
+    import xarray as xr
+
+    from .provenance import file_sha256
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "posterior_draws.nc"
+    if not p.is_file():
+        raise CalibrationError(f"--from-posterior: {p} not found; run `aicarousel calibrate "
+                               "--out DIR` first and give DIR")
+    try:
+        ds = xr.load_dataset(p)
+        names = tuple(str(n) for n in ds["parameter"].values)
+        draws = np.asarray(ds["draws"].values, float)
+    except Exception as exc:  # noqa: BLE001
+        raise CalibrationError(f"--from-posterior: {p} is not a posterior_draws.nc "
+                               f"({type(exc).__name__})") from None
+    if draws.ndim != 2 or draws.shape[0] < 1 or draws.shape[1] != len(names):
+        raise CalibrationError(f"--from-posterior: {p} holds no draws")
+    return names, draws, file_sha256(p)

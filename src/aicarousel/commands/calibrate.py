@@ -1,0 +1,141 @@
+"""``aicarousel calibrate``: parameters estimated from the calibration targets, with uncertainty.
+
+``aicarousel calibrate [--params NAME ...] [--until DATE] [--out DIR] [--seed N] [--walkers N]
+[--steps N] [--resume | --force]`` runs :func:`aicarousel.calibrate.calibrate` (point estimate,
+emcee posterior, diagnostics, predictive bands) and writes the result files of
+:func:`aicarousel.calibrate.write_results` into DIR (default ``results/calibration/``), beside
+the chain store ``chains.npz`` that ``--resume`` continues. Exit status 0 when the chains
+converged, 1 (with a warning on stderr; the tables say so too) when not, 2 on bad input (one
+line, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    """Add the ``calibrate`` subcommand."""
+    p = subparsers.add_parser(
+        "calibrate", help="estimate parameters from the calibration targets (posterior, "
+                          "intervals, out-of-sample checks)",
+        description="Weighted least squares point estimate and emcee posterior of the "
+                    "uncertain parameters the targets of data/calibration_targets.csv inform "
+                    "(priors uniform on the ranges of data/parameters.csv), with convergence "
+                    "diagnostics, posterior predictive bands and, with --until, an "
+                    "out-of-sample check of the later targets.")
+    p.add_argument("--params", nargs="+", action="extend", default=None, metavar="NAME",
+                   help="parameters to estimate (quote names with spaces; default: the "
+                        "uncertain parameters whose range moves a target by at least "
+                        "1 measurement sigma)")
+    p.add_argument("--until", default=None, metavar="DATE",
+                   help="fit only targets whose period ends on or before DATE (YYYY-MM-DD or a "
+                        "decimal year); report the later ones' predictive intervals")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output directory (default results/calibration)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--walkers", type=int, default=None,
+                   help="emcee walkers, even and >= 2 x parameters (default max(32, 4 x "
+                        "parameters))")
+    p.add_argument("--steps", type=int, default=5000,
+                   help="most steps per walker (default 5000; sampling stops earlier once the "
+                        "diagnostics say converged, unless --fixed-steps)")
+    p.add_argument("--moves", choices=["stretch", "de"], default=None,
+                   help="emcee moves: differential evolution (de, default) or the stretch move")
+    p.add_argument("--fixed-steps", action="store_true",
+                   help="always run --steps steps (no early stop)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run whose chain store is in --out")
+    p.add_argument("--force", action="store_true",
+                   help="replace a previous calibration's chain store in --out")
+    p.add_argument("--targets", default=None, metavar="FILE",
+                   help="targets file (default data/calibration_targets.csv)")
+    p.add_argument("--parameters", default=None, metavar="FILE",
+                   help="parameter table (default data/parameters.csv)")
+    p.add_argument("--record-table", action="store_true",
+                   help="write each estimated parameter's posterior 5%%, median and 95%% into "
+                        "the parameter table's posterior_* columns (values are not changed)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
+    p.set_defaults(func=_calibrate)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from .. import paths
+    from ..atomic import check_output, check_output_dir
+    from ..calibrate import RESULT_FILES, STORE_NAME, parse_until, write_results
+    from ..errors import CalibrationError, OutputError
+    from ..sensitivity import MAX_SEED
+
+    if args.resume and args.force:
+        raise CalibrationError("give --resume or --force, not both")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise CalibrationError(f"--seed {args.seed}: give a whole number from 0 to {MAX_SEED}")
+    if args.steps < 1:
+        raise CalibrationError(f"--steps {args.steps}: give at least 1 step")
+    if args.out is not None and not args.out.strip():
+        raise OutputError("--out is empty; give a directory (or leave --out out for "
+                          "results/calibration)")
+    for flag, f in (("--targets", args.targets), ("--parameters", args.parameters)):
+        if f is not None and not Path(f).is_file():
+            raise CalibrationError(f"{flag} {f}: no such file")
+    until = parse_until(args.until) if args.until is not None else None
+    out = Path(args.out) if args.out is not None else paths.RESULTS_DIR / "calibration"
+    check_output_dir(out, "--out")
+    for name in RESULT_FILES + (STORE_NAME,):
+        check_output(out / name, "result file")
+    store = out / STORE_NAME
+    if store.exists() and not (args.resume or args.force):
+        raise CalibrationError(f"{out} already holds a calibration ({STORE_NAME}); pass --resume "
+                               "to continue it, --force to replace it, or choose another --out")
+    if args.resume and not store.exists():
+        raise CalibrationError(f"--resume: no chain store in {out}; run without --resume first")
+    if args.force and store.exists():
+        from ..calibrate import _load_store
+        _load_store(store)  # only ever remove our own chain store
+    res = _run(args, until, out, store)
+    files = write_results(res, out)
+    if args.record_table:
+        from ..calibrate import record_table
+        files.append(record_table(res, args.parameters))
+    d = res.diag
+    if not args.quiet:
+        post = res.posterior
+        for name, r in post.iterrows():
+            tag = "constrained" if r["constrained"] else "prior"
+            print(f"{name:<40} median {r['median']:<10.4g} 90% [{r['p5']:.4g}, {r['p95']:.4g}] "
+                  f"width ratio {r['width_ratio']:.2f} ({tag}) ESS {r['ess']:.0f}")
+        if len(res.correlations):
+            top = res.correlations.iloc[0]
+            print(f"{len(res.correlations)} strongly correlated pairs; strongest "
+                  f"{top['parameter_1']} / {top['parameter_2']} r = {top['correlation']:+.2f}")
+        held = res.table[~res.table["fitted"]]
+        for tid, r in held.iterrows():
+            print(f"held out {tid}: data {r['data']:.4g}, 90% predictive [{r['pred_p5']:.4g}, "
+                  f"{r['pred_p95']:.4g}] {'inside' if r['inside_90'] else 'OUTSIDE'}")
+        if res.coverage is not None:
+            print(f"out-of-sample coverage of the 90% intervals: {res.coverage:.0%} "
+                  f"({int(held['inside_90'].sum())}/{len(held)})")
+        print(f"{len(res.setup.names)} parameters, {len(res.setup.fit_ids)} targets fitted, "
+              f"{res.walkers} walkers x {res.steps} steps, burn {d['burn']}, thin {d['thin']}, "
+              f"acceptance {d['acceptance']:.2f}, max tau {d['tau'].max():.0f}; {res.runs} runs "
+              f"in {res.seconds:.0f} s ({res.runs / max(res.seconds, 1e-9):.0f} runs/s)")
+        print("wrote " + ", ".join(str(f) for f in files))
+    if not d["converged"]:
+        print("aicarousel: WARNING: the chains did not converge: " + "; ".join(d["reasons"])
+              + " (flagged in posterior.csv)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run(args, until, out: Path, store: Path):
+    from ..calibrate import calibrate
+
+    # --force: the first save of the new run replaces the old store (atomically, after every
+    # input was checked), so a refused run leaves the previous calibration in place
+    return calibrate(args.params, until=until, walkers=args.walkers, steps=args.steps,
+                     seed=args.seed, store=store, resume=args.resume,
+                     progress=not args.quiet, targets_file=args.targets,
+                     parameters_file=args.parameters, stop_when_converged=not args.fixed_steps,
+                     moves=args.moves)
