@@ -85,8 +85,10 @@ ROW_ORDER = ("End users", "Equity investors", "Lenders", "Cloud customers", "Chi
 OPENING = "Opening balances"
 #: Origin of money paid out of a negative cash balance.
 OVERDRAFT = "Overdraft"
-#: The flows of the carousel loop (R1), in loop order.
-LOOP_FLOWS = ("Lab payments to Cloud", "GPU purchases", "Chips investment in Lab")
+#: The flows of the carousel loop (R1), in loop order, then Chips' other way into Lab: equity
+#: in a funding round (how Chips' money came in 2026, when the per-GW letter lapsed).
+LOOP_FLOWS = ("Lab payments to Cloud", "GPU purchases", "Chips investment in Lab",
+              "Chips equity in Lab round")
 
 _TAG_RE = re.compile(r"^\s*\[(?P<kind>flow|cash|claim|real|memo|stock)\s*(?::\s*(?P<body>[^\]]*))?\]")
 _ARROW_RE = re.compile(r"^\s*(?P<a>[^-][^>]*?)\s*->\s*(?P<b>.+?)\s*$")
