@@ -54,6 +54,22 @@ def main() -> int:
     em = [_integral(ds, "Cloud distress borrowing", y, y + 1) for y in range(2024, 2035)]
     print("  emergency credit: max %.1f $B in a year" % max(em))
     print("3 B3: min Lab payment fraction in the baseline %.3f" % float(ds["Lab payment fraction"].min()))
+    print("  commitments: Lab total commitments end 2025 %.0f $B, mid 2026 %.0f $B; min commitment headroom %.3f"
+          % (at("Lab total commitments", 2026.0), at("Lab total commitments", 2026.5),
+             float(ds["Lab commitment headroom"].min())))
+    from aicarousel.scenarios import to_params
+    fs = run(params=to_params("funding_stop"), saveper=dt)
+    print("  funding_stop: min Lab payment fraction %.3f, min Lab Cash %.2f $B"
+          % (float(fs["Lab payment fraction"].min()), float(fs["Lab Cash"].min())))
+    if "Lab Cloud bills on credit" in fs:
+        print("  funding_stop: bills on credit %.1f $B, of which paid %.1f, written off %.1f, owed at the end %.1f"
+              % (_integral(fs, "Lab Cloud bills on credit", 2024, 2036),
+                 _integral(fs, "Lab arrears paid to Cloud", 2024, 2036),
+                 _integral(fs, "Cloud arrears written off", 2024, 2036),
+                 float(fs["Lab Unpaid Cloud Bills"][-1])))
+    print("  Chips into Lab 2024-35: per GW %.1f $B, round equity %.1f $B"
+          % (_integral(ds, "Chips investment in Lab", 2024, 2036),
+             _integral(ds, "Chips equity in Lab round", 2024, 2036)))
     ebit = ds["Cloud AI earnings"]
     print("4 Cloud AI earnings 2025/2027/2030: %.1f / %.1f / %.1f $B/yr"
           % (at("Cloud AI earnings", 2025), at("Cloud AI earnings", 2027), at("Cloud AI earnings", 2030)))
@@ -71,7 +87,7 @@ def main() -> int:
         print("M revenue with demand stepped to 0 in 2027: min %.1f" % float(z["Lab Revenue"].min()))
     except Exception as e:  # the first model produces -inf
         print("M revenue with demand stepped to 0 in 2027: run fails (%s)" % str(e)[:60])
-    for step_ in (0.25, 0.1, 1 / 16):
+    for step_ in (1 / 16, 1 / 32, 1 / 64):  # TIME STEP 0.25 and 0.1 are refused now (Signing duration 0.125)
         b = run(params={"Cloud share of Lab compute": 0.0}, time_step=step_, saveper=step_,
                 final_time=2027.0, return_columns=["New Cloud contracts"])
         print("  contract booked at TIME STEP %.4g: %.0f $B" % (step_, float(b["New Cloud contracts"].values[:-1].sum() * step_)))

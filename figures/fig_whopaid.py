@@ -25,7 +25,8 @@ NEEDS = ["results/whopaid/baseline/trace.nc", "results/whopaid/funding_stop/trac
 #: Short row titles for the loop flows.
 FLOW_TITLES = {"Lab payments to Cloud": "Lab pays Cloud",
                "GPU purchases": "Cloud buys GPUs from Chips",
-               "Chips investment in Lab": "Chips invests in Lab"}
+               "Chips investment in Lab": "Chips invests in Lab\nper GW",
+               "Chips equity in Lab round": "Chips' equity in\nLab's round"}
 #: Colours of the origins that are not sectors.
 EXTRA_COLORS = {"Opening balances": plotting.OKABE_ITO["grey"], "Overdraft": "#E8E8E8"}
 
@@ -57,8 +58,12 @@ def main(argv=None) -> int:
             keep = [o for o in origins
                     if float(np.abs(rate.sel(origin=o)).max()) > 1e-3 * float(rate.sum("origin").max())]
             shown.update(keep)
-            ax.stackplot(t, *[rate.sel(origin=o).values for o in keep],
-                         colors=[_color(o) for o in keep], linewidth=0, zorder=2)
+            if keep:
+                ax.stackplot(t, *[rate.sel(origin=o).values for o in keep],
+                             colors=[_color(o) for o in keep], linewidth=0, zorder=2)
+            else:  # a flow that is zero in this scenario (the per-GW letter lapsed in 2026)
+                ax.text(0.5, 0.5, "none in this run", transform=ax.transAxes, ha="center",
+                        va="center", fontsize=7, color=plotting.OKABE_ITO["grey"])
             ax.set_xlim(t[0], t[-1])
             ax.margins(x=0)
             if i == 0:

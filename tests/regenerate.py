@@ -31,7 +31,7 @@ REGRESSION_VARIABLES = [
     "Cloud Debt", "Cloud PPE", "Compute Under Construction", "Installed Compute New",
     "Installed Compute Old", "Lab Equity from Chips", "Lab Equity from Outside Investors",
     "Lab Market Value", "Cloud Market Value", "Chips Market Value", "Investor Sentiment",
-    "Vendor Commitment Remaining",
+    "Vendor Commitment Remaining", "Lab Other Commitments", "Lab total commitments",
 ]
 REGRESSION_FILE = paths.TEST_DATA_DIR / "baseline_regression.csv"
 

@@ -47,7 +47,10 @@ def test_tags_give_the_three_loop_sectors_and_the_rest_of_world(baseline):
         assert s in acc.row_sectors
     for f in A.LOOP_FLOWS:
         assert acc.flow(f).source in acc.loop_sectors and acc.flow(f).target in acc.loop_sectors
-    assert "Suppliers" not in acc.origins  # a pure sink is never an origin
+    # a sector is an origin only through what it pays in: Suppliers (other compute providers
+    # among them) pay Lab only the trade credit on unpaid bills and the bad debt they forgive
+    assert {f.name for f in acc.flows if f.source == "Suppliers"} == {
+        "Trade credit from other providers", "Other providers bad debt"}
     assert acc.origins[-2:] == (A.OPENING, A.OVERDRAFT)
     financial = {f.name for f in acc.flows if f.financial}
     assert {"Outside equity raised", "Chips investment in Lab", "New borrowing",
@@ -245,6 +248,10 @@ def test_who_paid_shares_sum_to_one_and_by_year_adds_up(baseline):
     t0 = acc.time[0]
     for f in A.LOOP_FLOWS:
         tab = A.who_paid(ds, trace, acc, f, (t0 + 1, t0 + 6))
+        if f == "Chips investment in Lab":
+            # per-GW vendor financing: the letter lapsed in Feb 2026 before the first GW
+            assert tab.loc["Total", "amount"] == 0
+            continue
         assert tab.loc["Total", "amount"] > 0
         assert tab["share"].drop("Total").sum() == pytest.approx(1.0, rel=RTOL)
         direct = float(ds[f].sel(time=slice(t0 + 1, t0 + 6 - 1e-9)).sum()) * (

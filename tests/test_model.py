@@ -336,12 +336,18 @@ def test_no_contracts_no_construction():
 
 
 def test_no_vendor_financing_no_chips_stake():
-    ds = run(params={"Vendor financing switch": 0.0}, return_columns=["Lab Equity from Chips"])
+    """No per-GW vendor financing and no round equity: Chips never holds a stake in Lab."""
+    ds = run(params={"Vendor financing switch": 0.0, "Chips round investment value": 0.0},
+             return_columns=["Lab Equity from Chips"])
     assert np.abs(ds["Lab Equity from Chips"].values).max() == 0.0
 
 
 def test_vendor_financing_builds_chips_stake(baseline):
-    assert float(baseline["Lab Equity from Chips"][-1]) > 0.0
+    """Chips' $30B round equity (2026) is its stake in the baseline; per-GW vendor financing
+    adds to it when the letter is honoured."""
+    assert float(baseline["Lab Equity from Chips"][-1]) == pytest.approx(30.0, rel=1e-6)
+    honoured = run(params={"Vendor letter honoured": 1.0}, return_columns=["Lab Equity from Chips"])
+    assert float(honoured["Lab Equity from Chips"][-1]) > 30.0 + 1.0
 
 
 # --------------------------------------------------------------------- numerics ---

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from aicarousel import paths
-from aicarousel.model import model_hash, run
+from aicarousel.model import load, model_hash, run
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,8 @@ def test_baseline_matches_frozen_data(regenerate):
 def test_regression_catches_a_changed_model(regenerate):
     """The comparison is sharp enough to see a 1% change in one parameter."""
     frozen = regenerate.read_frozen()
-    ds = run(params={"Intrinsic adoption rate": 2.1 * 1.01}, return_columns=list(frozen.data_vars))
+    rate = float(load().components.intrinsic_adoption_rate())
+    ds = run(params={"Intrinsic adoption rate": rate * 1.01}, return_columns=list(frozen.data_vars))
     try:
         xr.testing.assert_allclose(ds[list(frozen.data_vars)].drop_attrs(), frozen.drop_attrs(),
                                    rtol=1e-6, atol=0)

@@ -164,7 +164,8 @@ def _loop_claims():
             continue
         active = v.get("active_in")
         assert active, f"{lid}: named_loops.yaml states no scenario and time where it is active"
-        out.append((lid, v["polarity"], active["scenario"], float(active["time"])))
+        out.append((lid, v["polarity"], active["scenario"], float(active["time"]),
+                    int(active.get("length_bound", 18))))
     return out
 
 
@@ -174,10 +175,129 @@ def test_named_loops_active_where_claimed():
     from aicarousel.scenarios import to_params
     ir = build_ir(paths.MODEL_FILE)
     failures = []
-    for lid, pol, scenario, time in _loop_claims():
+    for lid, pol, scenario, time, bound in _loop_claims():
         params = to_params(scenario) if scenario != "baseline" else None
-        rep = find_loops(ir, time=time, params=params, length_bound=18)
+        rep = find_loops(ir, time=time, params=params, length_bound=bound)
         named = match_named_loops(ir, rep)[lid]
         if not named["n_active"] or named["polarity"] != pol:
             failures.append((lid, scenario, time, named["n_active"], named["polarity"]))
     assert not failures, failures
+
+
+# ----------------------------------------------------------------------------------------------
+# Second round of the rebuild: Lab's other commitments (take-or-pay), unpaid bills, Chips' money
+# into Lab, parameter values against their sources. Each test fails on the model before it.
+# ----------------------------------------------------------------------------------------------
+
+#: Lab's compute commitments after the autumn-2025 deals: ~$1.4T (Oracle $300B + ~$1.1T).
+COMMITMENTS_LATE_2025 = 1250.0
+#: ... and after the Feb 2026 renegotiation (~$600B of plans through 2030, plus what Lab
+#: contracted since): well below the autumn level.
+COMMITMENTS_AFTER_CUT = 900.0
+
+
+@pytest.fixture(scope="module")
+def fine():
+    return run(saveper=1 / 64, final_time=2031.0)
+
+
+def test_other_commitments_are_take_or_pay_and_renegotiated(fine):
+    t = fine["time"].values
+    total = fine["Lab total commitments"].values
+    assert total[t <= 2026.0].max() >= COMMITMENTS_LATE_2025
+    assert total[(t >= 2026.5) & (t <= 2027.0)].max() <= COMMITMENTS_AFTER_CUT
+    # take-or-pay: Lab is billed at least what its commitments fall due, used or not
+    due = fine["Other commitments due"].values
+    bill = fine["Lab billing from other providers"].values
+    assert due.max() > 10.0
+    assert np.all(bill >= due - 1e-9)
+    # the commitment to valuation ratio is applied to all commitments, not Cloud's alone
+    assert fine["Lab commitment headroom"].values[(t > 2025.9) & (t < 2026.1)].min() == 0.0
+
+
+@pytest.mark.parametrize("dt", [1 / 16, 1 / 64, 1 / 128])
+def test_renegotiation_cuts_the_same_amount_at_any_time_step(dt):
+    ds = run(time_step=dt, saveper=dt, final_time=2027.0,
+             return_columns=["Commitment renegotiation", "Other commitment signing"])
+    cut = float(ds["Commitment renegotiation"].values[:-1].sum() * dt)
+    booked = float(ds["Other commitment signing"].values[:-1].sum() * dt)
+    assert booked == pytest.approx(1100.0, rel=1e-3)
+    assert cut == pytest.approx(800.0, rel=1e-3)
+
+
+def test_b3_lab_cash_constraint_binds_when_funding_stops():
+    """The first model never ran Lab out of cash (payment fraction >= 0.74 in funding_stop):
+    with the take-or-pay commitments Lab's cash runs out and it pays only part of its bills."""
+    from aicarousel.scenarios import to_params
+    ds = run(params=to_params("funding_stop"), saveper=0.25,
+             return_columns=["Lab payment fraction", "Lab Cash", "Other commitment cancellations"])
+    assert float(ds["Lab payment fraction"].min()) < 0.5
+    assert float(ds["Lab Cash"].min()) < 1.0
+    assert float(ds["Other commitment cancellations"].max()) > 0.0
+
+
+def test_unpaid_bills_are_owed_and_a_lab_that_does_not_pay_is_cut_off():
+    """Service delivered and not paid stays a receivable of Cloud until it is paid or written
+    off (Cloud's loss); once the arrears reach the grace period's billing Cloud stops serving."""
+    from aicarousel.scenarios import to_params
+    dt = 1 / 64
+    ds = run(params=to_params("funding_stop"), saveper=dt)
+    on_credit = float(ds["Lab Cloud bills on credit"].values[:-1].sum() * dt)
+    settled = float((ds["Lab arrears paid to Cloud"] + ds["Cloud arrears written off"]).values[:-1].sum() * dt)
+    owed = float(ds["Lab Unpaid Cloud Bills"].values[-1])
+    assert on_credit > 1.0
+    assert on_credit == pytest.approx(settled + owed, rel=1e-9)
+    # the written-off part is Cloud's loss (bad debt) in its earnings
+    assert float(ds["Cloud bad debt"].max()) > 0.0
+    # cut-off after the grace period: no service on credit once arrears reach it
+    over = (ds["Lab Unpaid Cloud Bills"].values
+            >= ds["Lab billing from Cloud"].values * float(ds["Payment grace period"].values[0]) - 1e-12)
+    assert np.all(ds["Cloud service on credit"].values[over] == 0.0)
+    # a Lab that does not pay is not served for ever: with almost nothing paid, Lab's
+    # compute at Cloud falls far below what Cloud could deliver
+    pf = ds["Lab payment fraction"].values
+    late = pf < 0.2
+    assert late.any()
+    assert np.all(ds["Lab Compute at Cloud"].values[late]
+                  <= 0.5 * ds["Lab capacity available at Cloud"].values[late] + 1e-9)
+
+
+@pytest.mark.parametrize("dt", [1 / 16, 1 / 64])
+def test_chips_money_is_round_equity_and_the_letter_lapses(dt):
+    """What happened in 2026: $30B of Chips equity in the round, the $100B letter lapsed, so
+    no per-GW tranche is paid in the baseline."""
+    ds = run(time_step=dt, saveper=dt, return_columns=[
+        "Chips equity in Lab round", "Chips investment in Lab", "Vendor Commitment Remaining"])
+    t = ds["time"].values
+    assert float(ds["Chips equity in Lab round"].values[:-1].sum() * dt) == pytest.approx(30.0, rel=1e-6)
+    assert float(ds["Vendor Commitment Remaining"].values[t >= 2028.0].max()) < 0.01
+    assert float(ds["Chips investment in Lab"].values.max()) < 1e-3
+
+
+def test_vendor_tranches_start_after_the_first_gw():
+    """Where the letter is honoured, per-GW tranches start only once Lab has its first GW at
+    Cloud (CNBC); the first model paid them from the first completion."""
+    ds = run(params={"Vendor letter honoured": 1.0}, saveper=1 / 64,
+             return_columns=["Chips investment in Lab", "Lab Compute at Cloud"])
+    inv = ds["Chips investment in Lab"].values
+    paid = inv > 1e-9
+    assert paid.any()
+    assert np.all(ds["Lab Compute at Cloud"].values[paid] >= 1.0 - 1e-9)
+
+
+# Parameter values against the figures their own sources give (value, tolerance).
+SOURCED = {
+    "Lab target cash cover": (17.5 / 20.0, 0.05),              # $17.5B cash on ~$20B/yr spend
+    "Cloud share of Lab compute": (300.0 / 1400.0, 0.05),      # Oracle $300B of ~$1.4T
+    "Revenue potential per GW": (20.0 / 1.9, 1.0),             # >$20B run rate on ~1.9 GW
+    "Legacy growth rate": (57.4 / 53.0 - 1.0, 0.01),           # Oracle FY24 -> FY25
+    "Chips cost share": (1.0 - 60.9 / 130.5, 0.02),            # Nvidia FY25 FCF / revenue
+    "Lab target compute intensity": (1.9 / 13.1, 0.01),        # 1.9 GW on $13.1B (2025)
+}
+
+
+@pytest.mark.parametrize("name", sorted(SOURCED))
+def test_parameter_values_agree_with_their_sources(name):
+    value, tol = SOURCED[name]
+    got = float(getattr(load().components, load().namespace[name])())
+    assert abs(got - value) <= tol, (name, got, value)

@@ -37,22 +37,22 @@ def test_unknown_scenario_is_refused(capsys):
 
 def test_whopaid_prints_and_writes_tables(capsys, tmp_path):
     out = tmp_path / "wp"
-    status = main(["whopaid", "--flow", "chips investment in lab", "--period", "2025:2030",
+    status = main(["whopaid", "--flow", "chips equity in lab round", "--period", "2025:2030",
                    "--output-dir", str(out)])
     assert status == 0
     printed = capsys.readouterr().out
-    assert "Chips investment in Lab" in printed and "End users" in printed
-    for name in ("who_paid", "who_paid_by_year_chips_investment_in_lab", "tfm", "balance_sheet"):
+    assert "Chips equity in Lab round" in printed and "End users" in printed
+    for name in ("who_paid", "who_paid_by_year_chips_equity_in_lab_round", "tfm", "balance_sheet"):
         assert (out / f"{name}.csv").exists() and (out / f"{name}.tex").exists()
     assert (out / "trace.nc").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left over
     table = pd.read_csv(out / "who_paid.csv").set_index("origin")
-    shares = table["Chips investment in Lab share"].drop("Total")
+    shares = table["Chips equity in Lab round share"].drop("Total")
     assert shares.sum() == pytest.approx(1.0, rel=1e-9)
-    by_year = pd.read_csv(out / "who_paid_by_year_chips_investment_in_lab.csv")
+    by_year = pd.read_csv(out / "who_paid_by_year_chips_equity_in_lab_round.csv")
     assert list(by_year["year"]) == [2025, 2026, 2027, 2028, 2029]
     assert by_year["Total"].iloc[-1] == pytest.approx(
-        table.loc["Total", "Chips investment in Lab amount"], rel=1e-9)
+        table.loc["Total", "Chips equity in Lab round amount"], rel=1e-9)
 
 
 def test_accounts_command_writes_the_matrices_and_refuses_a_bad_time(capsys, tmp_path):

@@ -25,7 +25,8 @@ OPENING = "Opening balances"
 #: Origin of money paid out of a negative cash balance.
 OVERDRAFT = "Overdraft"
 #: The flows of the carousel loop (R1), in loop order.
-LOOP_FLOWS = ("Lab payments to Cloud", "GPU purchases", "Chips investment in Lab")
+LOOP_FLOWS = ("Lab payments to Cloud", "GPU purchases", "Chips investment in Lab",
+              "Chips equity in Lab round")
 
 
 
