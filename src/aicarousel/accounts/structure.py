@@ -24,7 +24,8 @@ ROW_ORDER = ("End users", "Equity investors", "Lenders", "Cloud customers", "Chi
 OPENING = "Opening balances"
 #: Origin of money paid out of a negative cash balance.
 OVERDRAFT = "Overdraft"
-#: The flows of the carousel loop (R1), in loop order.
+#: The flows of the carousel loop (R1), in loop order, then Chips' other way into Lab: equity
+#: in a funding round (how Chips' money came in 2026, when the per-GW letter lapsed).
 LOOP_FLOWS = ("Lab payments to Cloud", "GPU purchases", "Chips investment in Lab",
               "Chips equity in Lab round")
 
