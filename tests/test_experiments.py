@@ -122,7 +122,8 @@ def test_vendor_financing_ends_freezes_chips_stake(exp, resolved):
 
 def test_vendor_financing_cap_binds(exp, resolved):
     t0 = step_date(resolved, "vendor_financing_cap", "Vendor financing cap")
-    (iv,) = resolved["vendor_financing_cap"].interventions
+    (iv,) = [i for i in resolved["vendor_financing_cap"].interventions
+             if i.variable == "Vendor financing cap"]
     ds = exp["ds"].sel(scenario="vendor_financing_cap")
     inv = after(ds["Chips investment in Lab"], t0).values
     gpu = after(ds["GPU purchases"], t0).values
