@@ -60,6 +60,16 @@ def _mode_rate(res, params, t, x, t_from):
     return slope, w[i], xs
 
 
+def _eigs(res, params):
+    """Eigenvalues of the core loop's Jacobian at its equilibrium, with ``params`` changed."""
+    sysm = res.system
+    subs = {sysm.params[n]: v for n, v in sysm.param_values.items()}
+    subs.update({sysm.params[k]: v for k, v in (params or {}).items()})
+    J = np.array(sp.N(res.system.jacobian().subs(res.equilibrium).subs(subs)).tolist(),
+                 dtype=float)
+    return np.linalg.eigvals(J)
+
+
 def test_core_equilibrium_and_gain_closed_forms(core):
     names = {n: core.system.params[n] for n in core.system.param_names}
     # G = G_R1 + G_R2 with the link-gain products derived from the model
@@ -122,11 +132,19 @@ def test_pysd_decays_at_dominant_eigenvalue_rate(core):
                                    "maximum_annual_dilution"])
 @pytest.mark.parametrize("side", [0.9, 1.1])
 def test_threshold_decides_decay_or_growth(core, param, side):
-    """Just below G = 1 the run decays to equilibrium, just above it grows away."""
+    """Just above G = 1 the run grows away along a real mode; just below, the real mode G
+    governs decays, and the run follows the dominant eigenvalue. Below G = 1 the dominant mode
+    may be the cash-adjustment oscillation, which is unstable on its own (a Hopf boundary, not
+    G) at the sourced Lab target cash cover of 0.9 years: with it, 'G < 1' is necessary for
+    stability, not sufficient."""
     value = core.thresholds[param][1] * side
     t, x = _run(params={param: value}, years=80.0)
     rate, lam, _ = _mode_rate(core, {param: value}, t, x, t_from=10.0)
-    assert np.sign(rate) == (-1 if side < 1 else 1)
+    if side > 1:
+        assert rate > 0 and abs(lam.imag) < 1e-12  # G > 1: a real positive eigenvalue
+    else:
+        real_modes = [w for w in _eigs(core, {param: value}) if abs(w.imag) < 1e-12]
+        assert max(w.real for w in real_modes) < 0  # G < 1: no real mode grows
     assert np.sign(lam.real) == np.sign(rate)
     assert rate == pytest.approx(lam.real, rel=0.02)
 
@@ -227,14 +245,18 @@ def test_map_simulated_growth_agrees_with_eigenvalues(small_map):
     grows = small_map["outcome"].values >= 2
     pos = small_map["eig_real"].values > 0
     assert (grows == pos).mean() >= 0.9
-    # the sympy G = 1 curve separates the two regions at every x on the grid
+    # above the sympy G = 1 curve every point is unstable; below it only where the dominant
+    # mode is the (complex) cash-adjustment oscillation, unstable on its own (a Hopf boundary)
     x, y = small_map["x"].values, small_map["y"].values
     g1 = small_map["g1_y"].values
+    cx = small_map["eig_complex"].values.astype(bool)
     for j in range(len(x)):
-        col = pos[:, j]
         for i in range(len(y)):
             if np.isfinite(g1[j]) and abs(y[i] - g1[j]) > (y[1] - y[0]):
-                assert col[i] == (y[i] > g1[j]), (x[j], y[i])
+                if y[i] > g1[j]:
+                    assert pos[i, j], (x[j], y[i])
+                else:
+                    assert not pos[i, j] or cx[i, j], (x[j], y[i])
 
 
 def test_figure_reads_results_only(small_map, tmp_path):
