@@ -54,7 +54,7 @@ __all__ = ["LoopGainError", "LinkDerivatives", "ReinforcingStructure", "structur
            "threshold_runs"]
 
 #: Reference time of the carousel's headline G (years): the state of the baseline run there.
-REFERENCE_TIME = 2027.0
+REFERENCE_TIME = 2028.0
 #: Residence time (years) given to a stock with no own outflow (an integrator such as a cash
 #: balance, or a stock that grows on its own), as in ``stability.analyse_along_baseline``.
 INTEGRATOR_HORIZON = 1.0
