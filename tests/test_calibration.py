@@ -26,6 +26,9 @@ KNOWN_MISSES: dict[str, str] = {
                            "data (-18%, tolerance 15%)",
     "openai_value_mar_2026": "model $520B vs $852B post-money (-39%, tolerance 23%)",
     "oracle_value_sep_2025": "model $413B vs the $933B peak (-56%, tolerance 38%)",
+    "openai_value_oct_2025": "model $316B vs $500B (-37%, tolerance 23%) after the second "
+                             "round of the rebuild; the baseline is not yet set from the "
+                             "posterior (issue 14 item 5)",
 }
 
 TARGETS = read_targets()

@@ -111,9 +111,9 @@ def test_carousel_dominance_uses_the_search_and_labels_named_loops():
     assert ds.attrs["enumeration_complete"] == 0
     assert ds.sizes["loop"] >= 50
     named = {i for v in ds["named"].values for i in str(v).split(",") if i}
-    # the reinforcing loops of the request and at least one balancing loop are found and
-    # labelled (B1 acts only in the telecom_replay scenario, so it is not required here)
-    assert {"R1", "R3"} <= named and any(n.startswith("B") for n in named), named
+    # reinforcing and balancing loops of named_loops.yaml are found and labelled (R1 acts
+    # only where Chips honours its letter, B1 only in telecom_replay: not required here)
+    assert {"R2", "R3"} <= named and any(n.startswith("B") for n in named), named
     s = np.abs(ds["relative_score"].values).sum(axis=0)
     assert np.all((np.abs(s - 1) < 1e-9) | (s == 0))
     q = window_mean(ds, 1.0)

@@ -369,7 +369,7 @@ def cycles_through(g: nx.DiGraph, keys: Sequence[str], length_bound: int,
 def find_named_loops(ir: ModelIR, named: Mapping[str, dict] | None = None, *,
                      time: float | None = None, point=None, params: Mapping | None = None,
                      bounds: Sequence[int] = (8, 12, 16, 20, 24, 28, 32), extra: int = 4,
-                     cap: int = 5_000) -> LoopReport:
+                     cap: int = 20_000) -> LoopReport:
     """The cycles through each named loop's key variables, scored, and the named matches.
 
     A large model has too many cycles to enumerate them all (the carousel about 178k), and
@@ -388,7 +388,8 @@ def find_named_loops(ir: ModelIR, named: Mapping[str, dict] | None = None, *,
     bounds : sequence of int
         Length bounds (variables per cycle) to try, shortest first.
     extra : int
-        Added to the first bound at which a loop's cycles are found.
+        Added to the first bound at which a loop's cycles are found (at least the loop's
+        ``active_in.length_bound`` in ``named_loops.yaml``, where its active path is long).
     cap : int
         Most cycles kept per named loop (``LoopReport.truncated`` when reached).
 
@@ -414,10 +415,12 @@ def find_named_loops(ir: ModelIR, named: Mapping[str, dict] | None = None, *,
             continue
         if not keys:
             continue
+        # a loop whose active path is long says so in named_loops.yaml (active_in.length_bound)
+        least = int((spec.get("active_in") or {}).get("length_bound") or 0)
         for lb in bounds:
             found, cut = cycles_through(g, keys, lb, cap)
             if found:
-                lb = min(lb + extra, bounds[-1] + extra)
+                lb = max(min(lb + extra, bounds[-1] + extra), least)
                 found, cut = cycles_through(g, keys, lb, cap)
                 break
         used = max(used, lb)

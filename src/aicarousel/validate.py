@@ -557,14 +557,16 @@ def _first_bad(cm, params, run_index, t_end=None):
 
 def _growth(ctx: _Context, t, vals: dict) -> dict:
     """Largest growth factor over one year of each stock, per run, counted only from values
-    above 5% of the stock's baseline peak (growth from next to nothing is not an explosion)
+    above 5% of the stock's baseline peak (growth from next to nothing is not an explosion;
+    a stock that is zero all along the baseline is not measured)
     and only where the value keeps its sign over the year (a stock such as an expected growth
     rate that crosses zero has no growth factor)."""
     sp = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
     k = max(1, int(round(1.0 / sp)))
     out = {}
     for s, x in vals.items():
-        if x.shape[1] <= k:
+        if x.shape[1] <= k or ctx.scale.get(s, 1.0) <= 1e-9:
+            # a stock the baseline keeps at zero (arrears, say) has no scale to grow against
             out[s] = np.zeros(x.shape[0])
             continue
         a, b = np.abs(x[:, :-k]), np.abs(x[:, k:])
