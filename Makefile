@@ -12,7 +12,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.aicarousel-installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: all venv run baseline figures test docs schema clean help
+.PHONY: all venv run baseline figures calibrate test docs schema clean help
 
 all: run
 
@@ -21,6 +21,7 @@ help:
 	@echo "make run      venv + baseline run (results/baseline.nc) + figures"
 	@echo "make test     venv + the whole test suite (pytest $(PYTEST_ARGS))"
 	@echo "make figures  build every figure from results/ (figures/build.py)"
+	@echo "make calibrate  posterior of the uncertain parameters (tens of minutes) + its figures"
 	@echo "make docs     API reference into docs/_build/html (Sphinx -W: warnings are errors)"
 	@echo "make schema   regenerate scenarios/schema.json from aicarousel.scenario_schema"
 	@echo "make clean    remove results/, figures/out/, caches (keeps $(VENV))"
@@ -39,6 +40,10 @@ baseline: $(STAMP)
 
 run: baseline
 	$(MAKE) figures
+
+calibrate: $(STAMP)
+	$(BIN)/python analysis/posterior.py
+	$(BIN)/python figures/build.py --only calibration_corner calibration_fan
 
 figures: $(STAMP)
 	@if [ -f figures/build.py ]; then \

@@ -18,6 +18,8 @@ import sys
 
 from aicarousel.cli import main as cli_main
 
+#: A slow step: figures/build.py runs it only with --slow; `make calibrate` runs it alone.
+SLOW = "make calibrate"
 #: Results this script writes (read by the figures).
 PRODUCES = ["results/calibration/posterior_draws.nc", "results/calibration/predictive.nc",
             "results/calibration/posterior.csv", "results/calibration/calibration.csv"]

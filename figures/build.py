@@ -18,7 +18,11 @@ all exist. New figure scripts are picked up automatically.
 
 Usage::
 
-    python figures/build.py [--reuse] [--only NAME ...] [--list] [--keep-going]
+    python figures/build.py [--reuse] [--slow] [--only NAME ...] [--list] [--keep-going]
+
+An analysis script that takes tens of minutes declares ``SLOW = "<command>"`` (the
+posterior: ``SLOW = "make calibrate"``); a build without ``--slow`` never runs it, draws its
+figures from existing results, and skips them with that hint when there are none.
 
 Exit status 0 when every step succeeded, 1 when a step failed (its stderr is shown).
 """
@@ -85,6 +89,24 @@ def declared(path: Path, name: str) -> list[str]:
     return []
 
 
+def slow_hint(path: Path) -> str:
+    """An analysis script's literal ``SLOW = "..."`` (how to run it on its own), or ''.
+
+    A slow step (the posterior: tens of minutes) is not run by a plain build: its existing
+    outputs are reused, and without them the figures that need it are skipped with this hint.
+    """
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, SyntaxError):
+        return ""
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "SLOW"
+                                                 for t in node.targets)
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+            return node.value.value
+    return ""
+
+
 def figure_scripts(only: list[str] | None = None) -> list[Path]:
     """Figure scripts ``figures/fig_*.py`` in name order (optionally filtered by name)."""
     scripts = sorted(FIGURES_DIR.glob("fig_*.py"))
@@ -107,11 +129,15 @@ def producers() -> dict[str, Path]:
     return out
 
 
-def plan(scripts: list[Path], reuse: bool) -> tuple[list[Path], dict[Path, list[str]]]:
-    """Analysis steps to run (in order) and the needs no step can make, per figure script."""
+def plan(scripts: list[Path], reuse: bool, slow: bool = False
+         ) -> tuple[list[Path], dict[Path, list[str]], dict[Path, str]]:
+    """Analysis steps to run (in order), the needs no step can make per figure script, and
+    the figure scripts deferred because a slow step (``SLOW``) has not been run (with its hint).
+    Slow steps run only when ``slow`` is true; otherwise their existing outputs are used."""
     table = producers()
     steps: list[Path] = []
     orphans: dict[Path, list[str]] = {}
+    deferred: dict[Path, str] = {}
     for fig in scripts:
         for need in declared(fig, "NEEDS"):
             prod = table.get(need)
@@ -119,13 +145,19 @@ def plan(scripts: list[Path], reuse: bool) -> tuple[list[Path], dict[Path, list[
                 if not (ROOT / need).exists():
                     orphans.setdefault(fig, []).append(need)
                 continue
+            outs = declared(prod, "PRODUCES") or [need]
+            have = all((ROOT / o).exists() for o in outs)
+            hint = slow_hint(prod)
+            if hint and not slow:
+                if not have:
+                    deferred[fig] = hint
+                continue
             if prod in steps:
                 continue
-            outs = declared(prod, "PRODUCES") or [need]
-            if reuse and all((ROOT / o).exists() for o in outs):
+            if reuse and have:
                 continue
             steps.append(prod)
-    return steps, orphans
+    return steps, orphans, deferred
 
 
 def run_step(script: Path, label: str) -> tuple[bool, float, str]:
@@ -146,11 +178,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="+", metavar="NAME", help="build only these figures (e.g. scenarios)")
     ap.add_argument("--list", action="store_true", help="print the plan and exit")
     ap.add_argument("--keep-going", action="store_true", help="go on after a failed step")
+    ap.add_argument("--slow", action="store_true",
+                    help="also run slow analysis steps (the posterior; tens of minutes)")
     args = ap.parse_args(argv)
     from tqdm import tqdm
 
     scripts = figure_scripts(args.only)
-    steps, orphans = plan(scripts, args.reuse)
+    steps, orphans, deferred = plan(scripts, args.reuse, args.slow)
+    for fig, hint in deferred.items():
+        print(f"build.py: {fig.name} skipped: its results come from a slow step; run "
+              f"'{hint}' first", file=sys.stderr)
+    scripts = [f for f in scripts if f not in deferred]
     if args.list:
         for s in steps:
             print(f"analysis  {s.relative_to(ROOT)}")

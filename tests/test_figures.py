@@ -172,9 +172,13 @@ def test_build_plan_finds_every_figure_and_its_analysis(load_script):
     b = load_script(paths.FIGURES_DIR / "build.py")
     scripts = b.figure_scripts()
     assert {s.stem for s in scripts} >= set(MY_FIGURES)
-    steps, orphans = b.plan(scripts, reuse=False)
+    steps, orphans, deferred = b.plan(scripts, reuse=False)
     names = {s.name for s in steps}
     assert {"experiments.py", "model_structure.py"} <= names
+    # the posterior is a slow step: a plain build never runs it
+    assert "posterior.py" not in names
+    assert "posterior.py" in {s.name for s in b.plan(scripts, reuse=False, slow=True)[0]}
+    assert b.slow_hint(paths.ANALYSIS_DIR / "posterior.py") == "make calibrate"
     assert not {k.stem for k in orphans} & set(MY_FIGURES)
     assert b.declared(paths.ANALYSIS_DIR / "experiments.py", "PRODUCES")[0] == "results/experiments.nc"
     with warnings.catch_warnings():
