@@ -31,6 +31,7 @@ from aicarousel import stability_report as R
 from aicarousel.atomic import write_netcdf, write_text, write_with
 from aicarousel.errors import AicarouselError
 from aicarousel.ir import build_ir
+from aicarousel.loopgain import LENGTH_BOUND
 from aicarousel.loops import compare_with_simlin, find_loops, match_named_loops
 from aicarousel.provenance import provenance
 
@@ -110,7 +111,11 @@ def main(argv=None) -> int:
                 "of models/named_loops.yaml, and compared with pysimlin's loop list.", ""]
         for mf in (paths.CORE_LOOP_FILE, paths.MODEL_FILE):
             ir = build_ir(mf)
-            rep = find_loops(ir)
+            # the carousel has more cycles than any cap; a capped enumeration would list a
+            # subset that depends on the string hash seed, so list every cycle up to the
+            # loop-gain analysis's length bound instead (complete, the same in every process)
+            rep = find_loops(ir, length_bound=None if mf == paths.CORE_LOOP_FILE
+                             else LENGTH_BOUND)
             match_named_loops(ir, rep)
             cmp = compare_with_simlin(ir, rep)
             text.append(loops_markdown(ir, rep, cmp))
