@@ -366,6 +366,46 @@ def cycles_through(g: nx.DiGraph, keys: Sequence[str], length_bound: int,
     return out, dfs(k0)
 
 
+def named_cycles(ir: ModelIR, named: Mapping[str, dict] | None = None,
+                 g: nx.DiGraph | None = None, *,
+                 bounds: Sequence[int] = (8, 12, 16, 20, 24, 28, 32), extra: int = 4,
+                 cap: int = 20_000) -> tuple[dict[str, list[list[str]]], bool, int]:
+    """The cycles through each named loop's key variables (see :func:`find_named_loops`).
+
+    Returns
+    -------
+    (cycles, truncated, bound)
+        ``loop id -> cycles`` (py_name lists, shortest first) for the named loops whose key
+        variables are in the model; whether a cap was reached; the largest bound used.
+    """
+    named = load_named_loops() if named is None else named
+    g = dependency_graph(ir) if g is None else g
+    out: dict[str, list[list[str]]] = {}
+    truncated, used = False, 0
+    for lid, spec in named.items():  # the search starts at the loop's first key variable
+        kv = spec.get("key_variables", {})
+        kv = kv.get(ir.path.stem) if isinstance(kv, dict) else kv
+        try:
+            keys = [ir.resolve(k) for k in (kv or [])]
+        except KeyError:
+            continue
+        if not keys:
+            continue
+        # a loop whose active path is long says so in named_loops.yaml (active_in.length_bound)
+        least = int((spec.get("active_in") or {}).get("length_bound") or 0)
+        found, cut, lb = [], False, bounds[-1]
+        for lb in bounds:
+            found, cut = cycles_through(g, keys, lb, cap)
+            if found:
+                lb = max(min(lb + extra, bounds[-1] + extra), least)
+                found, cut = cycles_through(g, keys, lb, cap)
+                break
+        used = max(used, lb)
+        truncated |= cut
+        out[lid] = sorted(found, key=len)
+    return out, truncated, used
+
+
 def find_named_loops(ir: ModelIR, named: Mapping[str, dict] | None = None, *,
                      time: float | None = None, point=None, params: Mapping | None = None,
                      bounds: Sequence[int] = (8, 12, 16, 20, 24, 28, 32), extra: int = 4,
@@ -403,28 +443,9 @@ def find_named_loops(ir: ModelIR, named: Mapping[str, dict] | None = None, *,
     if not ir.stocks:
         raise AicarouselError(f"model {ir.path.name} has no stocks, so it has no feedback "
                               "loops; add at least one INTEG")
-    g = dependency_graph(ir)
+    per_loop, truncated, used = named_cycles(ir, named, bounds=bounds, extra=extra, cap=cap)
     seen: dict[tuple, list[str]] = {}
-    truncated, used = False, 0
-    for spec in named.values():
-        kv = spec.get("key_variables", {})
-        kv = kv.get(ir.path.stem) if isinstance(kv, dict) else kv
-        try:
-            keys = [ir.resolve(k) for k in (kv or [])]
-        except KeyError:
-            continue
-        if not keys:
-            continue
-        # a loop whose active path is long says so in named_loops.yaml (active_in.length_bound)
-        least = int((spec.get("active_in") or {}).get("length_bound") or 0)
-        for lb in bounds:
-            found, cut = cycles_through(g, keys, lb, cap)
-            if found:
-                lb = max(min(lb + extra, bounds[-1] + extra), least)
-                found, cut = cycles_through(g, keys, lb, cap)
-                break
-        used = max(used, lb)
-        truncated |= cut
+    for found in per_loop.values():
         for cyc in found:
             k = cyc.index(min(cyc))
             seen.setdefault(tuple(cyc[k:] + cyc[:k]), cyc)

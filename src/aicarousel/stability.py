@@ -654,22 +654,17 @@ def _named_loop_gains(ir: ModelIR, g, out: Mapping, params: Mapping | None, loop
     integrators over ``integrator_horizon``). Returns the times, the gains (None where no cycle
     is active) and the polarities (``"R"``, ``"B"`` or ``"0"``).
     """
-    import networkx as nx
     from tqdm import tqdm
 
-    from aicarousel.loops import link_gains, stock_residence_times
+    from aicarousel.loops import link_gains, named_cycles, stock_residence_times
 
     tt = out["time"]
     loop_times = np.arange(tt[0], tt[-1] + 1e-9, loop_every)
     keys = _named_loop_keys(ir)
-    cand: dict = {lid: [] for lid in keys}
-    if keys:  # every cycle is enumerated only when some named loop must be matched
-        for c in tqdm(nx.simple_cycles(g), desc="enumerating loops", unit=" loops",
-                      disable=not progress or not keys, leave=False, mininterval=1.0):
-            for lid, ks in keys.items():
-                if ks <= set(c):
-                    cand[lid].append(c)
-        cand = {lid: sorted(cs, key=len) for lid, cs in cand.items()}
+    # only the cycles through each named loop's key variables (the carousel has millions of
+    # cycles; enumerating them all took more than 10 GB and never finished)
+    cand: dict = named_cycles(ir, g=g)[0] if keys else {}
+    cand = {lid: cs for lid, cs in cand.items() if lid in keys}
     lg: dict = {lid: [] for lid in keys}
     lpol: dict = {lid: [] for lid in keys}
     for t in tqdm(loop_times if keys else [], desc="named-loop gains", unit=" times",
