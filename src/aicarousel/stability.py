@@ -631,20 +631,6 @@ def _frozen_equilibrium(system: SymbolicSystem, f, p: np.ndarray, tt: np.ndarray
     return f"no equilibrium found near the baseline (smallest |dx/dt| {resid:.3g})"
 
 
-def _named_loop_keys(ir: ModelIR) -> dict[str, set]:
-    """Key variables (py_names) of each named loop that this model has."""
-    keys = {}
-    for lid, spec in load_named_loops().items():
-        kv = spec.get("key_variables", {})
-        kv = kv.get(ir.path.stem) if isinstance(kv, dict) else kv
-        if kv:
-            try:
-                keys[lid] = {ir.resolve(k) for k in kv}
-            except KeyError:
-                continue
-    return keys
-
-
 def _named_loop_gains(ir: ModelIR, g, out: Mapping, params: Mapping | None, loop_every: float,
                       integrator_horizon: float, progress: bool) -> tuple[np.ndarray, dict, dict]:
     """Gain of each named loop every ``loop_every`` time units along the run ``out``.
@@ -660,11 +646,11 @@ def _named_loop_gains(ir: ModelIR, g, out: Mapping, params: Mapping | None, loop
 
     tt = out["time"]
     loop_times = np.arange(tt[0], tt[-1] + 1e-9, loop_every)
-    keys = _named_loop_keys(ir)
     # only the cycles through each named loop's key variables (the carousel has millions of
-    # cycles; enumerating them all took more than 10 GB and never finished)
-    cand: dict = named_cycles(ir, g=g)[0] if keys else {}
-    cand = {lid: cs for lid, cs in cand.items() if lid in keys}
+    # cycles; enumerating them all took more than 10 GB and never finished); the keys are
+    # those of the named loops this model has
+    cand: dict = named_cycles(ir, g=g)[0]
+    keys = list(cand)
     lg: dict = {lid: [] for lid in keys}
     lpol: dict = {lid: [] for lid in keys}
     for t in tqdm(loop_times if keys else [], desc="named-loop gains", unit=" times",
