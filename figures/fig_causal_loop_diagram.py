@@ -30,9 +30,11 @@ NEEDS = ["results/model_structure.json"]
 #: Columns with more nodes than this are drawn as a zig-zag of half-width ``ZIGZAG`` (column units).
 ZIGZAG_ABOVE = 6
 #: Loop-label placement: cost of moving a label one data unit from its loop's centre, in
-#: covered edge sample points (each edge is sampled at 40 points).
-LABEL_DISTANCE_COST = 8.0
-ZIGZAG = 0.3
+#: covered edge sample points (each edge is sampled at ``EDGE_SAMPLES`` points, dense enough
+#: that an arrow crossing a label's corner is seen).
+LABEL_DISTANCE_COST = 3.0
+EDGE_SAMPLES = 400
+ZIGZAG = 0.6
 #: Column order of the model groups.
 COLUMN_ORDER = ["Lab", "Investors", "Cloud", "Chips"]
 #: Loop names shown beside the codes when the results carry none (models/named_loops.yaml
@@ -175,6 +177,13 @@ def main(argv=None) -> int:
     xs = [p[0] for p in node_xy.values()]
     ax.set_xlim(min(xs) - 0.85, max(xs) + 0.85)
     ax.set_ylim(-0.55, yscale + 0.9)
+    for k, lab in (("+", "positive link (+)"), ("-", "negative link (−)"),
+                   ("?", "inactive in the baseline")):
+        ax.plot([], [], label=lab, **style[k])
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.05), ncol=3, fontsize=7)
+    # fix the layout before measuring in pixels: the layout engine moves the axes at draw time
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
     renderer = fig.canvas.get_renderer()
     box_px = {n: t.get_window_extent(renderer).expanded(1.05, 1.15) for n, t in boxes.items()}
     edge_pts = []
@@ -185,7 +194,7 @@ def main(argv=None) -> int:
         q0, q1 = ax.transData.transform((xa, ya)), ax.transData.transform((xb, yb))
         rad = best_curvature(q0, q1, [bb for n, bb in box_px.items() if n not in (a, b)], first,
                              frame=ax.get_window_extent(renderer))
-        edge_pts.append(ax.transData.inverted().transform(arc_points(q0, q1, rad)))
+        edge_pts.append(ax.transData.inverted().transform(arc_points(q0, q1, rad, n=EDGE_SAMPLES)))
         arrow = FancyArrowPatch(
             (xa, ya), (xb, yb), connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>,head_length=3,head_width=1.6",
             patchA=boxes[a].get_bbox_patch(), patchB=boxes[b].get_bbox_patch(), shrinkA=1, shrinkB=1,
@@ -223,7 +232,7 @@ def main(argv=None) -> int:
             label.set_position((cx + dx, cy + dy))
             r = extent(label)
             inside = r[0] > ax.get_xlim()[0] and r[2] < ax.get_xlim()[1] and r[1] > -0.3 \
-                and r[3] < yscale + 0.4
+                and r[3] < yscale + 0.3
             if not inside or any(overlaps(r, q) for q in taken):
                 continue
             hits = sum(int(((pts[:, 0] > r[0]) & (pts[:, 0] < r[2]) & (pts[:, 1] > r[1])
@@ -234,10 +243,6 @@ def main(argv=None) -> int:
         if best is not None:
             label.set_position(best[1:])
         taken.append(extent(label))
-    for k, lab in (("+", "positive link (+)"), ("-", "negative link (−)"),
-                   ("?", "inactive in the baseline")):
-        ax.plot([], [], label=lab, **style[k])
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.05), ncol=3, fontsize=7)
     prov = plotting.provenance(scenario="baseline", source="results/model_structure.json")
     prov["model_hash"] = data.get("model_hash", "none")
     plotting.savefig(fig, "causal_loop_diagram", prov, directory=out)
