@@ -328,3 +328,29 @@ def test_failed_run_leaves_an_existing_report_directory_as_it_was(tmp_path, caps
     assert status == 2 and "Lab Cash" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["validation.md"]
     assert (out / "validation.md").read_text() == "the previous report"
+
+
+# --------------------------------------------------------------------------------------------
+# rates (stocks per time unit) take the model's time unit from units.py
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("rel, unit", [("tests/log/test_log.mdl", {"month": 1}),
+                                       ("samples/SIR/SIR.mdl", {"day": 1}),
+                                       ("samples/teacup/teacup.mdl", {"minute": 1})])
+def test_time_unit_of_shared_models(rel, unit):
+    from aicarousel.ir import build_ir
+    from aicarousel.units import time_unit
+
+    assert time_unit(build_ir(TM / rel)) == unit
+
+
+def test_rates_in_a_model_counted_in_months(tiny_mdl):
+    """Stocks per month (however spelled) are rates, so the explosion test skips them; a stock
+    per year in a model counted in months is not one (its unit is not per time unit)."""
+    f = tiny_mdl("Expected growth = INTEG(-Expected growth / Adjustment time, 0.05)\n~ 1/Months ~ |\n"
+                 "Adjustment time = 3\n~ Months ~ |\n"
+                 "Share rate = INTEG(0, 0.1)\n~ Dmnl/Month ~ |\n"
+                 "Yearly rate = INTEG(0, 0.1)\n~ 1/Year ~ |\n"
+                 "Stuff = INTEG(Stuff * Expected growth, 1)\n~ Widget ~ |\n",
+                 final_time=12, time_step=1, time_unit="Month")
+    ctx = _ctx(f)
+    assert ctx.rates == {"expected_growth", "share_rate"}

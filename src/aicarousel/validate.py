@@ -474,6 +474,7 @@ def evaluate_condition(cond: Condition, t: np.ndarray, x: np.ndarray,
 class _Context:
     def __init__(self, model_file, checks_file=None, quick=False, seed=20251201, progress=False):
         from .ensemble import compile_model
+        from .units import rate_variables
 
         self.path = Path(model_file)
         self.cm = compile_model(self.path)
@@ -491,6 +492,10 @@ class _Context:
         self.flows = sorted(flows)
         self.lower = {s: ir.variables[s].limits[0] for s in self.stocks
                       if ir.variables[s].limits[0] is not None}
+        # a stock declared per time unit (an expected growth rate, say): its growth factor means
+        # nothing (5%/yr becoming 50%/yr is a change of regime, not an explosion), so the
+        # explosion test skips it; NaN and bound checks still apply
+        self.rates = rate_variables(ir) & set(self.stocks)
         t, base = _diag(self.cm)(outputs=self.stocks + self.flows)
         self.t, self.base = t, {k: v[0] for k, v in base.items()}
         self.scale = {k: float(np.nanmax(np.abs(v))) if np.any(np.isfinite(v)) else 1.0
@@ -585,22 +590,11 @@ def _growth(ctx: _Context, t, vals: dict) -> dict:
     return out
 
 
-def _is_rate(ir, name: str) -> bool:
-    """A stock declared in 1/<time unit> (an expected growth rate, say): a growth factor of
-    a rate means nothing (a rate of 5%/yr becoming 50%/yr is a change of regime, not an
-    explosion), so the explosion test skips it; NaN and bound checks still apply."""
-    unit = (ir.variables[name].units or "").split("[")[0].replace(" ", "")
-    time_units = {(v.units or "").split("[")[0].replace(" ", "").lower()
-                  for k, v in ir.variables.items() if k in ("time_step", "final_time")}
-    m = re.fullmatch(r"1/([A-Za-z]+)", unit)
-    return bool(m) and m.group(1).lower() in (time_units or {"year"})
-
-
 def _flags(ctx: _Context, t, vals: dict, factor: float, n: int) -> list[list[str]]:
     """Per run, the list of flags: NaN/inf, below lower bound, explosion (growth per year
     above ``factor`` and above the baseline's own fastest growth)."""
     out = [[] for _ in range(n)]
-    growth = (_growth(ctx, t, {s: vals[s] for s in ctx.stocks if not _is_rate(ctx.ir, s)})
+    growth = (_growth(ctx, t, {s: vals[s] for s in ctx.stocks if s not in ctx.rates})
               if math.isfinite(factor) else {})
     for s in ctx.stocks:
         x = vals[s]
