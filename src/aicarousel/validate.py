@@ -19,7 +19,8 @@ section ends in ``pass``, ``fail`` or ``not applicable`` with its evidence:
    (:mod:`aicarousel.loops`); a loop never active in the baseline or any declared scenario
    fails.
 6. *Parameter assessment*: values inside their ranges, each with a source
-   (:func:`aicarousel.params.check_table`); calibration constraints "not yet".
+   (:func:`aicarousel.params.check_table`), and which ones the calibration constrains
+   (:func:`calibration_constraints`; "no calibration found" until one is run).
 7. *Behaviour reproduction*: :func:`aicarousel.calibration.compare`.
 8. *Random in-range runs*: N parameter sets uniform inside the ranges; failures (NaN,
    negative stocks, failed hard reality checks) listed with their parameter sets.
@@ -1123,9 +1124,79 @@ def _loop_section(ctx: _Context) -> Section:
                    {"times": t.tolist(), "loops": data, "never_active": never})
 
 
+def calibration_constraints(ctx: _Context) -> tuple[dict | None, str]:
+    """Which parameters the calibration constrains.
+
+    Reads ``results/calibration/posterior.csv`` (what ``aicarousel calibrate`` writes) when its
+    provenance names this model's hash, else the ``posterior_*`` columns that ``aicarousel
+    calibrate --record-table`` writes into the declared parameter table. A parameter is
+    constrained when its posterior 90% interval is narrower than
+    :data:`aicarousel.calibrate.CONSTRAINED_RATIO` times its prior's (uniform on the table's
+    range), the rule the calibration's own posterior table applies.
+
+    Returns
+    -------
+    (ratios, source) : tuple
+        ``{parameter: width ratio}`` of the estimated parameters and a sentence naming where
+        they come from; ``(None, reason)`` when no calibration of this model is found.
+    """
+    import pandas as pd
+
+    from . import paths
+
+    notes = []
+    post = paths.RESULTS_DIR / "calibration" / "posterior.csv"
+    if post.is_file():
+        first = post.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+        try:
+            prov = json.loads(first.split("provenance:", 1)[1])
+        except (IndexError, ValueError):
+            prov = {}
+        if prov.get("model_hash") == ctx.cm.model_hash:
+            df = pd.read_csv(post, comment="#")
+            ratios = {str(r["parameter"]): float(r["width_ratio"]) for _, r in df.iterrows()}
+            conv = "" if str(prov.get("converged", "true")) == "true" else (
+                "; its chains did NOT converge, so these are provisional")
+            return ratios, (f"posterior of results/calibration/{post.name} (created "
+                            f"{prov.get('created', '?')}{conv})")
+        notes.append(f"results/calibration/{post.name} is of another version of the model")
+    if ctx.checks.parameters is not None:
+        from .params import read_table
+
+        table = read_table(ctx.checks.parameters)
+        if {"posterior_p5", "posterior_p95"} <= set(table.columns):
+            p5 = pd.to_numeric(table["posterior_p5"], errors="coerce")
+            p95 = pd.to_numeric(table["posterior_p95"], errors="coerce")
+            done = p5.notna() & p95.notna()
+            if done.any():
+                prior90 = 0.9 * (table["high"] - table["low"])
+                ratios = {str(n): float((p95[n] - p5[n]) / prior90[n])
+                          for n in table.index[done]}
+                run = next((str(r) for r in table.loc[done, "posterior_run"]
+                            if str(r).strip()), "") if "posterior_run" in table else ""
+                return ratios, (f"posterior_* columns of {ctx.checks.parameters.name}"
+                                + (f" ({run})" if run else ""))
+    return None, "; ".join(notes + ["no calibration found: run `aicarousel calibrate`"])
+
+
 def _parameter_section(ctx: _Context) -> Section:
     if not ctx.space:
         return Section("parameters", "Parameter assessment", NA, "The model has no constants to assess.")
+    from .calibrate import CONSTRAINED_RATIO
+
+    ratios, source = calibration_constraints(ctx)
+    if ratios is None:
+        calib = f"Constrained by the calibration: {source}."
+    else:
+        names = [r["name"] for r in ctx.space]
+        est = [n for n in names if n in ratios]
+        tight = [n for n in est if ratios[n] < CONSTRAINED_RATIO]
+        loose = [n for n in est if n not in tight]
+        calib = (f"Constrained by the calibration ({source}; posterior 90% interval narrower "
+                 f"than {CONSTRAINED_RATIO:g} of the prior's): {len(tight)} of {len(est)} "
+                 f"estimated parameters: {', '.join(tight) or 'none'}; at the prior: "
+                 f"{', '.join(loose) or 'none'}; {len(names) - len(est)} constants not "
+                 "estimated.")
     ev, table = [], []
     if ctx.checks.parameters is not None:
         from .params import check_table
@@ -1136,8 +1207,7 @@ def _parameter_section(ctx: _Context) -> Section:
         summary = (f"{len(ctx.space)} constants in {ctx.checks.parameters.name}: "
                    f"{len(problems)} problem(s) (value outside [low, high], missing source or "
                    f"range basis, table and model disagree); {n_src} with a source, {own} of them "
-                   "own assumptions or estimates. Constrained by the calibration: not yet (the "
-                   "calibration does not estimate parameters yet).")
+                   f"own assumptions or estimates. {calib}")
         status = FAIL if problems else PASS
     else:
         for r in ctx.space:
@@ -1145,14 +1215,23 @@ def _parameter_section(ctx: _Context) -> Section:
                 ev.append(f"{r['name']}: value {r['value']:g} outside [{r['low']:g}, {r['high']:g}]")
         summary = (f"{len(ctx.space)} constants; no parameter table declared, so ranges are the "
                    "model's own ([min,max] in the units field, else 0.5x-2x) and sources are not "
-                   "assessed (none declared). Constrained by the calibration: not yet.")
+                   f"assessed (none declared). {calib}")
         status = FAIL if ev else PASS
     for r in ctx.space:
+        if ratios is None:
+            cal = "no calibration"
+        elif r["name"] not in ratios:
+            cal = "not estimated"
+        else:
+            q = ratios[r["name"]]
+            cal = f"{'constrained' if q < CONSTRAINED_RATIO else 'prior'} (width ratio {q:.2f})"
         table.append({"parameter": r["name"], "value": r["value"], "low": r["low"],
                       "high": r["high"], "role": r["role"], "source": r["source"] or "none declared",
-                      "calibration": "not yet"})
+                      "calibration": cal})
     return Section("parameters", "Parameter assessment", status, summary, ev, table,
-                   {"problems": ev, "parameters": table})
+                   {"problems": ev, "parameters": table,
+                    "calibration": {"source": source, "threshold": CONSTRAINED_RATIO,
+                                    "width_ratios": ratios}})
 
 
 def _reproduction_section(ctx: _Context) -> Section:
