@@ -1040,10 +1040,42 @@ def _loop_section(ctx: _Context) -> Section:
     runs = {None: (t, sts)}
     points: dict = {}
 
+    def scenario_states():
+        """Stocks of every scenario with changes, in one ensemble call: a scenario's time series
+        enter as columns of one table on the run's time grid, interpolated there as the
+        engine interpolates a series (so each run is the scenario's run alone)."""
+        import pandas as pd
+
+        from .ensemble import time_grid
+        from .params import CONTROL_NAMES
+
+        names = [s for s, p in scenario_params.items() if p and s not in runs]
+        py = {s: {ctx.cm.py_name(k): v for k, v in scenario_params[s].items()} for s in names}
+        if len(names) < 2 or any(k.strip().upper() in CONTROL_NAMES
+                                 for s in names for k in scenario_params[s]):
+            for s in names:
+                runs[s] = states(scenario_params[s])
+            return
+        tm = ir.time
+        times, _ = time_grid(float(tm.initial), float(tm.final), float(tm.dt), float(tm.saveper))
+        params = {}
+        for k in dict.fromkeys(k for s in names for k in py[s]):
+            vals = [py[s].get(k, ctx.cm.defaults[k]) for s in names]
+            if any(hasattr(v, "index") for v in vals):
+                params[ctx.cm.real_name(k)] = pd.DataFrame(np.column_stack([
+                    np.interp(times, np.asarray(v.index, float), np.asarray(v.values, float))
+                    if hasattr(v, "index") else np.full(times.size, float(v)) for v in vals]),
+                    index=times)
+            else:
+                params[ctx.cm.real_name(k)] = np.array([float(v) for v in vals])
+        tt, v = _diag(ctx.cm)(params, n=len(names), outputs=all_stocks)
+        for j, s in enumerate(names):
+            runs[s] = (tt, [{x: float(v[x][j, k]) for x in all_stocks} for k in range(len(tt))])
+
     def run_of(sname):
         key = sname if sname is not None and scenario_params[sname] else None  # no change: baseline
         if key not in runs:
-            runs[key] = states(scenario_params[key])
+            scenario_states()
         if key not in points:
             points[key] = (Evaluator(ir, scenario_params.get(key) or None),
                            [None] * len(runs[key][0]))
