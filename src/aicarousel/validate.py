@@ -769,14 +769,16 @@ def _run_checks(ctx: _Context, checks: list[RealityCheck], base_params: Mapping 
     base, n = _as_runs(dict(base_params or {}), n)
     variables = sorted({c.real for chk in checks for c in chk.expect})
     together = [c for c in checks if not any(hasattr(v, "index") for v in c.impose.values())]
+    if any(hasattr(v, "index") for v in base.values()):
+        together = []
     per_call = max(1, DEFAULT_CHUNK // n)
     calls = [[None] + together[:per_call - 1]]  # None: the base block
     calls += [together[i:i + per_call] for i in range(per_call - 1, len(together), per_call)]
     results, base_vals, t = {}, None, None
     for group in calls:
         blocks = [base if c is None else _as_runs(_imposed(ctx, c, base), n)[0] for c in group]
-        params = {}
-        for k in dict.fromkeys(k for b in blocks for k in b):
+        params = blocks[0] if len(blocks) == 1 else {}
+        for k in dict.fromkeys(k for b in blocks for k in b) if len(blocks) > 1 else ():
             default = ctx.cm.defaults[ctx.cm.py_name(k)]
             params[k] = np.concatenate([np.asarray(b[k], float) if k in b else np.full(n, default)
                                         for b in blocks])
@@ -1009,7 +1011,6 @@ def _loop_section(ctx: _Context) -> Section:
     point = (float(t[k_mid]), sts[k_mid])
     rep = L.find_named_loops(ir, mine, point=point)
     match, bound = rep.named, rep.length_bound
-    g = L.dependency_graph(ir)
     scenario_params = {}
     if ctx.checks.scenarios is not None:
         from .scenarios import load_scenarios, to_params
