@@ -328,3 +328,112 @@ def test_failed_run_leaves_an_existing_report_directory_as_it_was(tmp_path, caps
     assert status == 2 and "Lab Cash" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["validation.md"]
     assert (out / "validation.md").read_text() == "the previous report"
+
+
+# --------------------------------------------------------------------------------------------
+# rates (stocks per time unit) take the model's time unit from units.py
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("rel, unit", [("tests/log/test_log.mdl", {"month": 1}),
+                                       ("samples/SIR/SIR.mdl", {"day": 1}),
+                                       ("samples/teacup/teacup.mdl", {"minute": 1})])
+def test_time_unit_of_shared_models(rel, unit):
+    from aicarousel.ir import build_ir
+    from aicarousel.units import time_unit
+
+    assert time_unit(build_ir(TM / rel)) == unit
+
+
+def test_rates_in_a_model_counted_in_months(tiny_mdl):
+    """Stocks per month (however spelled) are rates, so the explosion test skips them; a stock
+    per year in a model counted in months is not one (its unit is not per time unit)."""
+    f = tiny_mdl("Expected growth = INTEG(-Expected growth / Adjustment time, 0.05)\n~ 1/Months ~ |\n"
+                 "Adjustment time = 3\n~ Months ~ |\n"
+                 "Share rate = INTEG(0, 0.1)\n~ Dmnl/Month ~ |\n"
+                 "Yearly rate = INTEG(0, 0.1)\n~ 1/Year ~ |\n"
+                 "Stuff = INTEG(Stuff * Expected growth, 1)\n~ Widget ~ |\n",
+                 final_time=12, time_step=1, time_unit="Month")
+    ctx = _ctx(f)
+    assert ctx.rates == {"expected_growth", "share_rate"}
+
+
+# --------------------------------------------------------------------------------------------
+# parameter assessment reads the calibration's posterior
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def carousel_ctx():
+    return _ctx(MODEL)
+
+
+def _with_table(ctx, tmp_path, posterior: dict | None = None):
+    """The context with a copy of the parameter table, optionally with posterior_* columns
+    (name -> (p5, p95))."""
+    import dataclasses
+
+    from aicarousel.params import read_table, write_table
+
+    table = read_table(ctx.checks.parameters)
+    for c in ("posterior_p5", "posterior_median", "posterior_p95", "posterior_run"):
+        table[c] = ""
+    for name, (lo, hi) in (posterior or {}).items():
+        table.loc[name, ["posterior_p5", "posterior_p95"]] = [f"{lo:g}", f"{hi:g}"]
+        table.loc[name, "posterior_median"] = f"{(lo + hi) / 2:g}"
+        table.loc[name, "posterior_run"] = "test run"
+    f = write_table(table, tmp_path / "parameters.csv")
+    ctx.checks = dataclasses.replace(ctx.checks, parameters=f)
+    return ctx
+
+
+def _row(sec, name):
+    return next(r for r in sec.table if r["parameter"] == name)
+
+
+def test_parameters_without_a_calibration_say_so(carousel_ctx, tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    sec = V._parameter_section(_with_table(carousel_ctx, tmp_path))
+    assert "no calibration found: run `aicarousel calibrate`" in sec.summary
+    assert "not yet" not in sec.summary
+    assert {r["calibration"] for r in sec.table} == {"no calibration"}
+    assert sec.status == "pass"  # decided by the table's other checks, not by the calibration
+
+
+def test_parameters_read_the_posterior_written_by_calibrate(carousel_ctx, tmp_path, monkeypatch):
+    from aicarousel.calibrate import CONSTRAINED_RATIO
+
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    d = tmp_path / "results" / "calibration"
+    d.mkdir(parents=True)
+    prov = {"model_hash": carousel_ctx.cm.model_hash, "created": "2026-12-01", "converged": "true"}
+    tight, loose = 0.2, 0.9
+    assert tight < CONSTRAINED_RATIO < loose
+    (d / "posterior.csv").write_text(
+        "# made by aicarousel calibrate; provenance: " + json.dumps(prov) + "\n"
+        "parameter,median,p5,p95,width_ratio,constrained\n"
+        f"AI demand multiplier,1,0.9,1.2,{tight},True\n"
+        f"Base cancellation rate,0.1,0.01,0.3,{loose},False\n")
+    sec = V._parameter_section(_with_table(carousel_ctx, tmp_path))
+    assert "results/calibration/posterior.csv" in sec.summary
+    assert "1 of 2 estimated parameters: AI demand multiplier; at the prior: Base cancellation rate" \
+        in sec.summary
+    assert _row(sec, "AI demand multiplier")["calibration"] == "constrained (width ratio 0.20)"
+    assert _row(sec, "Base cancellation rate")["calibration"] == "prior (width ratio 0.90)"
+    assert {r["calibration"] for r in sec.table} - {_row(sec, "AI demand multiplier")["calibration"],
+                                                    _row(sec, "Base cancellation rate")["calibration"]} \
+        == {"not estimated"}
+    # a posterior of another version of the model is not used
+    prov["model_hash"] = "0" * 64
+    (d / "posterior.csv").write_text("# made by aicarousel calibrate; provenance: "
+                                     + json.dumps(prov) + "\nparameter,width_ratio\n"
+                                     f"AI demand multiplier,{tight}\n")
+    sec = V._parameter_section(_with_table(carousel_ctx, tmp_path))
+    assert "another version of the model" in sec.summary
+    assert "no calibration found: run `aicarousel calibrate`" in sec.summary
+
+
+def test_parameters_read_the_posterior_recorded_in_the_table(carousel_ctx, tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    # AI demand multiplier: prior [0.3, 2], 90% prior width 1.53; 0.9..1.2 is 0.196 of it
+    ctx = _with_table(carousel_ctx, tmp_path, {"AI demand multiplier": (0.9, 1.2)})
+    sec = V._parameter_section(ctx)
+    assert "posterior_* columns of parameters.csv (test run)" in sec.summary
+    assert "1 of 1 estimated parameters: AI demand multiplier" in sec.summary
+    assert _row(sec, "AI demand multiplier")["calibration"] == "constrained (width ratio 0.20)"

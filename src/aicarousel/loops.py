@@ -35,7 +35,7 @@ from aicarousel.errors import AicarouselError
 from aicarousel.ir import Evaluator, ModelIR, eval_expr, simulate
 
 __all__ = ["FeedbackLoop", "LoopReport", "dependency_graph", "find_loops", "link_gains",
-           "stock_residence_times", "baseline_point", "match_named_loops", "load_named_loops",
+           "edge_gains", "stock_residence_times", "baseline_point", "match_named_loops", "load_named_loops",
            "compare_with_simlin", "analyse_loops", "DEFAULT_MAX_LOOPS"]
 
 #: Most cycles enumerated before stopping (the carousel has a few tens of thousands).
@@ -136,10 +136,17 @@ def link_gains(ir: ModelIR, t: float, state: Mapping[str, float],
     """
     g = graph if graph is not None else dependency_graph(ir)
     st, env = _env(ir, t, state, params)
-    dt = st.time.dt
+    return edge_gains(ir, env, t, st.time.dt, g.edges, rel_step)
+
+
+def edge_gains(ir: ModelIR, env: Mapping[str, float], t: float, dt: float,
+               edges: Iterable[tuple[str, str]], rel_step: float = 1e-6,
+               ) -> dict[tuple[str, str], float]:
+    """:func:`link_gains` of the given ``edges`` in an environment already evaluated
+    (``Evaluator.env_at``), for callers that ask for a few edges at a time at one point."""
     out = {}
     with np.errstate(all="ignore"):
-        for x, y in g.edges:
+        for x, y in edges:
             expr = ir.variables[y].expr
             x0 = env[x]
             h = rel_step * max(abs(x0), 1.0)

@@ -34,7 +34,7 @@ from .errors import AicarouselError
 from .ir import Call, Lookup, ModelIR, Num, Op, Ref, Time, refs
 
 __all__ = ["UnitsSyntaxError", "UnitIssue", "parse_units", "format_units", "check_units",
-           "definition_lines", "DIMENSIONLESS_WORDS"]
+           "definition_lines", "time_unit", "rate_variables", "DIMENSIONLESS_WORDS"]
 
 #: Units fields meaning "no dimension".
 DIMENSIONLESS_WORDS = {"dmnl", "dimensionless", "1", "unitless", "fraction"}
@@ -583,3 +583,20 @@ def check_units(ir: ModelIR) -> UnitsResult:
     n_checked = sum(1 for n, v in ir.variables.items()
                     if not v.internal and ch.declared.get(n) is not None and n not in ch.inferred)
     return UnitsResult(issues, n_checked, undeclared)
+
+
+def time_unit(ir: ModelIR) -> Dim | None:
+    """The model's time unit as the units check reads it (TIME STEP's units field, else
+    INITIAL TIME's), canonical (``{"month": 1}``); None when the model declares none."""
+    return _Checker(ir).time
+
+
+def rate_variables(ir: ModelIR) -> set[str]:
+    """py_names of the variables declared per time unit and nothing else (``1/Year``,
+    ``Dmnl/Month``, ``1/Days`` in a model counted in days): rates such as an expected growth
+    rate. Empty when the model declares no time unit."""
+    ch = _Checker(ir)
+    if not ch.time:
+        return set()
+    per_time = _pow(ch.time, Fraction(-1))
+    return {n for n, d in ch.declared.items() if _known(d) and d == per_time}

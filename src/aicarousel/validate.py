@@ -19,7 +19,8 @@ section ends in ``pass``, ``fail`` or ``not applicable`` with its evidence:
    (:mod:`aicarousel.loops`); a loop never active in the baseline or any declared scenario
    fails.
 6. *Parameter assessment*: values inside their ranges, each with a source
-   (:func:`aicarousel.params.check_table`); calibration constraints "not yet".
+   (:func:`aicarousel.params.check_table`), and which ones the calibration constrains
+   (:func:`calibration_constraints`; "no calibration found" until one is run).
 7. *Behaviour reproduction*: :func:`aicarousel.calibration.compare`.
 8. *Random in-range runs*: N parameter sets uniform inside the ranges; failures (NaN,
    negative stocks, failed hard reality checks) listed with their parameter sets.
@@ -474,6 +475,7 @@ def evaluate_condition(cond: Condition, t: np.ndarray, x: np.ndarray,
 class _Context:
     def __init__(self, model_file, checks_file=None, quick=False, seed=20251201, progress=False):
         from .ensemble import compile_model
+        from .units import rate_variables
 
         self.path = Path(model_file)
         self.cm = compile_model(self.path)
@@ -491,6 +493,10 @@ class _Context:
         self.flows = sorted(flows)
         self.lower = {s: ir.variables[s].limits[0] for s in self.stocks
                       if ir.variables[s].limits[0] is not None}
+        # a stock declared per time unit (an expected growth rate, say): its growth factor means
+        # nothing (5%/yr becoming 50%/yr is a change of regime, not an explosion), so the
+        # explosion test skips it; NaN and bound checks still apply
+        self.rates = rate_variables(ir) & set(self.stocks)
         t, base = _diag(self.cm)(outputs=self.stocks + self.flows)
         self.t, self.base = t, {k: v[0] for k, v in base.items()}
         self.scale = {k: float(np.nanmax(np.abs(v))) if np.any(np.isfinite(v)) else 1.0
@@ -535,24 +541,31 @@ class _Context:
         return rows
 
 
-def _first_bad(cm, params, run_index, t_end=None):
-    """First variable (evaluation order) and saved time at which a run goes NaN/inf."""
-    # one-element arrays, so a division by zero gives inf as in the ensemble (not an exception)
-    one = {k: (np.asarray(v)[[run_index]] if np.ndim(v) == 1 else np.asarray([v], float))
+def _first_bad(cm, params, runs) -> dict:
+    """Per run index in ``runs``: the first variable (evaluation order) and saved time at
+    which it goes NaN/inf (None if it does not), all in one ensemble call."""
+    runs = list(runs)
+    if not runs:
+        return {}
+    # arrays even for one run, so a division by zero gives inf as in the ensemble
+    sub = {k: (np.asarray(v)[runs] if np.ndim(v) == 1 else np.full(len(runs), float(v)))
            for k, v in params.items()}
-    t, vals = _diag(cm)(one, outputs=None)
+    t, vals = _diag(cm)(sub, n=len(runs), outputs=None)
     ir = cm.ir
     order = [n for n in ir.stocks if not ir.variables[n].internal] + [
         n for n in ir.order if n in vals]
-    first = None
-    for k, tt in enumerate(t):
-        for n in order:
-            if n in vals and not np.isfinite(vals[n][0, k]):
-                first = (ir.variables[n].real_name, float(tt))
+    out = {}
+    for r, i in enumerate(runs):
+        first = None
+        for k, tt in enumerate(t):
+            for n in order:
+                if n in vals and not np.isfinite(vals[n][r, k]):
+                    first = (ir.variables[n].real_name, float(tt))
+                    break
+            if first:
                 break
-        if first:
-            break
-    return first
+        out[i] = first
+    return out
 
 
 def _growth(ctx: _Context, t, vals: dict) -> dict:
@@ -578,22 +591,11 @@ def _growth(ctx: _Context, t, vals: dict) -> dict:
     return out
 
 
-def _is_rate(ir, name: str) -> bool:
-    """A stock declared in 1/<time unit> (an expected growth rate, say): a growth factor of
-    a rate means nothing (a rate of 5%/yr becoming 50%/yr is a change of regime, not an
-    explosion), so the explosion test skips it; NaN and bound checks still apply."""
-    unit = (ir.variables[name].units or "").split("[")[0].replace(" ", "")
-    time_units = {(v.units or "").split("[")[0].replace(" ", "").lower()
-                  for k, v in ir.variables.items() if k in ("time_step", "final_time")}
-    m = re.fullmatch(r"1/([A-Za-z]+)", unit)
-    return bool(m) and m.group(1).lower() in (time_units or {"year"})
-
-
 def _flags(ctx: _Context, t, vals: dict, factor: float, n: int) -> list[list[str]]:
     """Per run, the list of flags: NaN/inf, below lower bound, explosion (growth per year
     above ``factor`` and above the baseline's own fastest growth)."""
     out = [[] for _ in range(n)]
-    growth = (_growth(ctx, t, {s: vals[s] for s in ctx.stocks if not _is_rate(ctx.ir, s)})
+    growth = (_growth(ctx, t, {s: vals[s] for s in ctx.stocks if s not in ctx.rates})
               if math.isfinite(factor) else {})
     for s in ctx.stocks:
         x = vals[s]
@@ -687,13 +689,14 @@ def _extreme_section(ctx: _Context) -> Section:
     flags = _flags(ctx, t, vals, ctx.checks.explosion_factor, n)
     table, ev = [], []
     n_nan = n_neg = n_exp = 0
+    firsts = _first_bad(ctx.cm, params, [i for i in range(n) if "nan" in flags[i]])
     for i, (name, label, v) in enumerate(runs):
         f = flags[i]
         if not f:
             continue
         if "nan" in f:
             n_nan += 1
-            first = _first_bad(ctx.cm, params, i)
+            first = firsts[i]
             f = [x for x in f if x != "nan"]
             f.insert(0, f"NaN/inf: first {first[0]!r} at {first[1]:g}" if first else "NaN/inf")
         n_neg += any(x.startswith("negative") for x in f)
@@ -721,18 +724,23 @@ def _as_runs(params: Mapping, n: int | None) -> tuple[dict, int]:
     return out, n
 
 
-def _run_check(ctx: _Context, chk: RealityCheck, base_params: Mapping | None = None,
-               n: int | None = None):
-    """Run one check (on top of ``base_params``); return per-condition pass arrays."""
-    variables = sorted({c.real for c in chk.expect})
-    params = dict(base_params or {})
+def _imposed(ctx: _Context, chk: RealityCheck, base_params: Mapping) -> dict:
+    """``base_params`` with the check's impositions on top."""
+    params = dict(base_params)
     for k, v in chk.impose.items():
         if isinstance(v, _Scale):
             cur = params.get(k, ctx.cm.defaults[ctx.cm.py_name(k)])
             params[k] = v.factor * np.asarray(cur, float) if np.ndim(cur) else v.factor * float(cur)
         else:
             params[k] = v
-    params, n = _as_runs(params, n)
+    return params
+
+
+def _run_check(ctx: _Context, chk: RealityCheck, base_params: Mapping | None = None,
+               n: int | None = None):
+    """Run one check (on top of ``base_params``); return per-condition pass arrays."""
+    variables = sorted({c.real for c in chk.expect})
+    params, n = _as_runs(_imposed(ctx, chk, base_params or {}), n)
     t, vals = _diag(ctx.cm)(params, n=n, outputs=variables)
     need_base = any(c.kind.endswith("_baseline") for c in chk.expect)
     bvals = None
@@ -746,6 +754,50 @@ def _run_check(ctx: _Context, chk: RealityCheck, base_params: Mapping | None = N
     return t, vals, res
 
 
+def _run_checks(ctx: _Context, checks: list[RealityCheck], base_params: Mapping | None = None,
+                n: int | None = None, outputs: list[str] = (), progress: bool = False):
+    """Run ``base_params`` (``n`` runs) and every check imposed on them in as few ensemble
+    calls as fit one chunk (block 0 the base, then one block per check; a run's values do not
+    depend on the other runs of its call).
+
+    Returns ``(t, base, results)``: the base block's values of ``outputs`` and of the checks'
+    variables, and per check ``(t, vals, res)`` as :func:`_run_check` returns them. A check
+    imposing a time series runs on its own (a series is shared by every run of a call).
+    """
+    from .ensemble import DEFAULT_CHUNK
+
+    base, n = _as_runs(dict(base_params or {}), n)
+    variables = sorted({c.real for chk in checks for c in chk.expect})
+    together = [c for c in checks if not any(hasattr(v, "index") for v in c.impose.values())]
+    if any(hasattr(v, "index") for v in base.values()):
+        together = []
+    per_call = max(1, DEFAULT_CHUNK // n)
+    calls = [[None] + together[:per_call - 1]]  # None: the base block
+    calls += [together[i:i + per_call] for i in range(per_call - 1, len(together), per_call)]
+    results, base_vals, t = {}, None, None
+    for group in calls:
+        blocks = [base if c is None else _as_runs(_imposed(ctx, c, base), n)[0] for c in group]
+        params = blocks[0] if len(blocks) == 1 else {}
+        for k in dict.fromkeys(k for b in blocks for k in b) if len(blocks) > 1 else ():
+            default = ctx.cm.defaults[ctx.cm.py_name(k)]
+            params[k] = np.concatenate([np.asarray(b[k], float) if k in b else np.full(n, default)
+                                        for b in blocks])
+        outs = variables + (list(outputs) if group[0] is None else [])
+        t, vals = _diag(ctx.cm)(params, n=n * len(blocks), outputs=outs, progress=progress)
+        for j, chk in enumerate(group):
+            vj = {k: v[j * n:(j + 1) * n] for k, v in vals.items()}
+            if chk is None:
+                base_vals = vj
+                continue
+            res = [evaluate_condition(c, t, vj[c.variable], base_vals[c.variable])
+                   for c in chk.expect]
+            results[chk.name] = (t, vj, res)
+    for chk in checks:
+        if chk.name not in results:
+            results[chk.name] = _run_check(ctx, chk, base_params, n)
+    return t, base_vals, [results[c.name] for c in checks]
+
+
 def _checks_section(ctx: _Context) -> Section:
     ch = ctx.checks
     if ch.path is None or not ch.checks:
@@ -754,8 +806,8 @@ def _checks_section(ctx: _Context) -> Section:
                        f"None declared (no {where} beside the model).")
     table, ev = [], []
     n_fail = n_xfail = n_xpass = 0
-    for chk in ch.checks:
-        t, vals, res = _run_check(ctx, chk)
+    _, _, runs = _run_checks(ctx, ch.checks)
+    for chk, (t, vals, res) in zip(ch.checks, runs):
         failed = [c for c, ok in zip(chk.expect, res) if not bool(ok[0])]
         if failed and chk.expected_failure:
             status = f"expected failure: {chk.expected_failure}"
@@ -846,16 +898,42 @@ def _bookings(ctx: _Context):
     return out
 
 
+def _step_runs(ctx: _Context, names: list[str], books: list[str]):
+    """One ensemble run per TIME STEP of the integration test, each saving every step:
+    ``names`` on the model's SAVEPER grid at TIME STEP, /2 and /4, and the booking variables
+    (``books``) at every step of TIME STEP, /2, /4 and 0.7 x TIME STEP (off the event grid).
+    Saving changes no value, so the SAVEPER rows of an every-step run are the run at SAVEPER."""
+    from .ensemble import time_grid
+
+    tm = ctx.ir.time
+    dt, sp = float(tm.dt), float(tm.saveper)
+    runs, bookings = {}, {}
+    for label, step, div in (("dt", dt, 1), ("dt/2", dt / 2, 2), ("dt/4", dt / 4, 4),
+                             ("0.7 dt", 0.7 * dt, None)):
+        outs = (names if div else []) + books
+        if not outs:
+            continue
+        t, v = _diag(ctx.cm)(outputs=outs, time_step=step, saveper=step)
+        if div:
+            times, every = time_grid(float(tm.initial), float(tm.final), step, step)
+            _, keep = time_grid(float(tm.initial), float(tm.final), step, sp)
+            if every.all():
+                runs[div] = {k: v[k][0][keep] for k in names}
+            else:  # a grid on which not every step is saved: run at SAVEPER as asked
+                _, v2 = _diag(ctx.cm)(outputs=names, time_step=step, saveper=sp)
+                runs[div] = {k: a[0] for k, a in v2.items()}
+        for b in books:
+            bookings.setdefault(b, {})[label] = float(np.sum(v[b][0][:-1] * np.diff(t)))
+    return runs, bookings
+
+
 def _integration_section(ctx: _Context) -> Section:
     names = ctx.stocks + ctx.flows
     if not ctx.stocks:
         return Section("integration", "Integration error", NA, "The model has no stocks.")
     dt = float(ctx.ir.time.dt)
-    runs = {}
-    for div in (1, 2, 4):
-        _, v = _diag(ctx.cm)(outputs=names, time_step=dt / div,
-                                 saveper=float(ctx.ir.time.saveper))
-        runs[div] = {k: a[0] for k, a in v.items()}
+    books = _bookings(ctx)
+    runs, book_ints = _step_runs(ctx, names, books)
     rk4, rk4_note = _rk4(ctx, names)
     table, flagged = [], []
     for n in names:
@@ -872,14 +950,9 @@ def _integration_section(ctx: _Context) -> Section:
             flagged.append(row)
     table.sort(key=lambda r: -max(r["dt vs dt/4"], r["dt vs RK4"] or 0.0))
     # one-off bookings
-    books = _bookings(ctx)
     btable = []
     for n in books:
-        ints = {}
-        for label, step in (("dt", dt), ("dt/2", dt / 2), ("dt/4", dt / 4), ("0.7 dt", 0.7 * dt)):
-            t, v = _diag(ctx.cm)(outputs=[n], time_step=step, saveper=step)
-            x = v[n][0]
-            ints[label] = float(np.sum(x[:-1] * np.diff(t)))
+        ints = book_ints[n]
         ref = ints["dt/4"]
         worst = max(abs(ints[k] - ref) for k in ints) / max(abs(ref), 1e-12)
         row = {"variable": ctx.ir.variables[n].real_name, "units": ctx.ir.variables[n].units,
@@ -910,6 +983,7 @@ def _integration_section(ctx: _Context) -> Section:
 
 def _loop_section(ctx: _Context) -> Section:
     from . import loops as L
+    from .ir import Evaluator
 
     named_file = ctx.checks.named_loops or ctx.path.parent / "named_loops.yaml"
     if not Path(named_file).is_file():
@@ -937,7 +1011,6 @@ def _loop_section(ctx: _Context) -> Section:
     point = (float(t[k_mid]), sts[k_mid])
     rep = L.find_named_loops(ir, mine, point=point)
     match, bound = rep.named, rep.length_bound
-    g = L.dependency_graph(ir)
     scenario_params = {}
     if ctx.checks.scenarios is not None:
         from .scenarios import load_scenarios, to_params
@@ -947,26 +1020,101 @@ def _loop_section(ctx: _Context) -> Section:
         except ScenarioError as exc:
             raise ChecksError(f"scenarios for loop activity: {exc}") from None
 
-    def activity(lid, params, tt, ss):
-        keys = [ir.resolve(k) for k in mine[lid]["key_variables"][stem]]
-        cycles = [lp.variables for lp in rep.loops if set(keys) <= set(lp.variables)]
-        cycles = sorted(cycles, key=len)[:2000]
+    def cycles_of(lid):
+        """A loop's cycles (at most 2000, shortest first) as rows of edge indices."""
+        keys = set(ir.resolve(k) for k in mine[lid]["key_variables"][stem])
+        cycles = sorted((lp.variables for lp in rep.loops if keys <= set(lp.variables)), key=len)
+        cycles = cycles[:2000]
         if not cycles:
-            return np.zeros(len(tt), bool), 0
+            return [], None
         edges = sorted({(c[i], c[(i + 1) % len(c)]) for c in cycles for i in range(len(c))})
         index = {e: j for j, e in enumerate(edges)}
-        width = max(len(c) for c in cycles)
-        idx = np.full((len(cycles), width), len(edges))  # padding points at an always-true slot
+        idx = np.full((len(cycles), max(len(c) for c in cycles)), len(edges))  # padding: true slot
         for r, c in enumerate(cycles):
             idx[r, :len(c)] = [index[(c[i], c[(i + 1) % len(c)])] for i in range(len(c))]
-        sub = g.edge_subgraph(edges)
-        active = []
-        for tk, st in zip(tt, ss):
-            gains = L.link_gains(ir, float(tk), st, params or None, graph=sub)
-            gv = np.array([gains[e] for e in edges] + [1.0])
-            live = (gv != 0) & np.isfinite(gv)
-            active.append(bool(live[idx].all(axis=1).any()))
-        return np.asarray(active, bool), len(cycles)
+        return edges, idx
+
+    structure = {lid: cycles_of(lid) for lid in match if not match[lid].get("missing")}
+    # link gains depend on the run and the time only: the model is evaluated once per run
+    # (baseline or scenario) and saved time, and each edge's gain there is computed at most
+    # once, when a loop needs it, and shared by every loop through the edge
+    runs = {None: (t, sts)}
+    points: dict = {}
+
+    def scenario_states():
+        """Stocks of every scenario with changes, in one ensemble call: a scenario's time series
+        enter as columns of one table on the run's time grid, interpolated there as the
+        engine interpolates a series (so each run is the scenario's run alone)."""
+        import pandas as pd
+
+        from .ensemble import time_grid
+        from .params import CONTROL_NAMES
+
+        names = [s for s, p in scenario_params.items() if p and s not in runs]
+        py = {s: {ctx.cm.py_name(k): v for k, v in scenario_params[s].items()} for s in names}
+        if len(names) < 2 or any(k.strip().upper() in CONTROL_NAMES
+                                 for s in names for k in scenario_params[s]):
+            for s in names:
+                runs[s] = states(scenario_params[s])
+            return
+        tm = ir.time
+        times, _ = time_grid(float(tm.initial), float(tm.final), float(tm.dt), float(tm.saveper))
+        params = {}
+        for k in dict.fromkeys(k for s in names for k in py[s]):
+            vals = [py[s].get(k, ctx.cm.defaults[k]) for s in names]
+            if any(hasattr(v, "index") for v in vals):
+                params[ctx.cm.real_name(k)] = pd.DataFrame(np.column_stack([
+                    np.interp(times, np.asarray(v.index, float), np.asarray(v.values, float))
+                    if hasattr(v, "index") else np.full(times.size, float(v)) for v in vals]),
+                    index=times)
+            else:
+                params[ctx.cm.real_name(k)] = np.array([float(v) for v in vals])
+        tt, v = _diag(ctx.cm)(params, n=len(names), outputs=all_stocks)
+        for j, s in enumerate(names):
+            runs[s] = (tt, [{x: float(v[x][j, k]) for x in all_stocks} for k in range(len(tt))])
+
+    def run_of(sname):
+        key = sname if sname is not None and scenario_params[sname] else None  # no change: baseline
+        if key not in runs:
+            scenario_states()
+        if key not in points:
+            points[key] = (Evaluator(ir, scenario_params.get(key) or None),
+                           [None] * len(runs[key][0]))
+        return runs[key], points[key]
+
+    def active_at(ev_, memo, k, tk, state, edges, idx):
+        """Whether some cycle has every link gain non-zero at saved time ``tk``: the alive
+        cycle (no known zero gain) with fewest unknown gains is completed first, so a gain
+        that is zero in every cycle ends the search after a few edges."""
+        if memo[k] is None:
+            with np.errstate(all="ignore"):
+                memo[k] = (ev_.env_at(float(tk), state), {})
+        env, known = memo[k]
+        code = np.array([2 if e not in known else
+                         int(known[e] != 0 and np.isfinite(known[e])) for e in edges] + [1])
+        while True:
+            c = code[idx]
+            alive = ~(c == 0).any(axis=1)
+            if not alive.any():
+                return False
+            unknown = (c == 2).sum(axis=1)
+            if (alive & (unknown == 0)).any():
+                return True
+            r = int(np.argmin(np.where(alive, unknown, np.iinfo(np.int64).max)))
+            todo = sorted({int(j) for j in idx[r] if code[j] == 2})
+            known.update(L.edge_gains(ir, env, float(tk), ev_.time.dt,
+                                      [edges[j] for j in todo]))
+            for j in todo:
+                gj = known[edges[j]]
+                code[j] = int(gj != 0 and np.isfinite(gj))
+
+    def activity(lid, sname):
+        edges, idx = structure[lid]
+        if not edges:
+            return np.zeros(len(t), bool), 0
+        (tt, ss), (ev_, memo) = run_of(sname)
+        return np.array([active_at(ev_, memo, k, tk, ss[k], edges, idx)
+                         for k, tk in enumerate(tt)], bool), len(idx)
 
     table, ev, data = [], [], {}
     never = []
@@ -977,13 +1125,12 @@ def _loop_section(ctx: _Context) -> Section:
                           "note": "key variables missing: " + ", ".join(m["missing"])})
             never.append(lid)
             continue
-        act, ncyc = activity(lid, {}, t, sts)
+        act, ncyc = activity(lid, None)
         share = float(act.mean()) if act.size else 0.0
         note = ""
         if share == 0 and scenario_params:
-            for sname, sp in scenario_params.items():
-                ts, ss = states(sp)
-                a2, _ = activity(lid, sp, ts, ss)
+            for sname in scenario_params:
+                a2, _ = activity(lid, sname)
                 if a2.any():
                     note = f"inactive in the baseline; active in scenario {sname} ({a2.mean():.0%})"
                     break
@@ -1010,9 +1157,79 @@ def _loop_section(ctx: _Context) -> Section:
                    {"times": t.tolist(), "loops": data, "never_active": never})
 
 
+def calibration_constraints(ctx: _Context) -> tuple[dict | None, str]:
+    """Which parameters the calibration constrains.
+
+    Reads ``results/calibration/posterior.csv`` (what ``aicarousel calibrate`` writes) when its
+    provenance names this model's hash, else the ``posterior_*`` columns that ``aicarousel
+    calibrate --record-table`` writes into the declared parameter table. A parameter is
+    constrained when its posterior 90% interval is narrower than
+    :data:`aicarousel.calibrate.CONSTRAINED_RATIO` times its prior's (uniform on the table's
+    range), the rule the calibration's own posterior table applies.
+
+    Returns
+    -------
+    (ratios, source) : tuple
+        ``{parameter: width ratio}`` of the estimated parameters and a sentence naming where
+        they come from; ``(None, reason)`` when no calibration of this model is found.
+    """
+    import pandas as pd
+
+    from . import paths
+
+    notes = []
+    post = paths.RESULTS_DIR / "calibration" / "posterior.csv"
+    if post.is_file():
+        first = post.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+        try:
+            prov = json.loads(first.split("provenance:", 1)[1])
+        except (IndexError, ValueError):
+            prov = {}
+        if prov.get("model_hash") == ctx.cm.model_hash:
+            df = pd.read_csv(post, comment="#")
+            ratios = {str(r["parameter"]): float(r["width_ratio"]) for _, r in df.iterrows()}
+            conv = "" if str(prov.get("converged", "true")) == "true" else (
+                "; its chains did NOT converge, so these are provisional")
+            return ratios, (f"posterior of results/calibration/{post.name} (created "
+                            f"{prov.get('created', '?')}{conv})")
+        notes.append(f"results/calibration/{post.name} is of another version of the model")
+    if ctx.checks.parameters is not None:
+        from .params import read_table
+
+        table = read_table(ctx.checks.parameters)
+        if {"posterior_p5", "posterior_p95"} <= set(table.columns):
+            p5 = pd.to_numeric(table["posterior_p5"], errors="coerce")
+            p95 = pd.to_numeric(table["posterior_p95"], errors="coerce")
+            done = p5.notna() & p95.notna()
+            if done.any():
+                prior90 = 0.9 * (table["high"] - table["low"])
+                ratios = {str(n): float((p95[n] - p5[n]) / prior90[n])
+                          for n in table.index[done]}
+                run = next((str(r) for r in table.loc[done, "posterior_run"]
+                            if str(r).strip()), "") if "posterior_run" in table else ""
+                return ratios, (f"posterior_* columns of {ctx.checks.parameters.name}"
+                                + (f" ({run})" if run else ""))
+    return None, "; ".join(notes + ["no calibration found: run `aicarousel calibrate`"])
+
+
 def _parameter_section(ctx: _Context) -> Section:
     if not ctx.space:
         return Section("parameters", "Parameter assessment", NA, "The model has no constants to assess.")
+    from .calibrate import CONSTRAINED_RATIO
+
+    ratios, source = calibration_constraints(ctx)
+    if ratios is None:
+        calib = f"Constrained by the calibration: {source}."
+    else:
+        names = [r["name"] for r in ctx.space]
+        est = [n for n in names if n in ratios]
+        tight = [n for n in est if ratios[n] < CONSTRAINED_RATIO]
+        loose = [n for n in est if n not in tight]
+        calib = (f"Constrained by the calibration ({source}; posterior 90% interval narrower "
+                 f"than {CONSTRAINED_RATIO:g} of the prior's): {len(tight)} of {len(est)} "
+                 f"estimated parameters: {', '.join(tight) or 'none'}; at the prior: "
+                 f"{', '.join(loose) or 'none'}; {len(names) - len(est)} constants not "
+                 "estimated.")
     ev, table = [], []
     if ctx.checks.parameters is not None:
         from .params import check_table
@@ -1023,8 +1240,7 @@ def _parameter_section(ctx: _Context) -> Section:
         summary = (f"{len(ctx.space)} constants in {ctx.checks.parameters.name}: "
                    f"{len(problems)} problem(s) (value outside [low, high], missing source or "
                    f"range basis, table and model disagree); {n_src} with a source, {own} of them "
-                   "own assumptions or estimates. Constrained by the calibration: not yet (the "
-                   "calibration does not estimate parameters yet).")
+                   f"own assumptions or estimates. {calib}")
         status = FAIL if problems else PASS
     else:
         for r in ctx.space:
@@ -1032,14 +1248,23 @@ def _parameter_section(ctx: _Context) -> Section:
                 ev.append(f"{r['name']}: value {r['value']:g} outside [{r['low']:g}, {r['high']:g}]")
         summary = (f"{len(ctx.space)} constants; no parameter table declared, so ranges are the "
                    "model's own ([min,max] in the units field, else 0.5x-2x) and sources are not "
-                   "assessed (none declared). Constrained by the calibration: not yet.")
+                   f"assessed (none declared). {calib}")
         status = FAIL if ev else PASS
     for r in ctx.space:
+        if ratios is None:
+            cal = "no calibration"
+        elif r["name"] not in ratios:
+            cal = "not estimated"
+        else:
+            q = ratios[r["name"]]
+            cal = f"{'constrained' if q < CONSTRAINED_RATIO else 'prior'} (width ratio {q:.2f})"
         table.append({"parameter": r["name"], "value": r["value"], "low": r["low"],
                       "high": r["high"], "role": r["role"], "source": r["source"] or "none declared",
-                      "calibration": "not yet"})
+                      "calibration": cal})
     return Section("parameters", "Parameter assessment", status, summary, ev, table,
-                   {"problems": ev, "parameters": table})
+                   {"problems": ev, "parameters": table,
+                    "calibration": {"source": source, "threshold": CONSTRAINED_RATIO,
+                                    "width_ratios": ratios}})
 
 
 def _reproduction_section(ctx: _Context) -> Section:
@@ -1082,11 +1307,10 @@ def _random_section(ctx: _Context) -> Section:
     n = 200 if ctx.quick else 1000
     rng = np.random.default_rng(ctx.seed)
     sample = {r["name"]: rng.uniform(r["low"], r["high"], n) for r in unc}
-    t, vals = _diag(ctx.cm)(sample, outputs=ctx.stocks, progress=ctx.progress)
-    flags = _flags(ctx, t, vals, float("inf"), n)  # explosions are not failures in range
     hard = [c for c in ctx.checks.checks if not c.expected_failure]
-    for chk in hard:
-        _, _, res = _run_check(ctx, chk, sample, n)
+    t, vals, runs = _run_checks(ctx, hard, sample, n, outputs=ctx.stocks, progress=ctx.progress)
+    flags = _flags(ctx, t, vals, float("inf"), n)  # explosions are not failures in range
+    for chk, (_, _, res) in zip(hard, runs):
         ok = np.logical_and.reduce(res)
         for i in np.flatnonzero(~ok):
             flags[i].append(f"reality check {chk.name} fails")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import add_model
+
 
 def register(subparsers) -> None:
     """Add the ``doc`` subcommand."""
@@ -13,7 +15,7 @@ def register(subparsers) -> None:
                     "(taken from the model file).")
     p.add_argument("--format", choices=["text", "markdown", "csv"], default="text",
                    help="output format (default text)")
-    p.add_argument("--model", default=None, metavar="MDL", help="model file (default models/ai_carousel.mdl)")
+    add_model(p)
     p.set_defaults(func=_main)
 
 

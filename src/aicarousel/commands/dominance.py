@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import add_model, add_output, add_scenario, check_scenario, model_path, scenario_params
+
 
 def register(subparsers) -> None:
     """Add the ``dominance`` subcommand."""
@@ -19,12 +21,9 @@ def register(subparsers) -> None:
         description="Compute link and loop scores along one run by the Loops That Matter "
                     "method (Schoenberg, Davidsen and Eberlein 2020), print the dominant loops "
                     "per period and optionally write the scores (loop x time) as netCDF.")
-    p.add_argument("--model", default=None, metavar="FILE",
-                   help="model file (.mdl or .xmile); default models/ai_carousel.mdl")
-    p.add_argument("--scenario", default=None, metavar="NAME",
-                   help="run this scenario of scenarios/ (carousel only; default the baseline)")
-    p.add_argument("--output", "-o", default=None, metavar="FILE",
-                   help="write the loop scores to this netCDF file (atomically)")
+    add_model(p)
+    add_scenario(p)
+    add_output(p, "write the loop scores to this netCDF file (atomically)")
     p.add_argument("--window", type=float, default=None, metavar="YEARS",
                    help="average relative scores over windows of this length before naming "
                         "dominant loops (default: SAVEPER of the model)")
@@ -37,7 +36,6 @@ def register(subparsers) -> None:
 
 
 def _check(args: argparse.Namespace):
-    from aicarousel import paths
     from aicarousel.errors import AicarouselError
 
     if args.window is not None and not args.window > 0:
@@ -46,9 +44,7 @@ def _check(args: argparse.Namespace):
         raise AicarouselError(f"--max-loops must be at least 1, not {args.max_loops}")
     if args.show < 0:
         raise AicarouselError(f"--show must be 0 or more, not {args.show}")
-    if args.scenario and args.model and Path(args.model).resolve() != paths.MODEL_FILE.resolve():
-        raise AicarouselError("--scenario applies to the carousel model only; drop --model or "
-                              "--scenario")
+    check_scenario(args)
     if args.output:
         out = Path(args.output)
         if out.exists() and not out.is_file():
@@ -61,17 +57,13 @@ def _check(args: argparse.Namespace):
 
 def _dominance(args: argparse.Namespace) -> int:
     from aicarousel import dominance as D
-    from aicarousel import paths
     from aicarousel.atomic import write_netcdf
     from aicarousel.ir import build_ir
     from aicarousel.provenance import provenance
 
     _check(args)
-    model_file = Path(args.model) if args.model else paths.MODEL_FILE
-    params = None
-    if args.scenario:
-        from aicarousel.scenarios import to_params
-        params = to_params(args.scenario)
+    model_file = model_path(args)
+    params = scenario_params(args)
     ir = build_ir(model_file)
     ds = D.loop_dominance(ir, params, max_loops=args.max_loops or D.DEFAULT_MAX_LOOPS)
     window = args.window or ir.time.saveper

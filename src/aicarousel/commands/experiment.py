@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import add_model, add_output
+
 
 def register(subparsers) -> None:
     """Add the ``experiment`` subcommand."""
@@ -15,13 +17,12 @@ def register(subparsers) -> None:
                     "LaTeX). Every scenario is checked before anything runs.")
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                    help="scenario names (file stems in scenarios/); default: all")
-    p.add_argument("--output", "-o", default=None, metavar="PATH",
-                   help="netCDF file (default results/experiments.nc)")
+    add_output(p, "netCDF file (default results/experiments.nc)", metavar="PATH")
     p.add_argument("--table", default=None, metavar="STEM",
                    help="path stem of the table files, .csv and .tex are added "
                         "(default results/experiments_table)")
     p.add_argument("--scenarios-dir", default=None, metavar="DIR", help="directory of scenario files")
-    p.add_argument("--model", default=None, metavar="MDL", help="model file (default models/ai_carousel.mdl)")
+    add_model(p)
     p.add_argument("--list", action="store_true", help="list the scenarios with their descriptions and exit")
     p.add_argument("--check", action="store_true", help="validate the scenario files and exit without running")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table on stdout")

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from . import (add_model, add_output, add_scenario, check_scenario, custom_model, model_path,
+               scenario_params)
 
 
 def register(subparsers) -> None:
@@ -24,10 +26,8 @@ def register(subparsers) -> None:
                     "of the reinforcing structure from the full model's link gains (partial "
                     "derivatives of each equation, by sympy) at one time of a run or along "
                     "it; optionally derive the reduced model and its closed forms.")
-    p.add_argument("--model", default=None, metavar="FILE",
-                   help="model file (.mdl or .xmile); default models/ai_carousel.mdl")
-    p.add_argument("--scenario", default=None, metavar="NAME",
-                   help="run this scenario of scenarios/ (carousel only; default the baseline)")
+    add_model(p)
+    add_scenario(p)
     p.add_argument("--time", type=float, default=None, metavar="T",
                    help="time of the run at which gains are evaluated and the loop paths "
                         "chosen (default 2027 when inside the run, else mid-run)")
@@ -38,8 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("--loop", action="append", default=None, metavar="ID",
                    help="a loop id of models/named_loops.yaml (repeatable; default every "
                         "reinforcing loop the model has)")
-    p.add_argument("--output", "-o", default=None, metavar="FILE",
-                   help="write the Dataset (loop x time, with units) to this netCDF file")
+    add_output(p, "write the Dataset (loop x time, with units) to this netCDF file")
     p.add_argument("--reduced", action="store_true",
                    help="print the closed forms of the reduced model derived at --time")
     p.add_argument("--thresholds", action="store_true",
@@ -55,17 +54,14 @@ def register(subparsers) -> None:
 def _check(args: argparse.Namespace):
     import math
 
-    from aicarousel import paths
     from aicarousel.errors import AicarouselError
 
     if args.time is not None and not math.isfinite(args.time):
         raise AicarouselError(f"--time {args.time}: give a finite time in years")
     if args.every is not None and not args.every > 0:
         raise AicarouselError(f"--every must be a positive number of years, not {args.every}")
-    custom = args.model and Path(args.model).resolve() != paths.MODEL_FILE.resolve()
-    if args.scenario and custom:
-        raise AicarouselError("--scenario applies to the carousel model only; drop --model or "
-                              "--scenario")
+    check_scenario(args)
+    custom = custom_model(args)
     if args.write_reduced and (custom or args.scenario or args.time is not None or args.loop):
         raise AicarouselError("--write-reduced regenerates models/core_loop_derived.mdl from "
                               "the carousel's baseline at the reference time; drop --model, "
@@ -83,13 +79,10 @@ def _loopgain(args: argparse.Namespace) -> int:
     from aicarousel.provenance import provenance
 
     _check(args)
-    model_file = Path(args.model) if args.model else paths.MODEL_FILE
+    model_file = model_path(args)
     ir = build_ir(model_file)
     t_ref = LG.check_time(ir, args.time)
-    params = None
-    if args.scenario:
-        from aicarousel.scenarios import to_params
-        params = to_params(args.scenario)
+    params = scenario_params(args)
     st = LG.structure(ir, loops=args.loop, time=t_ref, params=params)
     at = LG.loop_gains_at(ir, t_ref, params=params, st=st)
     rn = {n: v.real_name for n, v in ir.variables.items()}

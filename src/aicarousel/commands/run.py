@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import add_model, add_output
+
 
 #: Variables shown in the summary table (those missing from the model are skipped).
 SUMMARY_VARIABLES = [
@@ -24,9 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar='"Name=value"',
                    help='override a model constant by its Vensim name, e.g. --set "AI demand '
                         'multiplier=0.8" (repeatable)')
-    p.add_argument("--output", "-o", default=None, metavar="PATH",
-                   help="netCDF file to write (e.g. results/baseline.nc); default: write nothing")
-    p.add_argument("--model", default=None, metavar="MDL", help="model file (default models/ai_carousel.mdl)")
+    add_output(p, "netCDF file to write (e.g. results/baseline.nc); default: write nothing",
+               metavar="PATH")
+    add_model(p)
     p.add_argument("--final-time", type=float, default=None, help="final time in years")
     p.add_argument("--time-step", type=float, default=None, help="Euler time step in years")
     p.add_argument("--saveper", type=float, default=None, help="output interval in years")

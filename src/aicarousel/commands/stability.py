@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import add_model, model_path
+
 
 def register(subparsers) -> None:
     """Add the ``stability`` and ``loops`` subcommands."""
@@ -23,9 +25,7 @@ def register(subparsers) -> None:
         description="Derive the sympy system from a model file and print its equilibrium, "
                     "eigenvalues, Routh-Hurwitz conditions, loop gains and the parameter "
                     "values at which the reinforcing loops take over (G = 1).")
-    p.add_argument("--model", default=None, metavar="FILE",
-                   help="model file (.mdl or .xmile); default models/core_loop.mdl, or the "
-                        "carousel with --along-baseline")
+    add_model(p, "models/core_loop.mdl, or the carousel with --along-baseline")
     p.add_argument("--report", default=None, metavar="DIR",
                    help="write <model>_stability.md and .tex (or <model>_baseline.md) to DIR")
     p.add_argument("--along-baseline", action="store_true",
@@ -41,8 +41,7 @@ def register(subparsers) -> None:
         description="List every feedback loop of a model (cycles of its variable graph) with "
                     "polarity and gain at a baseline time, and match the named loops of "
                     "models/named_loops.yaml.")
-    q.add_argument("--model", default=None, metavar="FILE",
-                   help="model file (default models/ai_carousel.mdl)")
+    add_model(q)
     q.add_argument("--time", type=float, default=None,
                    help="time at which polarity and gains are evaluated (default mid-run)")
     q.add_argument("--max-loops", type=int, default=None,
@@ -68,7 +67,7 @@ def _stability(args: argparse.Namespace) -> int:
         from ..atomic import check_output_dir
         check_output_dir(args.report, "--report directory")
     if args.along_baseline:
-        ir = build_ir(Path(args.model) if args.model else paths.MODEL_FILE)
+        ir = build_ir(model_path(args))
         b = S.analyse_along_baseline(ir, progress=True)
         text = R.baseline_markdown(b, ir)
         print(f"{ir.path.name}: {b.equilibrium}.")
@@ -81,7 +80,7 @@ def _stability(args: argparse.Namespace) -> int:
             write_text(out, text)
             print(f"wrote {paths.relative_to_root(out)}")
         return 0
-    ir = build_ir(Path(args.model) if args.model else paths.CORE_LOOP_FILE)
+    ir = build_ir(model_path(args, paths.CORE_LOOP_FILE))
     res = S.analyse_closed_form(ir)
     for line in R.plain_words(res):
         print(line)
@@ -109,14 +108,13 @@ def _check_loops_args(args: argparse.Namespace) -> None:
 
 
 def _loops(args: argparse.Namespace) -> int:
-    from aicarousel import paths
     from aicarousel.errors import ParameterValueError
     from aicarousel.ir import build_ir
     from aicarousel.loops import DEFAULT_MAX_LOOPS, compare_with_simlin, find_loops, \
         match_named_loops
 
     _check_loops_args(args)
-    ir = build_ir(Path(args.model) if args.model else paths.MODEL_FILE)
+    ir = build_ir(model_path(args))
     if args.time is not None and not ir.time.initial <= args.time <= ir.time.final:
         raise ParameterValueError(
             f"--time {args.time:g} lies outside the run of {ir.path.name} "

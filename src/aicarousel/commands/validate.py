@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import add_model, model_path
+
 
 def register(subparsers) -> None:
     """Add the ``validate`` subcommand."""
@@ -23,8 +25,7 @@ def register(subparsers) -> None:
                     "conditions, reality checks (<model>.checks.yaml), integration error, loop "
                     "activity, parameter assessment, behaviour reproduction, random in-range "
                     "runs.")
-    p.add_argument("--model", default=None, metavar="FILE",
-                   help="model file (.mdl or .xmile; default models/ai_carousel.mdl)")
+    add_model(p)
     p.add_argument("--report", default=None, metavar="DIR",
                    help="output directory (default results/validate/<model stem>)")
     p.add_argument("--checks", default=None, metavar="FILE",
@@ -42,7 +43,7 @@ def _validate(args: argparse.Namespace) -> int:
     from aicarousel.errors import ModelFileError
     from aicarousel.validate import check_writable, validate, write_report
 
-    model = Path(args.model) if args.model else paths.MODEL_FILE
+    model = model_path(args)
     if not model.is_file():
         raise ModelFileError(f"model file {model} not found; give an existing .mdl or .xmile")
     out = Path(args.report) if args.report else paths.RESULTS_DIR / "validate" / model.stem

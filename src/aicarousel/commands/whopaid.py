@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import add_model
+
 
 def register(subparsers) -> None:
     """Add the ``whopaid`` subcommand."""
@@ -31,8 +33,7 @@ def register(subparsers) -> None:
                         "default: the whole run")
     p.add_argument("--output-dir", default=None, metavar="DIR",
                    help="where to write the tables (default results/whopaid/<scenario>)")
-    p.add_argument("--model", default=None, metavar="MDL",
-                   help="model file (default models/ai_carousel.mdl)")
+    add_model(p)
     p.set_defaults(func=_main)
 
     q = subparsers.add_parser(
@@ -51,8 +52,7 @@ def register(subparsers) -> None:
                       help="years [START, END), e.g. 2025:2030; default: the whole run")
     q.add_argument("--output-dir", default=None, metavar="DIR",
                    help="where to write the tables (default results/accounts/<scenario>)")
-    q.add_argument("--model", default=None, metavar="MDL",
-                   help="model file (default models/ai_carousel.mdl)")
+    add_model(q)
     q.set_defaults(func=_accounts_main)
 
 
