@@ -1,7 +1,8 @@
 """Benchmark: a posterior over at least 20 parameters of the carousel, run to convergence.
 
 Issue 14's target: a converged posterior (by :func:`aicarousel.calibrate.diagnostics`: chain
-at least 50 integrated autocorrelation times long, acceptance in range) over >= 20 parameters in
+at least 50 integrated autocorrelation times long for every parameter, tau estimates stable,
+split R-hat over walker groups below 1.05, acceptance in range) over >= 20 parameters in
 under 15 minutes on a 2-core machine. The parameters are the ``--n-params`` uncertain
 parameters whose range moves the targets most (:func:`aicarousel.calibrate.screen`). Prints the
 runs evaluated, runs per second, wall and CPU time, the convergence verdict, the machine and the
@@ -61,11 +62,14 @@ def main(argv=None) -> int:
     print(f"parameters: {len(names)}; targets fitted: {len(res.setup.fit_ids)}; walkers "
           f"{res.walkers}; steps {res.steps} (most {args.steps}); moves "
           f"{res.extra.get('moves')}")
+    print("tau per parameter: " + ", ".join(f"{n} {t:.0f}" for n, t in zip(names, d["tau"])))
     print(f"runs evaluated: {res.runs:,}; wall {wall:.0f} s ({wall / 60:.1f} min), CPU {cpu:.0f} "
           f"s; {res.runs / wall:,.0f} runs/s (wall)")
     print(f"convergence: {'CONVERGED' if d['converged'] else 'NOT CONVERGED'}; max tau "
           f"{d['tau'].max():.0f} steps (x{cal.TAU_FACTOR} = {cal.TAU_FACTOR * d['tau'].max():.0f}), "
-          f"min ESS {d['ess'].min():.0f}, acceptance {d['acceptance']:.2f}"
+          f"min ESS {d['ess'].min():.0f}, max split R-hat {d['rhat'].max():.3f}, largest tau "
+          f"change over the last {cal.CONVERGENCE_CHECK_STEPS} steps {d['tau_change']:.1%}, "
+          f"acceptance {d['acceptance']:.2f}"
           + ("" if d["converged"] else "; " + "; ".join(d["reasons"])))
     print(f"constrained parameters: {int(res.posterior['constrained'].sum())} of {len(names)}")
     print(f"under 15 minutes: {'yes' if wall < 900 and d['converged'] else 'NO'}")
