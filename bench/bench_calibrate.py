@@ -1,17 +1,24 @@
 """Benchmark: a posterior over at least 20 parameters of the carousel, run to convergence.
 
 Issue 14's target: a converged posterior (by :func:`aicarousel.calibrate.diagnostics`: chain
-at least 50 integrated autocorrelation times long, acceptance in range) over >= 20 parameters in
+at least 50 integrated autocorrelation times long for every parameter, tau estimates stable,
+split R-hat over walker groups below 1.05, acceptance in range) over >= 20 parameters in
 under 15 minutes on a 2-core machine. The parameters are the ``--n-params`` uncertain
 parameters whose range moves the targets most (:func:`aicarousel.calibrate.screen`). Prints the
 runs evaluated, runs per second, wall and CPU time, the convergence verdict, the machine and the
 load average before and after (numbers taken on a busy machine overstate the time: read them
 beside the load).
 
+``--gaussian`` measures the sampler alone (no model runs): the integrated autocorrelation time
+of each move on a standard normal of ``--n-params`` dimensions (affine-invariant moves behave
+the same on every Gaussian, so this is the best case of a posterior of that size). The steps a
+converged run needs are at least ``50 x`` that tau, and each step costs two engine calls (the
+red-blue halves), whatever the number of walkers.
+
 Usage::
 
     python bench/bench_calibrate.py [--n-params 20] [--walkers 64] [--steps 20000] [--seed 0]
-                                    [--moves stretch|de] [--max-minutes M]
+                                    [--moves stretch|de] [--max-minutes M] [--gaussian]
 """
 
 from __future__ import annotations
@@ -44,7 +51,11 @@ def main(argv=None) -> int:
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="wall-time budget of the sampling (reported as not converged if hit)")
     ap.add_argument("--out", default=None, help="also write the result files here")
+    ap.add_argument("--gaussian", action="store_true",
+                    help="sampler alone on a standard normal: tau of each move (no model runs)")
     args = ap.parse_args(argv)
+    if args.gaussian:
+        return _gaussian(args)
 
     from aicarousel import calibrate as cal
 
@@ -61,11 +72,14 @@ def main(argv=None) -> int:
     print(f"parameters: {len(names)}; targets fitted: {len(res.setup.fit_ids)}; walkers "
           f"{res.walkers}; steps {res.steps} (most {args.steps}); moves "
           f"{res.extra.get('moves')}")
+    print("tau per parameter: " + ", ".join(f"{n} {t:.0f}" for n, t in zip(names, d["tau"])))
     print(f"runs evaluated: {res.runs:,}; wall {wall:.0f} s ({wall / 60:.1f} min), CPU {cpu:.0f} "
           f"s; {res.runs / wall:,.0f} runs/s (wall)")
     print(f"convergence: {'CONVERGED' if d['converged'] else 'NOT CONVERGED'}; max tau "
           f"{d['tau'].max():.0f} steps (x{cal.TAU_FACTOR} = {cal.TAU_FACTOR * d['tau'].max():.0f}), "
-          f"min ESS {d['ess'].min():.0f}, acceptance {d['acceptance']:.2f}"
+          f"min ESS {d['ess'].min():.0f}, max split R-hat {d['rhat'].max():.3f}, largest tau "
+          f"change over the last {cal.CONVERGENCE_CHECK_STEPS} steps {d['tau_change']:.1%}, "
+          f"acceptance {d['acceptance']:.2f}"
           + ("" if d["converged"] else "; " + "; ".join(d["reasons"])))
     print(f"constrained parameters: {int(res.posterior['constrained'].sum())} of {len(names)}")
     print(f"under 15 minutes: {'yes' if wall < 900 and d['converged'] else 'NO'}")
@@ -73,6 +87,29 @@ def main(argv=None) -> int:
     if args.out:
         cal.write_results(res, __import__('pathlib').Path(args.out))
     return 0 if d["converged"] else 1
+
+
+def _gaussian(args) -> int:
+    import emcee
+    import numpy as np
+
+    from aicarousel import calibrate as cal
+
+    d, w, steps = args.n_params, args.walkers, min(args.steps, 8000)
+    for name in cal.MOVES:
+        s = emcee.EnsembleSampler(w, d, lambda x: -0.5 * np.sum(x * x, axis=1),
+                                  vectorize=True, moves=cal._moves(name))
+        s._random = np.random.RandomState(args.seed)
+        s.run_mcmc(np.random.default_rng(args.seed).standard_normal((w, d)), steps,
+                   progress=False)
+        tau = emcee.autocorr.integrated_time(s.get_chain(discard=steps // 8), c=5, tol=0,
+                                             quiet=True)
+        print(f"{d}-d standard normal, {w} walkers, {steps} steps, moves {name}: max tau "
+              f"{tau.max():.0f}, mean tau {tau.mean():.0f}, acceptance "
+              f"{s.acceptance_fraction.mean():.2f}; a converged run needs >= "
+              f"{cal.TAU_FACTOR * tau.max():.0f} steps = {2 * cal.TAU_FACTOR * tau.max():.0f} "
+              "engine calls")
+    return 0
 
 
 if __name__ == "__main__":

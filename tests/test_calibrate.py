@@ -241,3 +241,139 @@ def test_record_table_and_montecarlo_from_posterior(recovery, tmp_path):
         assert np.isin(col, draws[:, j]).all(), name   # every value is a posterior draw
     lo, hi = recovery.setup.low, recovery.setup.high
     assert X[:, names.index("Lab fixed costs")].std() > 0   # the others keep their ranges
+
+
+def test_logit_coordinates_keep_the_uniform_prior():
+    """The sampler works in z = logit(u); log_prior_z (the Jacobian du/dz) makes the prior of
+    u uniform again. Checked three ways: the density is u (1 - u), it integrates to 1, and an
+    ensemble run on the prior alone gives uniform u (a missing or wrong Jacobian fails all)."""
+    import emcee
+    from scipy import stats
+
+    z = np.linspace(-30, 30, 200_001)
+    dens = np.exp(cal.log_prior_z(z[:, None]))
+    u = cal.expit(z)
+    assert np.allclose(dens, u * cal.expit(-z), rtol=1e-12, atol=1e-300)   # u (1 - u)
+    assert np.trapezoid(dens, z) == pytest.approx(1.0, abs=1e-6)
+    assert np.allclose(cal.logit(cal.expit(np.array([-5.0, 0.3, 7.0]))), [-5.0, 0.3, 7.0])
+    # two independent parameters: the u-draws of a prior-only run are uniform (KS test)
+    walkers, d = 32, 2
+    rng = np.random.default_rng(3)
+    sampler = emcee.EnsembleSampler(walkers, d, cal.log_prior_z, vectorize=True,
+                                    moves=cal._moves("de"))
+    sampler._random = np.random.RandomState(3)
+    sampler.run_mcmc(rng.standard_normal((walkers, d)), 3000, progress=False)
+    draws = cal.expit(sampler.get_chain(discard=500, thin=20, flat=True))
+    for j in range(d):
+        assert stats.kstest(draws[:, j], "uniform").pvalue > 0.01
+    # without the Jacobian (flat in z) the same check fails: the walkers drift to the ends
+    flat = emcee.EnsembleSampler(walkers, d, lambda x: np.where(np.all(np.abs(x) < 30, 1), 0.0,
+                                                                 -np.inf), vectorize=True,
+                                 moves=cal._moves("de"))
+    flat._random = np.random.RandomState(3)
+    flat.run_mcmc(rng.standard_normal((walkers, d)), 3000, progress=False)
+    bad = cal.expit(flat.get_chain(discard=500, thin=20, flat=True))
+    assert stats.kstest(bad[:, 0], "uniform").pvalue < 1e-6
+
+
+def test_split_rhat_sees_a_stuck_group():
+    rng = np.random.default_rng(0)
+    good = rng.standard_normal((400, 16, 2))
+    assert np.all(cal.split_rhat(good) < 1.02)
+    stuck = good.copy()
+    stuck[:, :4, 0] += 3.0          # one walker group elsewhere
+    r = cal.split_rhat(stuck)
+    assert r[0] > 1.2 and r[1] < 1.02
+
+
+def test_diagnostics_need_stable_tau_and_length():
+    """Converged needs 50 tau and stable tau estimates (on an AR(1) chain with known tau)."""
+    rng = np.random.default_rng(1)
+    phi = 0.8                        # integrated autocorrelation time (1 + phi) / (1 - phi) = 9
+    steps, walkers = 3000, 16
+    x = np.zeros((steps, walkers, 1))
+    e = rng.standard_normal((steps, walkers, 1))
+    for t in range(1, steps):
+        x[t] = phi * x[t - 1] + np.sqrt(1 - phi ** 2) * e[t]
+    u = cal.expit(x)
+    d = cal.diagnostics(u, np.full(walkers, 0.3), chain_z=x)
+    assert d["tau"][0] == pytest.approx(9.0, rel=0.25)
+    assert d["converged"], d["reasons"]
+    short = cal.diagnostics(u[:300], np.full(walkers, 0.3), chain_z=x[:300])
+    assert not short["converged"]
+    assert any("shorter than 50" in r for r in short["reasons"])
+
+
+def test_set_baseline_writes_the_point_estimate_into_model_and_table(recovery, tmp_path):
+    """--set-baseline: refused unless converged and fitted to every target; then the point
+    estimate (not the posterior median) is the constant in the model file and the table's
+    value, the same number in both (checked through PySD's parse of the written model)."""
+    import dataclasses
+    import shutil
+
+    from aicarousel.params import check_table, model_constants, read_table
+
+    model = tmp_path / "model.mdl"
+    table = tmp_path / "parameters.csv"
+    shutil.copy(paths.MODEL_FILE, model)
+    shutil.copy(paths.PARAMETERS_CSV, table)
+    before = model.read_bytes()
+    with pytest.raises(cal.CalibrationError, match="--until"):
+        cal.set_baseline(recovery, table, model)
+    full = dataclasses.replace(recovery, setup=dataclasses.replace(recovery.setup, until=None))
+    with pytest.raises(cal.CalibrationError, match="did not converge"):
+        cal.set_baseline(full, table, model)
+    assert model.read_bytes() == before
+    ok = dataclasses.replace(full, diag={**full.diag, "converged": True, "reasons": []})
+    values = cal.baseline_values(ok)
+    for j, name in enumerate(ok.setup.names):
+        assert values[name] == pytest.approx(ok.point["theta"][j], rel=1e-5)
+        assert values[name] != pytest.approx(ok.posterior.loc[name, "median"], rel=1e-9)
+    cal.set_baseline(ok, table, model)
+    consts, tab = model_constants(model), read_table(table)
+    for name, v in values.items():
+        assert consts.loc[name, "value"] == v and tab.loc[name, "value"] == v
+    assert not [p for p in check_table(table, model) if "value" in p]
+    # only the estimated constants' numbers changed in the model file
+    changed = [(a, b) for a, b in zip(before.decode().splitlines(),
+                                      model.read_text().splitlines()) if a != b]
+    assert len(changed) == len(values)
+
+
+def test_sensitivity_and_experiment_from_posterior(recovery, tmp_path):
+    """sensitivity --from-posterior samples the estimated parameters inside their posterior
+    5-95 % intervals (and says so); experiment --from-posterior gives each scenario's outcomes
+    as bands over posterior draws."""
+    import xarray as xr
+    import zarr
+
+    from aicarousel.cli import main
+
+    post = tmp_path / "calibration"
+    cal.write_results(recovery, post)
+    assert main(["sensitivity", "--method", "morris", "--n", "4", "--from-posterior", str(post),
+                 "--param", "Lab fixed costs", "--output", "peak(Cloud Debt)", "--out",
+                 str(tmp_path / "sens"), "-q"]) == 0
+    g = zarr.open_group(str(tmp_path / "sens" / "sweep.zarr"), mode="r")
+    names, X = list(g["X"].attrs["params"]), g["X"][:]
+    iv = cal.posterior_intervals(recovery.setup.names, recovery.draws)
+    for name, (lo, hi) in iv.items():
+        col = X[:, names.index(name)]
+        assert col.min() >= lo - 1e-12 and col.max() <= hi + 1e-12, name
+        assert hi - lo < 0.75 * (recovery.setup.high - recovery.setup.low)[
+            recovery.setup.names.index(name)] or name == NULL
+    ind = xr.load_dataset(tmp_path / "sens" / "indices.nc")
+    assert "posterior 5-95% intervals" in ind.attrs["ranges"]
+
+    assert main(["experiment", "baseline", "funding_stop", "--from-posterior", str(post),
+                 "--draws", "12", "--output", str(tmp_path / "exp.nc"), "--table",
+                 str(tmp_path / "exp"), "-q"]) == 0
+    t = pd.read_csv(tmp_path / "exp.csv", comment="#").set_index(["scenario", "outcome"])
+    assert set(t.index.get_level_values(0)) == {"baseline", "funding_stop"}
+    ok = t.dropna()
+    assert (ok["p5"] <= ok["median"]).all() and (ok["median"] <= ok["p95"]).all()
+    peak = t.loc[("baseline", "Peak Cloud debt ($B)")]
+    assert peak["p95"] > peak["p5"]          # the draws differ, so the band has a width
+    bands = xr.load_dataset(tmp_path / "exp.nc")
+    assert list(bands["percentile"].values) == [5.0, 50.0, 95.0]
+    assert bands.attrs["draws"] == "12" and "posterior_draws.nc#" in bands.attrs["posterior"]

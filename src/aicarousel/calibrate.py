@@ -85,12 +85,25 @@ PERCENTILES = (5, 25, 50, 75, 95)
 #: dimensions). See bench/bench_calibrate.py.
 MOVES = ("stretch", "de")
 DEFAULT_MOVES = "de"
+#: The sampler's coordinates: ``z = logit(u)`` of the unit cube (see :func:`log_prior_z`).
+#: Recorded in the chain store's definition (a store of other coordinates is not resumed).
+COORDINATES = "logit"
+#: The point estimate is kept this far inside the unit cube when the walkers start around it.
+START_MARGIN = 0.01
+#: tau estimates are stable when none changed by more than this share over the last
+#: CONVERGENCE_CHECK_STEPS steps (emcee's tutorial uses 1 %; see diagnostics).
+TAU_STABILITY = 0.05
+#: Split R-hat (Gelman-Rubin) over RHAT_GROUPS groups of walkers must be below RHAT_MAX.
+RHAT_GROUPS = 4
+RHAT_MAX = 1.05
 #: Environment variable: seconds to sleep after each saved block (testing aid for kill tests).
 CHECKPOINT_DELAY_ENV = "AICAROUSEL_CALIBRATE_DELAY"
 STORE_NAME = "chains.npz"
 
 __all__ = ["Setup", "make_setup", "screen", "point_estimate", "sample_posterior",
-           "diagnostics", "calibrate", "parse_until", "load_posterior_draws", "Result"]
+           "diagnostics", "calibrate", "parse_until", "load_posterior_draws", "Result",
+           "expit", "logit", "log_prior_z", "laplace_start", "split_rhat", "set_baseline",
+           "baseline_values", "record_table", "write_results", "posterior_intervals"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -195,6 +208,20 @@ class Setup:
         s = fit["sigma"].to_numpy(float) * np.abs(y)
         return (self.model_values(theta, fit) - y) / s
 
+    def log_prob_z(self, z: np.ndarray) -> np.ndarray:
+        """Log posterior (up to a constant) in the sampler's coordinates ``z = logit(u)``.
+
+        The log likelihood at ``theta = low + expit(z) (high - low)`` plus :func:`log_prior_z`
+        (the Jacobian ``du/dz``), so the prior stays uniform on each range. Shape (N,)."""
+        z = np.atleast_2d(np.asarray(z, float))
+        lp = log_prior_z(z)
+        ok = np.isfinite(lp)
+        if ok.any():
+            r = self.residuals(self.to_theta(expit(z[ok])))
+            ll = -0.5 * np.sum(r * r, axis=1)
+            lp[ok] = np.where(np.isfinite(ll), ll + lp[ok], -np.inf)
+        return lp
+
     def log_prob_unit(self, u: np.ndarray) -> np.ndarray:
         """Log posterior (up to a constant) at unit-cube points, shape (N,); -inf outside."""
         u = np.atleast_2d(np.asarray(u, float))
@@ -217,6 +244,30 @@ class Setup:
                 "fit_targets": list(self.fit_ids), "until": self.until, "seed": int(seed),
                 "walkers": int(walkers), "steps": int(steps),
                 "checkpoint_steps": CHECKPOINT_STEPS}
+
+
+def expit(z: np.ndarray) -> np.ndarray:
+    """Logistic function: sampler coordinates -> unit-cube coordinates (0 < u < 1)."""
+    from scipy.special import expit as _expit
+    return _expit(np.asarray(z, float))
+
+
+def logit(u: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`expit`: unit-cube coordinates -> sampler coordinates."""
+    from scipy.special import logit as _logit
+    return _logit(np.asarray(u, float))
+
+
+def log_prior_z(z: np.ndarray) -> np.ndarray:
+    """Log density of ``z = logit(u)`` when ``u`` is uniform on (0, 1): ``sum log(u (1 - u))``
+    over the parameters (the Jacobian of ``u = expit(z)``), shape (N,).
+
+    With this term the posterior of ``u`` (and so of each parameter) under a flat likelihood is
+    the uniform prior of the parameter table. In ``z`` the posterior has no edges, so the
+    ensemble's moves never propose outside the ranges (the reason for the reparametrisation:
+    affine-invariant moves lose most proposals near a bound of the unit cube)."""
+    z = np.atleast_2d(np.asarray(z, float))
+    return -np.sum(np.logaddexp(0.0, z) + np.logaddexp(0.0, -z), axis=1)
 
 
 def _table_rows(csv=None) -> dict[str, Any]:
@@ -369,7 +420,51 @@ def point_estimate(setup: Setup, seed: int = 0, n_starts: int = N_STARTS) -> dic
         if best is None or res.cost < best.cost:
             best = res
     return {"theta": setup.to_theta(best.x), "unit": best.x, "cost": float(best.cost),
-            "starts": len(starts), "nfev": int(nfev)}
+            "starts": len(starts), "nfev": int(nfev), "status": int(best.status),
+            "jac": np.asarray(best.jac, float)}
+
+
+def laplace_start(setup: Setup, point: dict, walkers: int, rng: np.random.Generator,
+                  tries: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Walkers' starting points in ``z = logit(u)``: draws from the Laplace approximation of the
+    posterior at the point estimate.
+
+    The centre is the point estimate (kept :data:`START_MARGIN` inside the unit cube, so it is
+    finite in ``z``); the precision is the Gauss-Newton Hessian of the negative log posterior
+    in ``z``: ``J_z' J_z`` from the Jacobian of the residuals (``J_z = J_u u (1 - u)``, from the
+    optimiser's last Jacobian, no extra runs) plus the log prior's curvature ``2 u (1 - u)``,
+    which keeps directions the data do not inform at the prior's width. Walkers whose start
+    fails (NaN/inf) are drawn again (same generator, so the same seed gives the same starts).
+
+    Returns
+    -------
+    (coords, log_prob)
+        Shapes (walkers, D) and (walkers,).
+    """
+    d = len(setup.names)
+    u0 = np.clip(np.asarray(point["unit"], float), START_MARGIN, 1 - START_MARGIN)
+    z0 = logit(u0)
+    g = u0 * (1 - u0)
+    jac = point.get("jac")
+    if jac is None or np.shape(jac) != (len(setup.fit_ids), d):
+        jac = np.zeros((len(setup.fit_ids), d))
+    jz = np.where(np.isfinite(jac), jac, 0.0) * g[None, :]
+    prec = jz.T @ jz + np.diag(2.0 * g)
+    cov = np.linalg.inv(prec)
+    cov = 0.5 * (cov + cov.T)
+    chol = np.linalg.cholesky(cov + 1e-12 * np.eye(d))
+    coords = z0 + rng.standard_normal((walkers, d)) @ chol.T
+    lp = setup.log_prob_z(coords)
+    for _ in range(tries):
+        bad = ~np.isfinite(lp)
+        if not bad.any():
+            break
+        coords[bad] = z0 + 0.5 * rng.standard_normal((int(bad.sum()), d)) @ chol.T
+        lp[bad] = setup.log_prob_z(coords[bad])
+    if not np.all(np.isfinite(lp)):
+        raise CalibrationError("the model fails near the point estimate (NaN/inf); narrow "
+                               "the parameter ranges")
+    return coords, lp
 
 
 # ----------------------------------------------------------------------------------------------
@@ -395,7 +490,8 @@ def _save_store(path: Path, definition: dict, chain, log_prob, accepted, coords,
               "accepted": np.asarray(accepted, float), "coords": np.asarray(coords, float),
               "last_log_prob": np.asarray(lp, float), "point_theta": point["theta"],
               "point_cost": np.float64(point["cost"]),
-              "point_info": np.array(json.dumps({k: point[k] for k in ("starts", "nfev")})),
+              "point_info": np.array(json.dumps({k: point[k] for k in ("starts", "nfev", "status")
+                                              if k in point})),
               "definition": np.array(json.dumps(definition, sort_keys=True)),
               **_state_to_arrays(rs)}
 
@@ -475,6 +571,7 @@ def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: i
     definition = setup.definition(seed, walkers, steps)
     definition["stop_when_converged"] = bool(stop_when_converged)
     definition["moves"] = moves
+    definition["coordinates"] = COORDINATES
     if resume:
         if store is None or not store.is_file():
             raise CalibrationError(f"--resume: no chain store {store}; run without --resume first")
@@ -493,15 +590,7 @@ def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: i
     else:
         if point is None:
             raise CalibrationError("internal: a new posterior needs a point estimate")
-        rng = np.random.default_rng(seed)
-        u0 = np.clip(point["unit"], 1e-3, 1 - 1e-3)
-        coords = u0 + 0.01 * rng.standard_normal((walkers, d))
-        coords = np.abs(coords)                                   # reflect into the cube
-        coords = np.where(coords > 1, 2 - coords, coords)
-        lp = setup.log_prob_unit(coords)
-        if not np.all(np.isfinite(lp)):
-            raise CalibrationError("the model fails near the point estimate (NaN/inf); narrow "
-                                   "the parameter ranges")
+        coords, lp = laplace_start(setup, point, walkers, np.random.default_rng(seed))
         rs = np.random.RandomState(seed).get_state()
         chain, log_prob, accepted = [], [], np.zeros(walkers)
         if store is not None:
@@ -518,14 +607,19 @@ def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: i
     def converged_now() -> bool:
         if not stop_when_converged or done == 0 or done % CONVERGENCE_CHECK_STEPS:
             return False
-        return diagnostics(np.asarray(chain), accepted / done)["converged"]
+        dg = diagnostics(expit(np.asarray(chain)), accepted / done, chain_z=np.asarray(chain))
+        if bar is not None:  # what the run waits for, on the progress bar
+            bar.set_postfix_str(f"max tau {np.max(dg['tau']):.0f} (needs {TAU_FACTOR} x), "
+                                f"R-hat {np.max(dg['rhat']):.3f}, acceptance "
+                                f"{dg['acceptance']:.2f}")
+        return dg["converged"]
 
     started = time.perf_counter()
     while done < steps and not converged_now():
         if max_seconds is not None and time.perf_counter() - started > max_seconds:
             break
         block = min(CHECKPOINT_STEPS, steps - done)
-        sampler = emcee.EnsembleSampler(walkers, d, setup.log_prob_unit, vectorize=True,
+        sampler = emcee.EnsembleSampler(walkers, d, setup.log_prob_z, vectorize=True,
                                         moves=_moves(moves))
         state = emcee.State(coords, log_prob=lp, random_state=rs)
         state = sampler.run_mcmc(state, block, skip_initial_state_check=True, progress=False)
@@ -543,8 +637,9 @@ def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: i
             time.sleep(delay)
     if bar is not None:
         bar.close()
-    chain_u = np.asarray(chain)
-    return {"chain": setup.to_theta(chain_u), "chain_unit": chain_u,
+    chain_z = np.asarray(chain).reshape(-1, walkers, d)
+    chain_u = expit(chain_z)
+    return {"chain": setup.to_theta(chain_u), "chain_unit": chain_u, "chain_z": chain_z,
             "log_prob": np.asarray(log_prob), "acceptance": accepted / max(1, done),
             "steps": done,
             "point": point, "resumed_at": done0}
@@ -558,43 +653,114 @@ def _moves(name: str):
     return None  # emcee's default stretch move
 
 
-def diagnostics(chain_unit: np.ndarray, acceptance: np.ndarray) -> dict:
-    """Autocorrelation times, burn-in, thinning, ESS and the convergence verdict.
+def _tau(chain: np.ndarray) -> np.ndarray:
+    import emcee
+
+    steps = chain.shape[0]
+    with np.errstate(all="ignore"):
+        tau = np.asarray(emcee.autocorr.integrated_time(chain, c=5, tol=0, quiet=True), float)
+    return np.where(np.isfinite(tau) & (tau > 0), tau, float(steps))
+
+
+def split_rhat(chain: np.ndarray, groups: int = RHAT_GROUPS) -> np.ndarray:
+    """Split R-hat (Gelman & Rubin; Gelman et al. BDA3 11.4) with walker groups as chains.
+
+    The walkers are cut into ``groups`` groups and each group's chain into its first and second
+    half; each piece pools its walkers' draws. Near 1 when the pieces agree (between-piece
+    variance of the means small against the within-piece variance); a drift along the chain or
+    a group stuck elsewhere raises it.
+
+    Parameters
+    ----------
+    chain : numpy.ndarray
+        (steps, walkers, D) after burn-in.
+
+    Returns
+    -------
+    numpy.ndarray
+        (D,); inf when there are fewer than 4 steps.
+    """
+    steps, walkers, d = chain.shape
+    half = steps // 2
+    if half < 2 or walkers < groups:
+        return np.full(d, np.inf)
+    pieces = []
+    for idx in np.array_split(np.arange(walkers), groups):
+        for part in (chain[:half, idx], chain[half:2 * half, idx]):
+            pieces.append(part.reshape(-1, d))
+    x = np.stack(pieces)                       # (pieces, n, D)
+    n = x.shape[1]
+    w = x.var(axis=1, ddof=1).mean(axis=0)
+    b = n * x.mean(axis=1).var(axis=0, ddof=1)
+    with np.errstate(all="ignore"):
+        r = np.sqrt(((n - 1) / n * w + b / n) / w)
+    return np.where(np.isfinite(r), r, np.inf)
+
+
+def diagnostics(chain_unit: np.ndarray, acceptance: np.ndarray,
+                chain_z: np.ndarray | None = None) -> dict:
+    """Autocorrelation times, burn-in, thinning, ESS, R-hat and the convergence verdict.
+
+    Converged when (1) the chain is at least :data:`TAU_FACTOR` integrated autocorrelation
+    times long for every parameter (tau per parameter, the larger of the estimates in the
+    unit cube and in the sampler's ``logit`` coordinates), (2) the tau estimates are stable:
+    none changed by more than :data:`TAU_STABILITY` against the chain without its last
+    :data:`CONVERGENCE_CHECK_STEPS` steps, (3) split R-hat over walker groups below
+    :data:`RHAT_MAX`, and (4) the mean acceptance fraction lies in :data:`ACCEPTANCE_RANGE`.
 
     Parameters
     ----------
     chain_unit : numpy.ndarray
-        (steps, walkers, D).
+        (steps, walkers, D) in the unit cube.
     acceptance : numpy.ndarray
         Per walker.
+    chain_z : numpy.ndarray, optional
+        The same chain in the sampler's coordinates.
 
     Returns
     -------
     dict
-        ``tau`` (D,), ``burn``, ``thin``, ``ess`` (D,), ``acceptance`` (mean),
-        ``converged`` (bool), ``reasons`` (list of str).
+        ``tau`` (D,), ``burn``, ``thin``, ``ess`` (D,), ``rhat`` (D,), ``acceptance`` (mean),
+        ``tau_change`` (largest relative change, NaN when too short), ``converged`` (bool),
+        ``reasons`` (list of str).
     """
-    import emcee
-
     steps, walkers, d = chain_unit.shape
     reasons = []
-    with np.errstate(all="ignore"):
-        tau = np.asarray(emcee.autocorr.integrated_time(chain_unit, c=5, tol=0, quiet=True), float)
-    tau = np.where(np.isfinite(tau) & (tau > 0), tau, float(steps))
+
+    def tau_of(k: int) -> np.ndarray:
+        t = _tau(chain_unit[:k])
+        if chain_z is not None:
+            t = np.maximum(t, _tau(chain_z[:k]))
+        return t
+
+    tau = tau_of(steps)
     tmax = float(np.max(tau))
     if steps < TAU_FACTOR * tmax:
         reasons.append(f"chain of {steps} steps is shorter than {TAU_FACTOR} autocorrelation "
                        f"times ({TAU_FACTOR} x {tmax:.0f} = {TAU_FACTOR * tmax:.0f} steps); run "
                        "more --steps")
+    change = float("nan")
+    earlier = steps - CONVERGENCE_CHECK_STEPS
+    if earlier >= CONVERGENCE_CHECK_STEPS:
+        change = float(np.max(np.abs(tau - tau_of(earlier)) / tau))
+    if not change <= TAU_STABILITY:      # NaN (too short) fails too
+        reasons.append(f"autocorrelation times not stable (largest change "
+                       f"{change:.0%} over the last {CONVERGENCE_CHECK_STEPS} steps, at most "
+                       f"{TAU_STABILITY:.0%})" if np.isfinite(change) else
+                       "chain too short to check that the autocorrelation times are stable")
     burn = int(min(steps // 2, np.ceil(2 * tmax)))
     thin = max(1, int(0.5 * np.min(tau)))
     ess = (steps - burn) * walkers / tau
+    rhat = split_rhat(chain_unit[burn:])
+    if not np.max(rhat) < RHAT_MAX:
+        reasons.append(f"split R-hat over walker groups {np.max(rhat):.3f} >= {RHAT_MAX}")
     acc = float(np.mean(acceptance))
     lo, hi = ACCEPTANCE_RANGE
     if not lo <= acc <= hi:
         reasons.append(f"mean acceptance fraction {acc:.2f} outside {lo}-{hi}")
-    return {"tau": tau, "burn": burn, "thin": thin, "ess": ess, "acceptance": acc,
-            "converged": not reasons, "reasons": reasons}
+    return {"tau": tau, "burn": burn, "thin": thin, "ess": ess, "rhat": rhat,
+            "acceptance": acc, "tau_change": change, "converged": not reasons,
+            "reasons": reasons}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -636,7 +802,7 @@ def _posterior_table(setup: Setup, point: dict, draws: np.ndarray, diag: dict) -
         "table_value": setup.values, "point_estimate": point["theta"], "median": q50,
         "p5": q5, "p95": q95, "prior_low": setup.low, "prior_high": setup.high,
         "width_ratio": ratio, "constrained": ratio < CONSTRAINED_RATIO,
-        "tau": diag["tau"], "ess": diag["ess"],
+        "tau": diag["tau"], "ess": diag["ess"], "rhat": diag["rhat"],
         "converged": [bool(diag["converged"])] * len(setup.names)}).set_index("parameter")
 
 
@@ -767,7 +933,7 @@ def calibrate(params: Sequence[str] | None = None, *, until: float | None = None
                             stop_when_converged=stop_when_converged, moves=moves,
                             max_seconds=max_seconds)
     point = post["point"]
-    diag = diagnostics(post["chain_unit"], post["acceptance"])
+    diag = diagnostics(post["chain_unit"], post["acceptance"], chain_z=post["chain_z"])
     draws = post["chain"][diag["burn"]::diag["thin"]].reshape(-1, d)
     posterior = _posterior_table(setup, point, draws, diag)
     corr = _correlations(setup, draws)
@@ -892,6 +1058,81 @@ def record_table(res: Result, path=None) -> Path:
         table.loc[name, "posterior_p95"] = f"{r['p95']:.6g}"
         table.loc[name, "posterior_run"] = run
     return write_table(table, path)
+
+
+#: Significant digits of a baseline value written by :func:`set_baseline`.
+BASELINE_DIGITS = 6
+
+
+def baseline_values(res: Result) -> dict[str, float]:
+    """The point estimate (weighted least squares) of every estimated parameter, rounded to
+    :data:`BASELINE_DIGITS` significant digits and kept inside its range: the values
+    ``--set-baseline`` ships. The point estimate, not the posterior median: the medians of
+    the marginals are not a joint best fit when parameters are correlated (docs/model.md).
+
+    Raises
+    ------
+    CalibrationError
+        The chains did not converge, the optimiser stopped before converging, or the fit used
+        ``--until`` (a baseline is fitted to every target).
+    """
+    if res.setup.until is not None:
+        raise CalibrationError("--set-baseline: the fit used --until; a baseline is fitted to "
+                               "every target, drop --until")
+    if not res.diag["converged"]:
+        raise CalibrationError("--set-baseline: the chains did not converge ("
+                               + res.diag["reasons"][0] + "); baseline not changed")
+    if int(res.point.get("status", 1)) <= 0:
+        raise CalibrationError("--set-baseline: the point estimate's optimiser stopped before "
+                               "converging (evaluation limit); baseline not changed")
+    out = {}
+    for j, name in enumerate(res.setup.names):
+        v = float(f"{float(res.point['theta'][j]):.{BASELINE_DIGITS}g}")
+        out[name] = float(np.clip(v, res.setup.low[j], res.setup.high[j]))
+    return out
+
+
+def set_baseline(res: Result, table_path=None, model_file=None) -> list[Path]:
+    """Ship the point estimate as the baseline: each estimated parameter's value in the model
+    file's constant (:func:`aicarousel.params.set_model_values`, the model file is the source
+    of truth) and in the parameter table's ``value`` column, the same number in both.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The model file and the table (each written atomically; nothing when refused).
+    """
+    from .params import read_table, set_model_values, write_table
+
+    values = baseline_values(res)
+    table = read_table(table_path)
+    missing = [n for n in values if n not in table.index]
+    if missing:
+        raise CalibrationError(f"--set-baseline: {missing[0]!r} is not in the parameter table")
+    model = set_model_values(values, model_file)
+    for name, v in values.items():
+        table.loc[name, "value"] = v
+    return [model, write_table(table, table_path)]
+
+
+def posterior_intervals(names: Sequence[str], draws: np.ndarray,
+                        where: str = "--from-posterior") -> dict[str, tuple[float, float]]:
+    """Each parameter's posterior 5-95 % interval (the ranges a sensitivity analysis over the
+    posterior samples uniformly and independently; correlations are not kept).
+
+    Raises
+    ------
+    CalibrationError
+        An interval of zero width (a posterior collapsed to one value).
+    """
+    lo, hi = np.percentile(np.asarray(draws, float), [5, 95], axis=0)
+    out = {}
+    for n, a, b in zip(names, lo, hi):
+        if not a < b:
+            raise CalibrationError(f"{where}: the posterior of {n!r} has a 5-95 % interval of "
+                                   "zero width; run `aicarousel calibrate` longer")
+        out[str(n)] = (float(a), float(b))
+    return out
 
 
 def load_posterior_draws(path: str | os.PathLike) -> tuple[tuple[str, ...], np.ndarray, str]:

@@ -403,3 +403,114 @@ def scenario_labels(names: Iterable[str]) -> dict[str, str]:
 
 __all__ = ["run_experiments", "outcomes", "tagged", "latex_table", "write_table", "load_results",
            "load_table", "scenario_labels", "CASH_OUT_COVER"]
+
+
+# --------------------------------------------------------------------------- over the posterior
+#: Posterior draws each scenario runs with by default (``aicarousel experiment --from-posterior``).
+POSTERIOR_DRAWS = 100
+#: Percentiles of the bands over the posterior draws.
+POSTERIOR_PERCENTILES = (5, 50, 95)
+POSTERIOR_DATASET_FILE = "experiments_posterior.nc"
+POSTERIOR_TABLE_FILE = "experiments_posterior_table.csv"
+
+
+def _outcome_variables(cm: Any) -> list[str]:
+    """Every variable :func:`outcomes` reads (fixed names, market values, tagged flows and
+    claims), found from one baseline run's descriptions, so the posterior runs keep only these."""
+    one = cm.run(n=1, saveper=float(cm.ir.time.dt))
+    tg = tagged(one)
+    names = [INSTALLED_GW, CLOUD_DEBT, LAB_CASH, LAB_PLANNED_SPENDING]
+    names += [MARKET_VALUE.format(sector=s) for s in tg["sectors"]]
+    names += list(tg["flows"]) + list(tg["claims"]) + list(tg["cash"].values())
+    return [n for n in dict.fromkeys(names) if n in one]
+
+
+def run_posterior_experiments(names: Iterable[str] | None = None, *,
+                              posterior: str | os.PathLike, n_draws: int = POSTERIOR_DRAWS,
+                              seed: int = 0, scenarios_dir: str | os.PathLike | None = None,
+                              model_file: str | os.PathLike | None = None,
+                              output: str | os.PathLike | None = "default",
+                              table: str | os.PathLike | None = "default",
+                              progress: bool = True) -> tuple[xr.Dataset, pd.DataFrame]:
+    """Run each scenario over posterior draws of the calibrated parameters; report bands.
+
+    ``n_draws`` draws of ``posterior_draws.nc`` (``aicarousel calibrate``; chosen without
+    replacement with the seed) give the estimated parameters of every run; each scenario's own
+    settings are applied on top (a scenario that sets an estimated parameter wins: it is a
+    lever, listed in ``scenario_sets_estimated``). The ensemble engine (bit-identical to PySD)
+    runs each scenario's draws in one call.
+
+    Returns
+    -------
+    (xarray.Dataset, pandas.DataFrame)
+        Bands over the draws: dims ``scenario`` x ``percentile`` (5, 50, 95) x ``time`` of the
+        variables the outcomes read; the table indexed by (scenario, outcome) with columns
+        ``p5``, ``median``, ``p95`` and ``defined`` (share of draws where the outcome applies,
+        e.g. Lab's cash runs out). Provenance (posterior file and hash, draws, seed, model
+        hash) in the attrs and the CSV's first line.
+    """
+    from tqdm.auto import tqdm
+
+    from . import scenarios as _sc
+    from .calibrate import load_posterior_draws
+    from .ensemble import compile_model
+    from .provenance import provenance
+    from .sensitivity import check_seed, percentile_bands
+
+    pnames, draws, sha = load_posterior_draws(posterior)   # first: a missing file is one line
+    seed = check_seed(seed, "--seed")
+    if int(n_draws) < 1:
+        raise AicarouselError(f"--draws {n_draws}: give at least 1")
+    resolved = _sc.validate_all(names, scenarios_dir=scenarios_dir, model_file=model_file)
+    facts = _sc.model_facts(model_file)
+    cm = compile_model(model_file)
+    unknown = [n for n in pnames if n not in facts.constants]
+    if unknown:
+        raise AicarouselError(f"--from-posterior: {unknown[0]!r} of the posterior is not a "
+                              "constant of the model; run `aicarousel calibrate` again")
+    rng = np.random.default_rng([seed, 15])
+    m = min(int(n_draws), draws.shape[0])
+    sel = draws[np.sort(rng.choice(draws.shape[0], size=m, replace=False))]
+    dt = float(cm.ir.time.dt)
+    saveper = float(cm.ir.time.saveper)
+    variables = _outcome_variables(cm)
+    band_list, rows, fixed_by = [], [], []
+    for name, rs in tqdm(resolved.items(), desc="scenarios x posterior", unit="scenario",
+                         disable=not progress):
+        ov = rs.overrides(facts)
+        params = {n: sel[:, j] for j, n in enumerate(pnames) if n not in ov}
+        params.update(ov)
+        fixed_by.append(json.dumps(sorted(n for n in pnames if n in ov)))
+        ds = cm.run(params, n=m, outputs=variables, saveper=dt)
+        per_draw = pd.DataFrame([outcomes(ds.isel(run=i), dt) for i in range(m)])
+        for col in per_draw.columns:
+            v = per_draw[col].to_numpy(float)
+            ok = np.isfinite(v)
+            q = (np.percentile(v[ok], POSTERIOR_PERCENTILES) if ok.any()
+                 else [np.nan] * len(POSTERIOR_PERCENTILES))
+            rows.append({"scenario": name, "outcome": col, "p5": q[0], "median": q[1],
+                         "p95": q[2], "defined": float(ok.mean())})
+        stride = max(1, int(round(saveper / dt)))
+        band_list.append(percentile_bands(ds.isel(time=slice(None, None, stride)),
+                                          POSTERIOR_PERCENTILES))
+    bands = xr.concat(band_list, dim=pd.Index(list(resolved), name="scenario"))
+    bands = bands.assign_coords(scenario_sets_estimated=("scenario", fixed_by))
+    post = Path(posterior)
+    post = post / "posterior_draws.nc" if post.is_dir() else post
+    prov = provenance(model_hash=cm.model_hash, seed=seed, posterior=f"{post}#{sha}",
+                      draws=str(m), estimated_parameters=list(pnames),
+                      scenarios=list(resolved))
+    bands.attrs.update(prov)
+    table_df = pd.DataFrame(rows).set_index(["scenario", "outcome"])
+    if output is not None:
+        out = paths.RESULTS_DIR / POSTERIOR_DATASET_FILE if output == "default" else Path(output)
+        from .atomic import write_netcdf
+        write_netcdf(bands, out)
+    if table is not None:
+        path = paths.RESULTS_DIR / POSTERIOR_TABLE_FILE if table == "default" else Path(table)
+        from .atomic import write_text
+        head = "# made by aicarousel experiment --from-posterior; provenance: " + json.dumps(
+            {k: prov[k] for k in ("model_hash", "git_commit", "created", "seed", "posterior",
+                                  "draws")}) + "\n"
+        write_text(path, head + table_df.to_csv(lineterminator="\n", float_format="%.6g"))
+    return bands, table_df

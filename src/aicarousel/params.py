@@ -869,6 +869,61 @@ def sync_values(path: str | os.PathLike | None = None, model_file=None) -> list[
     return changes
 
 
+#: A constant's equation in a Vensim file: the name, ``=``, one number literal, then ``~``.
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+def _name_pattern(name: str) -> str:
+    """Regex of a Vensim name as written in the file: any case, spaces or underscores."""
+    import re
+    words = [re.escape(w) for w in str(name).replace("_", " ").split()]
+    return r"[ _]+".join(words)
+
+
+def set_model_values(values: Mapping[str, float],
+                     model_file: str | os.PathLike | None = None) -> Path:
+    """Replace the number of each named constant's equation in the Vensim model file.
+
+    Only the number literal right of ``=`` changes (units, range, comment and every other byte
+    stay as they are; no equation is re-typed). A name that is not a plain number constant of
+    the file (unknown, subscripted, or an expression) is refused, naming it, and nothing is
+    written. The file is replaced atomically.
+
+    Parameters
+    ----------
+    values : mapping of str to float
+        Vensim name -> new value (written with :func:`repr`, so it reads back exactly).
+    model_file : path, optional
+        Default ``paths.MODEL_FILE``.
+
+    Returns
+    -------
+    pathlib.Path
+        The model file.
+    """
+    import re
+
+    from .atomic import write_with
+
+    p = Path(model_file) if model_file is not None else paths.MODEL_FILE
+    text = p.read_bytes().decode("utf-8")
+    for name, value in values.items():
+        v = float(value)
+        if not math.isfinite(v):
+            raise ParameterValueError(f"{name!r}: value {v} is not finite; nothing written")
+        pat = re.compile(r"(?im)^(" + _name_pattern(name) + r"\s*=\s*)(" + _NUMBER +
+                         r")(\s*~)")
+        hits = list(pat.finditer(text))
+        if len(hits) != 1:
+            raise ParameterValueError(
+                f"{name!r} is not a constant with a plain number in {p.name} "
+                f"({len(hits)} matching equations); nothing written")
+        h = hits[0]
+        text = text[:h.start(2)] + repr(v) + text[h.end(2):]
+    data = text.encode("utf-8")
+    return write_with(p, lambda tmp: Path(tmp).write_bytes(data))
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m aicarousel.params [--sync-values]``: check or sync the parameter table."""
     ap = argparse.ArgumentParser(prog="python -m aicarousel.params",

@@ -96,7 +96,10 @@ class SweepDefinition:
     posterior : str or None
         ``"<path>#<sha256>"`` of a ``posterior_draws.nc`` (``aicarousel calibrate``): the
         parameters it holds are drawn from its draws (resampled with the seed) instead of their
-        ranges; the hash pins the file, so a changed posterior is a different sweep.
+        ranges; the hash pins the file, so a changed posterior is a different sweep. In a
+        sensitivity sweep (Morris/Sobol need independent inputs) its parameters are instead
+        sampled uniformly within their posterior 5-95 % intervals
+        (:func:`aicarousel.calibrate.posterior_intervals`), set as their ranges.
     """
 
     kind: str
@@ -186,15 +189,17 @@ def make_definition(kind: str, method: str, n: int, seed: int, problem: Problem,
         _scenario_params(scenario)  # validate early
     post = None
     if posterior is not None:
-        if kind != "montecarlo":
-            raise ParameterValueError("--from-posterior is for Monte Carlo sweeps (a Morris or "
-                                      "Sobol design needs independent ranges)")
-        from .calibrate import load_posterior_draws
-        pnames, _, sha = load_posterior_draws(posterior)
+        from .calibrate import load_posterior_draws, posterior_intervals
+        pnames, draws, sha = load_posterior_draws(posterior)
         missing = [p for p in pnames if p not in problem.names]
         if missing:
             raise ParameterValueError(f"--from-posterior: parameter {missing[0]!r} of the "
                                       "posterior is not varied in this sweep; add it")
+        if kind == "sensitivity":  # independent inputs: the posterior's 5-95 % intervals
+            iv = posterior_intervals(pnames, draws)
+            problem = Problem(problem.names, tuple(iv.get(n, b) for n, b in
+                                                   zip(problem.names, problem.bounds)),
+                              problem.units)
         p = Path(posterior)
         post = f"{(p / 'posterior_draws.nc') if p.is_dir() else p}#{sha}"
     return SweepDefinition(kind, method, int(n), int(seed), problem, outs, cm.model_hash,
@@ -509,7 +514,7 @@ def _create_store(store: Path, d: SweepDefinition) -> None:
     from .ensemble import compile_model, time_grid
 
     X = sample(d.problem, d.method, d.n, d.seed)
-    if d.posterior is not None:
+    if d.posterior is not None and d.kind == "montecarlo":
         X = _posterior_columns(d, X)
     tmp = store.with_name(store.name + ".creating")
     if tmp.exists():

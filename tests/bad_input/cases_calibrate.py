@@ -1,4 +1,5 @@
-"""``aicarousel calibrate`` and ``montecarlo --from-posterior`` (issue 14): bad targets, bad
+"""``aicarousel calibrate`` and ``--from-posterior`` of montecarlo, sensitivity and experiment
+(issue 14): bad targets, bad
 parameters, bad dates and stores are one line on stderr, exit 2, refused before any sampling
 and with nothing written (the output directory ``out`` stays absent)."""
 
@@ -89,4 +90,17 @@ CASES = [
     Case("montecarlo-from-posterior-missing",
          argv=["montecarlo", "--n", "4", "--from-posterior", "{tmp}/post", "--out",
                "{tmp}/mc", "-q"], setup=_no_posterior, message="posterior_draws.nc"),
+    Case("sensitivity-from-posterior-missing",
+         argv=["sensitivity", "--method", "morris", "--n", "2", "--from-posterior",
+               "{tmp}/post", "--out", "{tmp}/sens", "-q"], setup=_no_posterior,
+         message="run `aicarousel calibrate"),
+    Case("experiment-from-posterior-missing",
+         argv=["experiment", "baseline", "--from-posterior", "{tmp}/post", "--output",
+               "{tmp}/exp.nc", "--table", "{tmp}/exp", "-q"], setup=_no_posterior,
+         message="run `aicarousel calibrate"),
+    Case("experiment-draws-without-posterior",
+         argv=["experiment", "baseline", "--draws", "5", "--output", "{tmp}/exp.nc", "--table",
+               "{tmp}/exp", "-q"], message="--draws is for --from-posterior"),
+    Case("calibrate-set-baseline-with-until",
+         argv=CAL + ["--until", "2026", "--set-baseline"], message="drop --until"),
 ]

@@ -1,10 +1,12 @@
 """``aicarousel calibrate``: parameters estimated from the calibration targets, with uncertainty.
 
 ``aicarousel calibrate [--params NAME ...] [--until DATE] [--out DIR] [--seed N] [--walkers N]
-[--steps N] [--resume | --force]`` runs :func:`aicarousel.calibrate.calibrate` (point estimate,
-emcee posterior, diagnostics, predictive bands) and writes the result files of
-:func:`aicarousel.calibrate.write_results` into DIR (default ``results/calibration/``), beside
-the chain store ``chains.npz`` that ``--resume`` continues. Exit status 0 when the chains
+[--steps N] [--resume | --force] [--record-table] [--set-baseline]`` runs
+:func:`aicarousel.calibrate.calibrate` (point estimate, emcee posterior, diagnostics,
+predictive bands) and writes the result files of :func:`aicarousel.calibrate.write_results`
+into DIR (default ``results/calibration/``), beside the chain store ``chains.npz`` that
+``--resume`` continues. ``--set-baseline`` (checked before anything but the chain store is
+written) ships the point estimate as the baseline in the model file and the table. Exit status 0 when the chains
 converged, 1 (with a warning on stderr; the tables say so too) when not, 2 on bad input (one
 line, nothing written).
 """
@@ -57,6 +59,12 @@ def register(subparsers) -> None:
     p.add_argument("--record-table", action="store_true",
                    help="write each estimated parameter's posterior 5%%, median and 95%% into "
                         "the parameter table's posterior_* columns (values are not changed)")
+    p.add_argument("--set-baseline", action="store_true",
+                   help="ship the fit as the baseline: write each estimated parameter's "
+                        "weighted-least-squares point estimate (not the posterior median, which "
+                        "is no joint best fit when parameters correlate) into the model file's "
+                        "constant and the parameter table's value; refused unless the chains "
+                        "converged, and with --until")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
     p.set_defaults(func=_calibrate)
 
@@ -81,6 +89,9 @@ def _calibrate(args: argparse.Namespace) -> int:
         if f is not None and not Path(f).is_file():
             raise CalibrationError(f"{flag} {f}: no such file")
     until = parse_until(args.until) if args.until is not None else None
+    if args.set_baseline and until is not None:
+        raise CalibrationError("--set-baseline: the fit uses --until; a baseline is fitted to "
+                               "every target, drop --until")
     out = Path(args.out) if args.out is not None else paths.RESULTS_DIR / "calibration"
     check_output_dir(out, "--out")
     for name in RESULT_FILES + (STORE_NAME,):
@@ -95,10 +106,15 @@ def _calibrate(args: argparse.Namespace) -> int:
         from ..calibrate import _load_store
         _load_store(store)  # only ever remove our own chain store
     res = _run(args, until, out, store)
+    if args.set_baseline:
+        from ..calibrate import baseline_values
+        baseline_values(res)  # refused (one line) before any result or table is written
     files = write_results(res, out)
     if args.record_table:
         from ..calibrate import record_table
         files.append(record_table(res, args.parameters))
+    if args.set_baseline:
+        files += _set_baseline(res, args)
     d = res.diag
     if not args.quiet:
         post = res.posterior
@@ -127,6 +143,14 @@ def _calibrate(args: argparse.Namespace) -> int:
               + " (flagged in posterior.csv)", file=sys.stderr)
         return 1
     return 0
+
+
+def _set_baseline(res, args) -> list[Path]:
+    """--set-baseline: the point estimate into the model file and the table (refused, one
+    line, when the chains did not converge)."""
+    from ..calibrate import set_baseline
+
+    return set_baseline(res, args.parameters)
 
 
 def _run(args, until, out: Path, store: Path):

@@ -1,4 +1,8 @@
-"""``aicarousel experiment``: run policy/stress scenarios and write the comparison table."""
+"""``aicarousel experiment``: run policy/stress scenarios and write the comparison table.
+
+With ``--from-posterior DIR`` each scenario runs over draws of a calibration's posterior and the
+table gives each outcome's median and 5-95 % band
+(:func:`aicarousel.experiments.run_posterior_experiments`)."""
 
 from __future__ import annotations
 
@@ -25,6 +29,16 @@ def register(subparsers) -> None:
     add_model(p)
     p.add_argument("--list", action="store_true", help="list the scenarios with their descriptions and exit")
     p.add_argument("--check", action="store_true", help="validate the scenario files and exit without running")
+    p.add_argument("--from-posterior", default=None, metavar="DIR",
+                   help="run each scenario over draws of a calibration's posterior (DIR of "
+                        "`aicarousel calibrate`, or its posterior_draws.nc) and report the "
+                        "outcomes' median and 5-95%% band (default files "
+                        "results/experiments_posterior.nc and "
+                        "results/experiments_posterior_table.csv)")
+    p.add_argument("--draws", type=int, default=None, metavar="N",
+                   help="with --from-posterior: posterior draws per scenario (default 100)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="with --from-posterior: seed of the choice of draws (default 0)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table on stdout")
     p.set_defaults(func=_main)
 
@@ -45,6 +59,12 @@ def _main(args: argparse.Namespace) -> int:
     from ..atomic import check_output
     from ..experiments import run_experiments
 
+    if args.from_posterior is not None:
+        return _posterior(args, names)
+    if args.draws is not None:
+        from ..errors import AicarouselError
+        raise AicarouselError("--draws is for --from-posterior; add --from-posterior DIR")
+
     # every output path is checked before any scenario runs
     check_output(args.output or paths.RESULTS_DIR / "experiments.nc", "--output")
     stem = str(args.table or paths.RESULTS_DIR / "experiments_table")
@@ -59,5 +79,30 @@ def _main(args: argparse.Namespace) -> int:
     out = args.output or paths.RESULTS_DIR / "experiments.nc"
     stem = args.table or paths.RESULTS_DIR / "experiments_table"
     print(f"wrote {paths.relative_to_root(out)} and {paths.relative_to_root(stem)}.csv/.tex",
+          file=sys.stderr)
+    return 0
+
+
+def _posterior(args: argparse.Namespace, names) -> int:
+    """``--from-posterior``: every scenario over posterior draws; bands of the outcomes."""
+    from .. import paths
+    from ..atomic import check_output
+    from ..calibrate import load_posterior_draws
+    from ..experiments import (POSTERIOR_DATASET_FILE, POSTERIOR_DRAWS, POSTERIOR_TABLE_FILE,
+                               run_posterior_experiments)
+
+    load_posterior_draws(args.from_posterior)  # a missing posterior first, one line
+    out = args.output or paths.RESULTS_DIR / POSTERIOR_DATASET_FILE
+    table = args.table + ".csv" if args.table else paths.RESULTS_DIR / POSTERIOR_TABLE_FILE
+    check_output(out, "--output")
+    check_output(table, "--table")
+    _, df = run_posterior_experiments(
+        names, posterior=args.from_posterior,
+        n_draws=POSTERIOR_DRAWS if args.draws is None else args.draws, seed=args.seed,
+        scenarios_dir=args.scenarios_dir, model_file=args.model, output=out, table=table,
+        progress=not args.quiet)
+    if not args.quiet:
+        print(df.to_string(float_format=lambda v: f"{v:.4g}"))
+    print(f"wrote {paths.relative_to_root(out)} and {paths.relative_to_root(table)}",
           file=sys.stderr)
     return 0

@@ -72,6 +72,14 @@ def register(subparsers) -> None:
                     "final(X), peak(X), min(X), mean(X), at(X, YEAR), cross(X, LEVEL), "
                     "drop(X, LEVEL).")
     p.add_argument("--method", choices=["morris", "sobol"], required=True)
+    p.add_argument("--from-posterior", default=None, metavar="DIR",
+                   help="vary the parameters a calibration estimated (DIR of `aicarousel "
+                        "calibrate`, or its posterior_draws.nc) within their posterior 5-95%% "
+                        "intervals instead of their prior ranges: Morris and Sobol need "
+                        "independent inputs, so each is sampled uniformly and independently in "
+                        "its interval and the posterior's correlations are not kept (the "
+                        "indices say what drives the outputs within what the data leave "
+                        "uncertain; for the joint posterior use montecarlo --from-posterior)")
     _common(p)
     p.set_defaults(func=_sensitivity)
     q = subparsers.add_parser(
@@ -149,6 +157,13 @@ def _definition(args, kind):
                                       f"{real!r}; give it once")
         ranges[real] = (name, (lo, hi))
     ranges = {real: rng for real, (_, rng) in ranges.items()}
+    posterior = getattr(args, "from_posterior", None)
+    if posterior is not None:
+        from ..calibrate import load_posterior_draws
+        both = [r for r in ranges if r in load_posterior_draws(posterior)[0]]
+        if both:
+            raise ParameterValueError(f"--range {both[0]!r}: the posterior sets this "
+                                      "parameter (--from-posterior); give one or the other")
     params = args.param
     if params is not None:
         canon = {}
@@ -160,7 +175,6 @@ def _definition(args, kind):
                                           f"{real!r}; give it once")
             canon[real] = p
         params = list(dict.fromkeys(list(canon) + [r for r in ranges if r not in canon]))
-    posterior = getattr(args, "from_posterior", None)
     if posterior is not None:  # the posterior's parameters are varied (drawn from it)
         from ..calibrate import load_posterior_draws
         pnames = load_posterior_draws(posterior)[0]
@@ -310,7 +324,8 @@ def _write_indices(args, out, d, X, Y) -> int:
 
     res = analyze(d.problem, X, Y, d.method, seed=d.seed)
     res.attrs.update(definition_hash=d.hash, model_hash=d.model_hash, n=d.n,
-                     n_runs=d.n_runs, scenario=d.scenario or "baseline")
+                     n_runs=d.n_runs, scenario=d.scenario or "baseline",
+                     posterior=d.posterior or "", ranges=_ranges_note(d))
     write_netcdf(res, out / "indices.nc")
     if not args.quiet:
         key = "mu_star" if d.method == "morris" else "ST"
@@ -319,8 +334,19 @@ def _write_indices(args, out, d, X, Y) -> int:
             order = [i for i in v.argsort()[::-1] if v[i] == v[i]][:5]
             top = ", ".join(f"{res['param'].values[i]} {v[i]:.3g}" for i in order)
             print(f"{lab}: top {key}: {top}")
+        print(_ranges_note(d))
         print(f"wrote {out / 'indices.nc'} ({d.n_runs} runs)")
     return 0
+
+
+def _ranges_note(d) -> str:
+    """What the sampled ranges are (in the output's provenance and on stdout)."""
+    if d.posterior is None:
+        return "ranges: the parameter table's low-high (and --range)"
+    path = d.posterior.rpartition("#")[0]
+    return ("ranges: the estimated parameters' posterior 5-95% intervals from " + path
+            + " (sampled independently; correlations not kept), the others the parameter "
+            "table's low-high")
 
 
 def _montecarlo(args) -> int:
