@@ -1,14 +1,16 @@
 """``aicarousel calibrate``: parameters estimated from the calibration targets, with uncertainty.
 
 ``aicarousel calibrate [--params NAME ...] [--until DATE] [--out DIR] [--seed N] [--walkers N]
-[--steps N] [--resume | --force] [--record-table] [--set-baseline]`` runs
+[--steps N] [--resume | --force] [--record-table] [--set-baseline] [--point-only [--starts N]]`` runs
 :func:`aicarousel.calibrate.calibrate` (point estimate, emcee posterior, diagnostics,
 predictive bands) and writes the result files of :func:`aicarousel.calibrate.write_results`
 into DIR (default ``results/calibration/``), beside the chain store ``chains.npz`` that
 ``--resume`` continues. ``--set-baseline`` (checked before anything but the chain store is
 written) ships the point estimate as the baseline in the model file and the table. Exit status 0 when the chains
 converged, 1 (with a warning on stderr; the tables say so too) when not, 2 on bad input (one
-line, nothing written).
+line, nothing written). ``--point-only`` prints the weighted least squares point estimate
+(:func:`aicarousel.calibrate.point_estimate`) and the fit of every target at it, and writes
+nothing: the shipped baseline's estimated values come from it (docs/model.md).
 """
 
 from __future__ import annotations
@@ -65,8 +67,48 @@ def register(subparsers) -> None:
                         "is no joint best fit when parameters correlate) into the model file's "
                         "constant and the parameter table's value; refused unless the chains "
                         "converged, and with --until")
+    p.add_argument("--point-only", action="store_true",
+                   help="only the weighted least squares point estimate: print each "
+                        "parameter's table value, estimate and range and the fit of every "
+                        "target; no posterior, nothing written")
+    p.add_argument("--starts", type=int, default=None, metavar="N",
+                   help="with --point-only: starting points of the least squares fit (the "
+                        "table's values plus N - 1 Latin hypercube points; default 4)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
     p.set_defaults(func=_calibrate)
+
+
+def _point_only(args: argparse.Namespace, until) -> int:
+    """``--point-only``: the WLS point estimate and the fit at it, printed; nothing written."""
+    import numpy as np
+
+    from ..calibrate import N_STARTS, make_setup, point_estimate
+    from ..errors import CalibrationError
+
+    starts = N_STARTS if args.starts is None else args.starts
+    if starts < 1:
+        raise CalibrationError(f"--starts {starts}: give at least 1 starting point")
+    setup = make_setup(args.params, targets_file=args.targets,
+                       parameters_file=args.parameters, until=until)
+    pe = point_estimate(setup, seed=args.seed, n_starts=starts)
+    for j, name in enumerate(setup.names):
+        lo, hi, v = setup.low[j], setup.high[j], pe["theta"][j]
+        edge = " (at a bound)" if min(v - lo, hi - v) <= 1e-6 * (hi - lo) else ""
+        print(f"{name:<45} {setup.values[j]:<10.4g} -> {v:<10.4g} [{lo:g}, {hi:g}] "
+              f"{setup.units[j]}{edge}")
+    model = setup.model_values(pe["theta"][None, :], setup.targets)[0]
+    inside = 0
+    for k, (tid, r) in enumerate(setup.targets.iterrows()):
+        err = model[k] / r["value"] - 1.0 if r["value"] else np.nan
+        ok = abs(model[k] - r["value"]) <= r["tolerance"] * abs(r["value"])
+        inside += bool(ok)
+        fitted = "" if tid in setup.fit_ids else " (held out)"
+        print(f"  {tid:<34} data {r['value']:<9.4g} model {model[k]:<9.4g} {err:+.1%} "
+              f"tolerance {r['tolerance']:.0%} {'ok' if ok else 'MISS'}{fitted}")
+    print(f"cost {pe['cost']:.4g} (sum of squared residuals / 2) at {len(setup.names)} "
+          f"parameters, {starts} starts, {pe['nfev']} evaluations; {inside} of "
+          f"{len(setup.targets)} targets within tolerance")
+    return 0
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -92,6 +134,13 @@ def _calibrate(args: argparse.Namespace) -> int:
     if args.set_baseline and until is not None:
         raise CalibrationError("--set-baseline: the fit uses --until; a baseline is fitted to "
                                "every target, drop --until")
+    if args.set_baseline and args.point_only:
+        raise CalibrationError("--set-baseline needs the posterior run (it is refused unless the chains "
+                               "converged); drop --point-only")
+    if args.point_only:
+        return _point_only(args, until)
+    if args.starts is not None:
+        raise CalibrationError("--starts applies to --point-only; give both or neither")
     out = Path(args.out) if args.out is not None else paths.RESULTS_DIR / "calibration"
     check_output_dir(out, "--out")
     for name in RESULT_FILES + (STORE_NAME,):
