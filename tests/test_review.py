@@ -306,3 +306,25 @@ def test_parameter_values_agree_with_their_sources(name):
     value, tol = SOURCED[name]
     got = float(getattr(load().components, load().namespace[name])())
     assert abs(got - value) <= tol, (name, got, value)
+
+
+# Third round (validity): parameters whose range allows 0 gave NaN at t = 0 (0/0 in a ratio).
+@pytest.mark.parametrize("name", ["Initial Lab revenue", "Lab addressable market",
+                                  "Contract price per GW year", "Reference global compute"])
+def test_a_parameter_at_zero_gives_a_finite_run(name):
+    from aicarousel.ensemble import compile_model
+    cm = compile_model()
+    stocks = [v.real_name for v in cm.ir.variables.values()
+              if v.kind == "stock" and not v.internal]
+    ds = cm.run({name: np.array([0.0])}, n=1, outputs=stocks + ["Lab Revenue"], saveper=0.25)
+    bad = [s for s in stocks if not np.isfinite(ds[s].values).all()]
+    assert not bad, bad
+    assert float(ds["Lab Revenue"].values.min()) >= 0.0
+
+
+def test_free_accelerators_are_refused_before_the_run():
+    """Dollars of chip sales become GW through GPU cost per GW: 0 has no meaning (infinite GW
+    per dollar), so the model declares it positive and the run is refused, not NaN."""
+    from aicarousel.errors import ParameterValueError
+    with pytest.raises(ParameterValueError, match="'GPU cost per GW' is outside its range"):
+        run(params={"GPU cost per GW": 0.0})
