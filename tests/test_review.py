@@ -328,3 +328,17 @@ def test_free_accelerators_are_refused_before_the_run():
     from aicarousel.errors import ParameterValueError
     with pytest.raises(ParameterValueError, match="'GPU cost per GW' is outside its range"):
         run(params={"GPU cost per GW": 0.0})
+
+
+def test_cash_rich_lab_does_not_order_without_limit():
+    """Order sensitivity to cash at 10x its high bound: Effect of Lab cash on orders was
+    ratio ^ 15, so Lab's pipeline at other providers grew x102 in a year (validate, extreme
+    conditions). The effect saturates: the pipeline grows less than x10 in any year."""
+    from aicarousel.ensemble import compile_model
+    cm = compile_model()
+    ds = cm.run({"Order sensitivity to cash": np.array([15.0])}, n=1,
+                outputs=["Lab Compute Pipeline at Other Providers", "Effect of Lab cash on orders"],
+                saveper=0.25)
+    x = ds["Lab Compute Pipeline at Other Providers"].values[0]
+    assert float((x[4:] / np.maximum(x[:-4], 1e-9)).max()) < 10.0
+    assert float(ds["Effect of Lab cash on orders"].values.max()) <= 2.0 + 1e-12
