@@ -342,3 +342,16 @@ def test_cash_rich_lab_does_not_order_without_limit():
     x = ds["Lab Compute Pipeline at Other Providers"].values[0]
     assert float((x[4:] / np.maximum(x[:-4], 1e-9)).max()) < 10.0
     assert float(ds["Effect of Lab cash on orders"].values.max()) <= 2.0 + 1e-12
+
+
+def test_cash_effect_finite_when_cash_is_a_rounding_residue_below_zero():
+    """A Lab whose cash ran out keeps a residue of about -1e-20; the effect of cash on orders
+    (a ratio to a fractional power) was NaN there (a random in-range set with demand at 0)."""
+    from aicarousel.ir import build_ir, evaluate
+    from aicarousel.loops import baseline_point
+    ir = build_ir(paths.MODEL_FILE)
+    t, state = baseline_point(ir, 2028.0)
+    state = dict(state)
+    state[ir.resolve("Lab Cash")] = -1e-20
+    eff = evaluate(ir, state, t)[0][ir.resolve("Effect of Lab cash on orders")]
+    assert np.isfinite(eff) and eff == 0.0

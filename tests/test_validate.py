@@ -328,3 +328,25 @@ def test_failed_run_leaves_an_existing_report_directory_as_it_was(tmp_path, caps
     assert status == 2 and "Lab Cash" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["validation.md"]
     assert (out / "validation.md").read_text() == "the previous report"
+
+
+def test_rk4_is_a_reference_only_where_it_converges(tmp_path):
+    """RK4 cannot resolve a drain written per Euler step (``Pending / TIME STEP``) or a STEP
+    event inside its stages: there it is not compared (listed as not a reference), while
+    Euler's dt vs dt/4 still decides. A planted step-dependent flow is still caught."""
+    s = V._integration_section(_ctx(_copy(tmp_path, checks=False)))
+    rows = {r["variable"]: r for r in s.data["variables"]}
+    reneg = rows["Commitment renegotiation"]  # reads TIME STEP; RK4 leaves a tail
+    assert reneg["dt vs RK4"] > 0.5 and not reneg["flag"]
+    assert "Commitment renegotiation" in s.data["rk4_unconverged"]
+    assert "Renegotiation Pending" in s.data["rk4_unconverged"]  # RK4 halves its tail with dt
+    # smooth stocks keep RK4 as their reference
+    assert "Lab Revenue" not in s.data["rk4_unconverged"]
+    # a flow that depends on the step is caught by Euler's own convergence
+    text = MODEL.read_text(encoding="utf-8")
+    old = re.search(r"\nLab revenue growth=\n\t[^\n]*\n", text).group(0)
+    new = old.replace("\n\tIF THEN ELSE", "\n\t(TIME STEP * 64) * IF THEN ELSE")
+    assert new != old
+    bad = V._integration_section(_ctx(_copy(tmp_path, old, new, checks=False, sub="bad")))
+    row = next(r for r in bad.data["variables"] if r["variable"] == "Lab revenue growth")
+    assert bad.status == "fail" and row["flag"] == "yes" and row["dt vs dt/4"] > 0.05

@@ -57,6 +57,9 @@ PASS, FAIL, NA = "pass", "fail", "not applicable"
 DEFAULT_EXPLOSION_FACTOR = 10.0
 #: Thresholds of the integration-error section (relative to the variable's largest magnitude).
 STOCK_TOL, FLOW_TOL, BOOKING_TOL = 0.01, 0.05, 0.01
+#: RK4 serves as the reference for a variable only where halving its step changes it by less
+#: than this share of the tolerance (converged); elsewhere Euler's dt vs dt/4 decides.
+RK4_CONVERGED = 0.1
 #: Smallest denominator of a relative change, as a share of the variable's peak magnitude.
 REL_FLOOR = 0.05
 #: Conditions a reality check may state about a variable.
@@ -806,8 +809,9 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.nanmax(d)) if np.any(np.isfinite(d)) else float("inf")
 
 
-def _rk4(ctx: _Context, names: list[str]):
-    """Stocks and flows of an RK4 run by pysimlin on the saved grid, or (None, reason)."""
+def _rk4(ctx: _Context, names: list[str], dt: float | None = None):
+    """Stocks and flows of an RK4 run by pysimlin on the saved grid (at the model's TIME STEP,
+    or at ``dt``), or (None, reason)."""
     try:
         import warnings
 
@@ -815,7 +819,7 @@ def _rk4(ctx: _Context, names: list[str]):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             m = simlin.load(str(ctx.path))
-            m.project.set_sim_specs(sim_method="rk4")
+            m.project.set_sim_specs(sim_method="rk4", **({"dt": dt} if dt else {}))
             df = m.project.main_model.run(analyze_loops=False).results
     except Exception as exc:  # noqa: BLE001 - any pysimlin failure makes RK4 unavailable
         return None, f"pysimlin cannot run this model with RK4 ({type(exc).__name__})"
@@ -846,6 +850,18 @@ def _bookings(ctx: _Context):
     return out
 
 
+def _reads_time_step(ir, name: str) -> bool:
+    """Whether a variable's equation reads TIME STEP (a drain written per Euler step, such as
+    ``MIN(rate, Pending / TIME STEP)``): exact under Euler at any step, but RK4's stages give
+    ``x / TIME STEP`` no meaning as a rate (its value at a stage is not a rate of the
+    continuous system), so RK4 is no reference for it; Euler's dt vs dt/4 still decides."""
+    from .ir import Ref, walk
+
+    v = ir.variables[name]
+    return v.expr is not None and any(isinstance(e, Ref) and e.name == "time_step"
+                                      for e in walk(v.expr))
+
+
 def _integration_section(ctx: _Context) -> Section:
     names = ctx.stocks + ctx.flows
     if not ctx.stocks:
@@ -857,16 +873,29 @@ def _integration_section(ctx: _Context) -> Section:
                                  saveper=float(ctx.ir.time.saveper))
         runs[div] = {k: a[0] for k, a in v.items()}
     rk4, rk4_note = _rk4(ctx, names)
+    # RK4 is a reference only where it has converged: on smooth dynamics halving its step
+    # changes it by ~1/16 of its error; at a STEP/PULSE event, a MIN/MAX switch or a drain
+    # written per Euler step its stages straddle the discontinuity, it is only first-order
+    # accurate and no better than Euler (docs/model.md, "Third round: validity")
+    rk4_half = _rk4(ctx, names, dt / 2)[0] if rk4 else None
     table, flagged = [], []
+    unconverged = []
     for n in names:
         kind = "stock" if n in ctx.stocks else "flow"
         tol = STOCK_TOL if kind == "stock" else FLOW_TOL
         e1 = _rel(runs[1][n], runs[4][n])
         e2 = _rel(runs[2][n], runs[4][n])
         er = _rel(runs[1][n], rk4[n]) if rk4 and n in rk4 else None
-        bad = e1 > tol or (er is not None and er > tol)
+        self_rk4 = (_rel(rk4[n], rk4_half[n]) if er is not None and rk4_half and n in rk4_half
+                    else None)
+        ref = (er is not None and (self_rk4 is None or self_rk4 <= RK4_CONVERGED * tol)
+               and not _reads_time_step(ctx.ir, n))
+        if er is not None and not ref:
+            unconverged.append(ctx.ir.variables[n].real_name)
+        bad = e1 > tol or (ref and er > tol)
         row = {"variable": ctx.ir.variables[n].real_name, "kind": kind, "dt vs dt/4": e1,
-               "dt/2 vs dt/4": e2, "dt vs RK4": er, "flag": "yes" if bad else ""}
+               "dt/2 vs dt/4": e2, "dt vs RK4": er, "RK4 vs RK4 dt/2": self_rk4,
+               "flag": "yes" if bad else ""}
         table.append(row)
         if bad:
             flagged.append(row)
@@ -888,6 +917,12 @@ def _integration_section(ctx: _Context) -> Section:
         btable.append(row)
     bflag = [r for r in btable if r["flag"]]
     ev = [f"RK4: {rk4_note}" if rk4 else f"RK4 not compared: {rk4_note}"]
+    if unconverged:
+        ev.append(f"RK4 not a reference (it changes by more than {RK4_CONVERGED:g} of the "
+                  "tolerance when its step is halved: an event or switch it cannot resolve; or "
+                  "the equation reads TIME STEP, a drain written per Euler step; "
+                  f"Euler's dt vs dt/4 decides) for {len(unconverged)}: "
+                  + ", ".join(unconverged[:12]) + (" ..." if len(unconverged) > 12 else ""))
     for r in flagged[:15]:
         ev.append(f"{r['kind']} {r['variable']}: dt vs dt/4 {100 * r['dt vs dt/4']:.2g}%"
                   + (f", dt vs RK4 {100 * r['dt vs RK4']:.2g}%" if r["dt vs RK4"] is not None else ""))
@@ -905,7 +940,7 @@ def _integration_section(ctx: _Context) -> Section:
     status = FAIL if (flagged or bflag) else PASS
     return Section("integration", "Integration error", status, summary, ev, table[:25],
                    {"variables": table, "bookings": btable, "rk4": bool(rk4),
-                    "rk4_note": rk4_note, "dt": dt})
+                    "rk4_note": rk4_note, "rk4_unconverged": unconverged, "dt": dt})
 
 
 def _loop_section(ctx: _Context) -> Section:
