@@ -350,3 +350,20 @@ def test_rk4_is_a_reference_only_where_it_converges(tmp_path):
     bad = V._integration_section(_ctx(_copy(tmp_path, old, new, checks=False, sub="bad")))
     row = next(r for r in bad.data["variables"] if r["variable"] == "Lab revenue growth")
     assert bad.status == "fail" and row["flag"] == "yes" and row["dt vs dt/4"] > 0.05
+
+
+def test_explosion_is_growth_beyond_the_baselines_peak():
+    """A runaway (x12 a year, carried far past the baseline's peak, as the first model's debt
+    of $42T on a baseline peak of $0.2T) is caught; a stock refilling within the baseline's
+    own range from a low point (x15 in a year, from 6% to 90% of its peak) is not."""
+    ctx = V._Context(MODEL, quick=True)
+    s = ctx.ir.resolve("Cloud Debt")
+    peak = ctx.scale[s]
+    t = np.arange(2024.0, 2027.01, 0.25)
+    yrs = t - t[0]
+    runaway = 0.5 * peak * 12.0 ** yrs
+    refill = np.where(yrs < 1.0, 0.06 * peak * 15.0 ** yrs, 0.9 * peak)
+    flags = V._flags(ctx, t, {**{k: np.zeros((2, len(t))) for k in ctx.stocks},
+                               s: np.vstack([runaway, refill])}, 10.0, 2)
+    assert any(f.startswith("explodes: Cloud Debt") for f in flags[0])
+    assert not any(f.startswith("explodes") for f in flags[1])

@@ -500,7 +500,8 @@ class _Context:
                       for k, v in self.base.items()}
         # the baseline's own fastest growth per year of each stock (a booked contract may jump)
         self.base_growth = {s: float(g[0]) for s, g in
-                            _growth(self, t, {s: base[s] for s in self.stocks}).items()}
+                            _growth(self, t, {s: base[s] for s in self.stocks},
+                                    beyond_peak=False).items()}
         self.space = self._parameter_space()
 
     def _parameter_space(self):
@@ -558,12 +559,15 @@ def _first_bad(cm, params, run_index, t_end=None):
     return first
 
 
-def _growth(ctx: _Context, t, vals: dict) -> dict:
+def _growth(ctx: _Context, t, vals: dict, beyond_peak: bool = True) -> dict:
     """Largest growth factor over one year of each stock, per run, counted only from values
     above 5% of the stock's baseline peak (growth from next to nothing is not an explosion;
-    a stock that is zero all along the baseline is not measured)
-    and only where the value keeps its sign over the year (a stock such as an expected growth
-    rate that crosses zero has no growth factor)."""
+    a stock that is zero all along the baseline is not measured), only where the value keeps
+    its sign over the year (a stock such as an expected growth rate that crosses zero has no
+    growth factor), and only into values beyond the baseline's peak: a runaway carries a
+    stock past anything the baseline reaches (debt of $42T on a baseline peak of $0.2T),
+    while a stock refilling within the baseline's own range (a pipeline or a construction
+    stage restarting from a low point after a parameter emptied it) is not one."""
     sp = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
     k = max(1, int(round(1.0 / sp)))
     out = {}
@@ -575,8 +579,9 @@ def _growth(ctx: _Context, t, vals: dict) -> dict:
         a, b = np.abs(x[:, :-k]), np.abs(x[:, k:])
         floor = 0.05 * max(ctx.scale.get(s, 1.0), 1e-12)
         same_sign = np.sign(x[:, :-k]) == np.sign(x[:, k:])
+        beyond = b > ctx.scale.get(s, 1.0) if beyond_peak else True
         with np.errstate(all="ignore"):
-            ratio = np.where((a > floor) & same_sign, b / a, 0.0)
+            ratio = np.where((a > floor) & same_sign & beyond, b / a, 0.0)
         out[s] = np.where(np.isfinite(ratio), ratio, 0.0).max(axis=1)
     return out
 
@@ -704,8 +709,8 @@ def _extreme_section(ctx: _Context) -> Section:
         table.append({"parameter": name, "setting": label, "value": v, "problem": "; ".join(f[:3])})
     summary = (f"{n} runs (each parameter alone at an extreme, ensemble engine): {n_nan} NaN/inf, "
                f"{n_neg} with a stock below its declared lower bound, {n_exp} explosions "
-               f"(a stock growing more than x{ctx.checks.explosion_factor:g} in a year, and more "
-               "than 1.5 times the baseline's own fastest growth).")
+               f"(a stock growing more than x{ctx.checks.explosion_factor:g} in a year, more "
+               "than 1.5 times the baseline's own fastest growth, to beyond the baseline's peak).")
     if not ctx.lower:
         ev.append("No stock declares a lower bound in its units field ([0,?]); negativity not checked.")
     ev += refused
