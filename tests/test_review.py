@@ -355,3 +355,19 @@ def test_cash_effect_finite_when_cash_is_a_rounding_residue_below_zero():
     state[ir.resolve("Lab Cash")] = -1e-20
     eff = evaluate(ir, state, t)[0][ir.resolve("Effect of Lab cash on orders")]
     assert np.isfinite(eff) and eff == 0.0
+
+
+def test_lab_cannot_order_more_than_the_world_ships():
+    """Ten times the demand for AI made Lab order ~30 GW at other providers within a year,
+    several times world production (validate, extreme conditions). Orders at other providers
+    are capped at a share of world shipments, so the pipeline there grows less than x10 a year."""
+    from aicarousel.ensemble import compile_model
+    cm = compile_model()
+    out = ["Lab Compute Pipeline at Other Providers", "Lab orders at other providers",
+           "Global compute shipments", "Maximum Lab share of world shipments"]
+    ds = cm.run({"AI demand multiplier": np.array([20.0])}, n=1, outputs=out, saveper=0.25)
+    share = float(ds["Maximum Lab share of world shipments"].values.ravel()[0])
+    assert np.all(ds["Lab orders at other providers"].values
+                  <= share * ds["Global compute shipments"].values + 1e-9)
+    x = ds["Lab Compute Pipeline at Other Providers"].values[0]
+    assert float((x[4:] / np.maximum(x[:-4], 1e-9)).max()) < 10.0
