@@ -306,3 +306,68 @@ def test_parameter_values_agree_with_their_sources(name):
     value, tol = SOURCED[name]
     got = float(getattr(load().components, load().namespace[name])())
     assert abs(got - value) <= tol, (name, got, value)
+
+
+# Third round (validity): parameters whose range allows 0 gave NaN at t = 0 (0/0 in a ratio).
+@pytest.mark.parametrize("name", ["Initial Lab revenue", "Lab addressable market",
+                                  "Contract price per GW year", "Reference global compute"])
+def test_a_parameter_at_zero_gives_a_finite_run(name):
+    from aicarousel.ensemble import compile_model
+    cm = compile_model()
+    stocks = [v.real_name for v in cm.ir.variables.values()
+              if v.kind == "stock" and not v.internal]
+    ds = cm.run({name: np.array([0.0])}, n=1, outputs=stocks + ["Lab Revenue"], saveper=0.25)
+    bad = [s for s in stocks if not np.isfinite(ds[s].values).all()]
+    assert not bad, bad
+    assert float(ds["Lab Revenue"].values.min()) >= 0.0
+
+
+def test_free_accelerators_are_refused_before_the_run():
+    """Dollars of chip sales become GW through GPU cost per GW: 0 has no meaning (infinite GW
+    per dollar), so the model declares it positive and the run is refused, not NaN."""
+    from aicarousel.errors import ParameterValueError
+    with pytest.raises(ParameterValueError, match="'GPU cost per GW' is outside its range"):
+        run(params={"GPU cost per GW": 0.0})
+
+
+def test_cash_rich_lab_does_not_order_without_limit():
+    """Order sensitivity to cash at 10x its high bound: Effect of Lab cash on orders was
+    ratio ^ 15, so Lab's pipeline at other providers grew x102 in a year (validate, extreme
+    conditions). The effect saturates: the pipeline grows less than x10 in any year."""
+    from aicarousel.ensemble import compile_model
+    cm = compile_model()
+    ds = cm.run({"Order sensitivity to cash": np.array([15.0])}, n=1,
+                outputs=["Lab Compute Pipeline at Other Providers", "Effect of Lab cash on orders"],
+                saveper=0.25)
+    x = ds["Lab Compute Pipeline at Other Providers"].values[0]
+    assert float((x[4:] / np.maximum(x[:-4], 1e-9)).max()) < 10.0
+    assert float(ds["Effect of Lab cash on orders"].values.max()) <= 2.0 + 1e-12
+
+
+def test_cash_effect_finite_when_cash_is_a_rounding_residue_below_zero():
+    """A Lab whose cash ran out keeps a residue of about -1e-20; the effect of cash on orders
+    (a ratio to a fractional power) was NaN there (a random in-range set with demand at 0)."""
+    from aicarousel.ir import build_ir, evaluate
+    from aicarousel.loops import baseline_point
+    ir = build_ir(paths.MODEL_FILE)
+    t, state = baseline_point(ir, 2028.0)
+    state = dict(state)
+    state[ir.resolve("Lab Cash")] = -1e-20
+    eff = evaluate(ir, state, t)[0][ir.resolve("Effect of Lab cash on orders")]
+    assert np.isfinite(eff) and eff == 0.0
+
+
+def test_lab_cannot_order_more_than_the_world_ships():
+    """Ten times the demand for AI made Lab order ~30 GW at other providers within a year,
+    several times world production (validate, extreme conditions). Orders at other providers
+    are capped at a share of world shipments, so the pipeline there grows less than x10 a year."""
+    from aicarousel.ensemble import compile_model
+    cm = compile_model()
+    out = ["Lab Compute Pipeline at Other Providers", "Lab orders at other providers",
+           "Global compute shipments", "Maximum Lab share of world shipments"]
+    ds = cm.run({"AI demand multiplier": np.array([20.0])}, n=1, outputs=out, saveper=0.25)
+    share = float(ds["Maximum Lab share of world shipments"].values.ravel()[0])
+    assert np.all(ds["Lab orders at other providers"].values
+                  <= share * ds["Global compute shipments"].values + 1e-9)
+    x = ds["Lab Compute Pipeline at Other Providers"].values[0]
+    assert float((x[4:] / np.maximum(x[:-4], 1e-9)).max()) < 10.0

@@ -58,6 +58,9 @@ PASS, FAIL, NA = "pass", "fail", "not applicable"
 DEFAULT_EXPLOSION_FACTOR = 10.0
 #: Thresholds of the integration-error section (relative to the variable's largest magnitude).
 STOCK_TOL, FLOW_TOL, BOOKING_TOL = 0.01, 0.05, 0.01
+#: RK4 serves as the reference for a variable only where halving its step changes it by less
+#: than this share of the tolerance (converged); elsewhere Euler's dt vs dt/4 decides.
+RK4_CONVERGED = 0.1
 #: Smallest denominator of a relative change, as a share of the variable's peak magnitude.
 REL_FLOOR = 0.05
 #: Conditions a reality check may state about a variable.
@@ -503,7 +506,8 @@ class _Context:
                       for k, v in self.base.items()}
         # the baseline's own fastest growth per year of each stock (a booked contract may jump)
         self.base_growth = {s: float(g[0]) for s, g in
-                            _growth(self, t, {s: base[s] for s in self.stocks}).items()}
+                            _growth(self, t, {s: base[s] for s in self.stocks},
+                                    beyond_peak=False).items()}
         self.space = self._parameter_space()
 
     def _parameter_space(self):
@@ -568,12 +572,15 @@ def _first_bad(cm, params, runs) -> dict:
     return out
 
 
-def _growth(ctx: _Context, t, vals: dict) -> dict:
+def _growth(ctx: _Context, t, vals: dict, beyond_peak: bool = True) -> dict:
     """Largest growth factor over one year of each stock, per run, counted only from values
     above 5% of the stock's baseline peak (growth from next to nothing is not an explosion;
-    a stock that is zero all along the baseline is not measured)
-    and only where the value keeps its sign over the year (a stock such as an expected growth
-    rate that crosses zero has no growth factor)."""
+    a stock that is zero all along the baseline is not measured), only where the value keeps
+    its sign over the year (a stock such as an expected growth rate that crosses zero has no
+    growth factor), and only into values beyond the baseline's peak: a runaway carries a
+    stock past anything the baseline reaches (debt of $42T on a baseline peak of $0.2T),
+    while a stock refilling within the baseline's own range (a pipeline or a construction
+    stage restarting from a low point after a parameter emptied it) is not one."""
     sp = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
     k = max(1, int(round(1.0 / sp)))
     out = {}
@@ -585,8 +592,9 @@ def _growth(ctx: _Context, t, vals: dict) -> dict:
         a, b = np.abs(x[:, :-k]), np.abs(x[:, k:])
         floor = 0.05 * max(ctx.scale.get(s, 1.0), 1e-12)
         same_sign = np.sign(x[:, :-k]) == np.sign(x[:, k:])
+        beyond = b > ctx.scale.get(s, 1.0) if beyond_peak else True
         with np.errstate(all="ignore"):
-            ratio = np.where((a > floor) & same_sign, b / a, 0.0)
+            ratio = np.where((a > floor) & same_sign & beyond, b / a, 0.0)
         out[s] = np.where(np.isfinite(ratio), ratio, 0.0).max(axis=1)
     return out
 
@@ -704,8 +712,8 @@ def _extreme_section(ctx: _Context) -> Section:
         table.append({"parameter": name, "setting": label, "value": v, "problem": "; ".join(f[:3])})
     summary = (f"{n} runs (each parameter alone at an extreme, ensemble engine): {n_nan} NaN/inf, "
                f"{n_neg} with a stock below its declared lower bound, {n_exp} explosions "
-               f"(a stock growing more than x{ctx.checks.explosion_factor:g} in a year, and more "
-               "than 1.5 times the baseline's own fastest growth).")
+               f"(a stock growing more than x{ctx.checks.explosion_factor:g} in a year, more "
+               "than 1.5 times the baseline's own fastest growth, to beyond the baseline's peak).")
     if not ctx.lower:
         ev.append("No stock declares a lower bound in its units field ([0,?]); negativity not checked.")
     ev += refused
@@ -858,8 +866,9 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.nanmax(d)) if np.any(np.isfinite(d)) else float("inf")
 
 
-def _rk4(ctx: _Context, names: list[str]):
-    """Stocks and flows of an RK4 run by pysimlin on the saved grid, or (None, reason)."""
+def _rk4(ctx: _Context, names: list[str], dt: float | None = None):
+    """Stocks and flows of an RK4 run by pysimlin on the saved grid (at the model's TIME STEP,
+    or at ``dt``), or (None, reason)."""
     try:
         import warnings
 
@@ -867,7 +876,7 @@ def _rk4(ctx: _Context, names: list[str]):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             m = simlin.load(str(ctx.path))
-            m.project.set_sim_specs(sim_method="rk4")
+            m.project.set_sim_specs(sim_method="rk4", **({"dt": dt} if dt else {}))
             df = m.project.main_model.run(analyze_loops=False).results
     except Exception as exc:  # noqa: BLE001 - any pysimlin failure makes RK4 unavailable
         return None, f"pysimlin cannot run this model with RK4 ({type(exc).__name__})"
@@ -927,6 +936,18 @@ def _step_runs(ctx: _Context, names: list[str], books: list[str]):
     return runs, bookings
 
 
+def _reads_time_step(ir, name: str) -> bool:
+    """Whether a variable's equation reads TIME STEP (a drain written per Euler step, such as
+    ``MIN(rate, Pending / TIME STEP)``): exact under Euler at any step, but RK4's stages give
+    ``x / TIME STEP`` no meaning as a rate (its value at a stage is not a rate of the
+    continuous system), so RK4 is no reference for it; Euler's dt vs dt/4 still decides."""
+    from .ir import Ref, walk
+
+    v = ir.variables[name]
+    return v.expr is not None and any(isinstance(e, Ref) and e.name == "time_step"
+                                      for e in walk(v.expr))
+
+
 def _integration_section(ctx: _Context) -> Section:
     names = ctx.stocks + ctx.flows
     if not ctx.stocks:
@@ -935,16 +956,29 @@ def _integration_section(ctx: _Context) -> Section:
     books = _bookings(ctx)
     runs, book_ints = _step_runs(ctx, names, books)
     rk4, rk4_note = _rk4(ctx, names)
+    # RK4 is a reference only where it has converged: on smooth dynamics halving its step
+    # changes it by ~1/16 of its error; at a STEP/PULSE event, a MIN/MAX switch or a drain
+    # written per Euler step its stages straddle the discontinuity, it is only first-order
+    # accurate and no better than Euler (docs/model.md, "Third round: validity")
+    rk4_half = _rk4(ctx, names, dt / 2)[0] if rk4 else None
     table, flagged = [], []
+    unconverged = []
     for n in names:
         kind = "stock" if n in ctx.stocks else "flow"
         tol = STOCK_TOL if kind == "stock" else FLOW_TOL
         e1 = _rel(runs[1][n], runs[4][n])
         e2 = _rel(runs[2][n], runs[4][n])
         er = _rel(runs[1][n], rk4[n]) if rk4 and n in rk4 else None
-        bad = e1 > tol or (er is not None and er > tol)
+        self_rk4 = (_rel(rk4[n], rk4_half[n]) if er is not None and rk4_half and n in rk4_half
+                    else None)
+        ref = (er is not None and (self_rk4 is None or self_rk4 <= RK4_CONVERGED * tol)
+               and not _reads_time_step(ctx.ir, n))
+        if er is not None and not ref:
+            unconverged.append(ctx.ir.variables[n].real_name)
+        bad = e1 > tol or (ref and er > tol)
         row = {"variable": ctx.ir.variables[n].real_name, "kind": kind, "dt vs dt/4": e1,
-               "dt/2 vs dt/4": e2, "dt vs RK4": er, "flag": "yes" if bad else ""}
+               "dt/2 vs dt/4": e2, "dt vs RK4": er, "RK4 vs RK4 dt/2": self_rk4,
+               "flag": "yes" if bad else ""}
         table.append(row)
         if bad:
             flagged.append(row)
@@ -961,6 +995,12 @@ def _integration_section(ctx: _Context) -> Section:
         btable.append(row)
     bflag = [r for r in btable if r["flag"]]
     ev = [f"RK4: {rk4_note}" if rk4 else f"RK4 not compared: {rk4_note}"]
+    if unconverged:
+        ev.append(f"RK4 not a reference (it changes by more than {RK4_CONVERGED:g} of the "
+                  "tolerance when its step is halved: an event or switch it cannot resolve; or "
+                  "the equation reads TIME STEP, a drain written per Euler step; "
+                  f"Euler's dt vs dt/4 decides) for {len(unconverged)}: "
+                  + ", ".join(unconverged[:12]) + (" ..." if len(unconverged) > 12 else ""))
     for r in flagged[:15]:
         ev.append(f"{r['kind']} {r['variable']}: dt vs dt/4 {100 * r['dt vs dt/4']:.2g}%"
                   + (f", dt vs RK4 {100 * r['dt vs RK4']:.2g}%" if r["dt vs RK4"] is not None else ""))
@@ -978,7 +1018,7 @@ def _integration_section(ctx: _Context) -> Section:
     status = FAIL if (flagged or bflag) else PASS
     return Section("integration", "Integration error", status, summary, ev, table[:25],
                    {"variables": table, "bookings": btable, "rk4": bool(rk4),
-                    "rk4_note": rk4_note, "dt": dt})
+                    "rk4_note": rk4_note, "rk4_unconverged": unconverged, "dt": dt})
 
 
 def _loop_section(ctx: _Context) -> Section:
