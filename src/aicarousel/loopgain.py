@@ -10,7 +10,9 @@ Everything is derived from the model file through the IR:
   polarity R whose key variables exist in the model (for models without named loops: every
   reinforcing loop found at the reference time), one path: the shortest cycle through its key
   variables that is active with polarity R at the reference time (else the shortest active,
-  else the shortest). The structure is the union ``U`` of the links of these paths.
+  else the shortest), among the cycles :func:`aicarousel.loops.named_cycles` finds through
+  them (the one cycle search of the package; ties go to the first in
+  :func:`aicarousel.loops.find_loops`' order, so the choice does not depend on hash seeds). The structure is the union ``U`` of the links of these paths.
 * **Open-loop residence time of a stock.** ``a_s = d rhs_s / d s`` (total, through every
   auxiliary, by the chain rule over the link gains) minus the part that runs along ``U``
   (the reinforcing loops themselves); ``tau_s = -1 / a_s`` when ``a_s < 0``. A stock with no
@@ -49,7 +51,7 @@ from aicarousel.ir import ModelIR, evaluate, simulate
 
 __all__ = ["LoopGainError", "LinkDerivatives", "ReinforcingStructure", "structure",
            "loop_gains_at", "loop_gains_along", "loop_gain_dataset", "REFERENCE_TIME",
-           "INTEGRATOR_HORIZON", "LENGTH_BOUND", "run_state", "check_time",
+           "INTEGRATOR_HORIZON", "run_state", "check_time",
            "gains_at_state", "GainsAt", "structure_constants", "constant_thresholds",
            "threshold_runs"]
 
@@ -58,9 +60,6 @@ REFERENCE_TIME = 2028.0
 #: Residence time (years) given to a stock with no own outflow (an integrator such as a cash
 #: balance, or a stock that grows on its own), as in ``stability.analyse_along_baseline``.
 INTEGRATOR_HORIZON = 1.0
-#: Named loops are searched among cycles of at most this many variables (every named loop of
-#: the carousel fits; ``tests/test_loops.py`` uses the same bound).
-LENGTH_BOUND = 18
 
 
 class LoopGainError(AicarouselError):
@@ -223,8 +222,8 @@ def run_state(ir: ModelIR, time: float, params: Mapping | None = None,
 
 
 def structure(ir: ModelIR, loops: Iterable[str] | None = None, time: float | None = None,
-              params: Mapping | None = None, named: Mapping[str, dict] | None = None,
-              length_bound: int | None = LENGTH_BOUND) -> ReinforcingStructure:
+              params: Mapping | None = None,
+              named: Mapping[str, dict] | None = None) -> ReinforcingStructure:
     """Choose the path of each reinforcing loop at the reference state.
 
     Parameters
@@ -245,7 +244,7 @@ def structure(ir: ModelIR, loops: Iterable[str] | None = None, time: float | Non
     LoopGainError
         The model has no feedback loop, no reinforcing loop, or a loop id is unknown.
     """
-    from aicarousel.loops import find_loops, load_named_loops
+    from aicarousel.loops import dependency_graph, find_loops, load_named_loops, named_cycles
 
     t_ref = check_time(ir, time)
     if not ir.stocks:
@@ -274,20 +273,31 @@ def structure(ir: ModelIR, loops: Iterable[str] | None = None, time: float | Non
                                     f"{ir.path.name} in named_loops.yaml (it names loops of "
                                     f"{', '.join(named[lid].get('key_variables', {})) or 'none'})")
     t, state = run_state(ir, t_ref, params)
-    rep = find_loops(ir, point=(t, state), length_bound=length_bound)
-    if not rep.loops:
+    g = dependency_graph(ir)
+    if nx.is_directed_acyclic_graph(g):
         raise LoopGainError(f"model {ir.path.name} has no feedback loops (no cycle in its "
                             "variable graph), so it has no loop gain")
+    wanted = (loops if loops is not None else
+              [lid for lid in keys if named[lid].get("polarity") == "R"])
+    if keys:
+        # the one owner of cycle search: every cycle through each loop's key variables,
+        # found depth-first in model order (complete up to its bound, order-independent)
+        per_loop, _cut, _bound = named_cycles(ir, {lid: named[lid] for lid in wanted}, g)
+        seen: dict[tuple, list[str]] = {}
+        for found in per_loop.values():
+            for cyc in found:
+                k = cyc.index(min(cyc))
+                seen.setdefault(tuple(cyc[k:] + cyc[:k]), cyc)
+        rep = find_loops(ir, point=(t, state), cycles=list(seen.values()))
+    else:
+        rep = find_loops(ir, point=(t, state), length_bound=None)
     paths, names, notes = {}, {}, {}
     if keys:
-        wanted = loops if loops is not None else [lid for lid in keys
-                                                  if named[lid].get("polarity") == "R"]
         for lid in wanted:
             ks = set(keys[lid])
             matches = [lp for lp in rep.loops if ks <= set(lp.variables)]
             if not matches:
-                notes[lid] = (f"no cycle of at most {length_bound} variables passes through "
-                              "its key variables")
+                notes[lid] = "no cycle passes through its key variables"
                 continue
             pol = named[lid].get("polarity")
             pick = (min((lp for lp in matches if lp.polarity == pol), key=lambda lp:
@@ -318,7 +328,7 @@ def structure(ir: ModelIR, loops: Iterable[str] | None = None, time: float | Non
         raise LoopGainError(f"none of the named reinforcing loops exists in model "
                             f"{ir.path.name}: " + "; ".join(f"{k}: {v}" for k, v in notes.items()))
     return ReinforcingStructure(ir=ir, paths=paths, names=names, reference_time=t,
-                                derivs=LinkDerivatives(ir), notes=notes)
+                                derivs=LinkDerivatives(ir, g), notes=notes)
 
 
 # --------------------------------------------------------------------------------------------
