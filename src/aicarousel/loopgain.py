@@ -53,7 +53,7 @@ __all__ = ["LoopGainError", "LinkDerivatives", "ReinforcingStructure", "structur
            "loop_gains_at", "loop_gains_along", "loop_gain_dataset", "REFERENCE_TIME",
            "INTEGRATOR_HORIZON", "run_state", "check_time",
            "gains_at_state", "GainsAt", "structure_constants", "constant_thresholds",
-           "threshold_runs"]
+           "threshold_runs", "structure_growth_rate"]
 
 #: Reference time of the carousel's headline G (years): the state of the baseline run there.
 REFERENCE_TIME = 2028.0
@@ -553,29 +553,64 @@ def constant_thresholds(st: ReinforcingStructure, params: Mapping | None = None,
     return rows
 
 
+def structure_growth_rate(st: ReinforcingStructure, t: float, state: Mapping[str, float],
+                          params: Mapping | None = None) -> float:
+    """Largest real part (1/time unit) of the full model's Jacobian over the structure's stocks.
+
+    Central finite differences of the full model's net flows (through every auxiliary, every
+    other stock held) with respect to the stocks on the reinforcing loops, at one state:
+    positive when a deviation fed into the loops grows there, negative when it decays.
+    """
+    from aicarousel.ir import evaluate
+
+    stocks = st.stocks
+    n = len(stocks)
+    J = np.zeros((n, n))
+    with np.errstate(all="ignore"):
+        for j, s in enumerate(stocks):
+            h = 1e-6 * max(abs(state[s]), 1.0)
+            up, dn = dict(state), dict(state)
+            up[s], dn[s] = state[s] + h, state[s] - h
+            fu = evaluate(st.ir, up, t, params)[1]
+            fd = evaluate(st.ir, dn, t, params)[1]
+            for i, s2 in enumerate(stocks):
+                J[i, j] = (fu[s2] - fd[s2]) / (2 * h)
+    return float(np.max(np.linalg.eigvals(J).real)) if n else float("nan")
+
+
 def threshold_runs(st: ReinforcingStructure, name: str, threshold: float,
-                   params: Mapping | None = None, factors=(0.9, 1.1)) -> list[dict]:
+                   params: Mapping | None = None, factors=(0.9, 1.1),
+                   predicted: list[str] | None = None) -> list[dict]:
     """Full-model runs with a constant just below and above its G = 1 threshold.
 
-    The linearisation predicts G < 1 below and G > 1 above at the reference time; in a run the
-    state itself moves with the constant, so each row gives G at the reference time of that run
-    (the same loop paths) and whether it lies on the predicted side.
+    The linearisation predicts G < 1 on one side and G > 1 on the other at the reference
+    time (``predicted``: ``"G < 1"`` or ``"G > 1"`` per factor; default G < 1 below the
+    threshold and G > 1 above); in a run the state itself moves with the
+    constant, so each row gives, at the reference time of that run (the same loop paths), G
+    and the growth rate of the reinforcing structure (:func:`structure_growth_rate`: the
+    largest real eigenvalue of the full model's Jacobian over the loops' stocks; positive =
+    a deviation grows), and whether both lie on the predicted side.
 
     Returns
     -------
     list of dict
-        ``{"factor", "value", "G_reference", "predicted", "as_predicted"}``.
+        ``{"factor", "value", "G_reference", "growth_rate", "predicted", "as_predicted",
+        "growth_as_predicted"}``.
     """
     ir = st.ir
     real = ir.variables[ir.resolve(name)].real_name
     rows = []
-    for f in factors:
+    predicted = predicted or ["G < 1" if f < 1 else "G > 1" for f in factors]
+    for f, pred in zip(factors, predicted):
         p = dict(params or {})
         p[real] = threshold * f
         t, state = run_state(ir, st.reference_time, p)
         with np.errstate(all="ignore"):
             g = gains_at_state(st, t, state, p).G
-        pred = "G < 1" if f < 1 else "G > 1"
-        rows.append({"factor": f, "value": threshold * f, "G_reference": g, "predicted": pred,
-                     "as_predicted": bool((g < 1) if f < 1 else (g > 1))})
+        rate = structure_growth_rate(st, t, state, p)
+        above = pred == "G > 1"
+        rows.append({"factor": f, "value": threshold * f, "G_reference": g,
+                     "growth_rate": rate, "predicted": "G > 1" if above else "G < 1",
+                     "as_predicted": bool((g > 1) if above else (g < 1)),
+                     "growth_as_predicted": bool((rate > 0) if above else (rate < 0))})
     return rows

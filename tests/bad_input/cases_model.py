@@ -216,5 +216,5 @@ CASES = [
              "<eqn>70</eqn>", "<eqn>70</eqn><units>'''&quot;&quot;&quot;\\" +
              payload().replace('"', "&quot;") + "</units>")),
          check=no_marker),
-    Case("doc-core-loop", argv=DOC + ["{root}/models/core_loop.mdl"], status=0),
+    Case("doc-core-loop", argv=DOC + ["{root}/models/core_loop_derived.mdl"], status=0),
 ]
