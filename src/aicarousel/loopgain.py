@@ -595,7 +595,8 @@ def threshold_runs(st: ReinforcingStructure, name: str, threshold: float,
     -------
     list of dict
         ``{"factor", "value", "G_reference", "growth_rate", "predicted", "as_predicted",
-        "growth_as_predicted"}``.
+        "growth_as_predicted", "inactive_links"}`` (links of the loops with zero gain in that
+        run at the reference time: a MIN, MAX or IF branch that cuts them).
     """
     ir = st.ir
     real = ir.variables[ir.resolve(name)].real_name
@@ -606,11 +607,15 @@ def threshold_runs(st: ReinforcingStructure, name: str, threshold: float,
         p[real] = threshold * f
         t, state = run_state(ir, st.reference_time, p)
         with np.errstate(all="ignore"):
-            g = gains_at_state(st, t, state, p).G
+            gat = gains_at_state(st, t, state, p)
+        g = gat.G
         rate = structure_growth_rate(st, t, state, p)
+        cut = [f"{ir.variables[x].real_name} -> {ir.variables[y].real_name}"
+               for (x, y), v in sorted(gat.links.items()) if v == 0.0]
         above = pred == "G > 1"
         rows.append({"factor": f, "value": threshold * f, "G_reference": g,
                      "growth_rate": rate, "predicted": "G > 1" if above else "G < 1",
                      "as_predicted": bool((g > 1) if above else (g < 1)),
-                     "growth_as_predicted": bool((rate > 0) if above else (rate < 0))})
+                     "growth_as_predicted": bool((rate > 0) if above else (rate < 0)),
+                     "inactive_links": cut})
     return rows

@@ -620,28 +620,51 @@ def stability_map(cf: ClosedForms, x: str, y: str, n: int = 41,
 # --------------------------------------------------------------------------------------------
 # The reduced model's thresholds, checked by runs of the full model
 # --------------------------------------------------------------------------------------------
-def _scaling_constant(rm: ReducedModel, x: str, y: str) -> tuple[str | None, float, str]:
+def _scaling_constant(rm: ReducedModel, x: str, y: str, params: Mapping | None = None
+                      ) -> tuple[str | None, float, str]:
     """A constant of the full model whose change scales the link gain x -> y by a power.
 
-    Returns ``(constant py_name, elasticity, why)``: the link gain is proportional to the
-    constant to the power ``elasticity`` (+1 or -1, exactly, by sympy); None with the reason
-    when no constant in the link's partial derivative does that.
+    Returns ``(constant py_name, elasticity, why)``: the link gain, state held at the
+    reference, is proportional to the constant to the power ``elasticity`` (+1 or -1: exactly
+    in the link's own equation by sympy, and checked at the reference state with the constant
+    doubled, 1e-9 relative, so a constant that also moves the link's other inputs is refused);
+    None with the reason when no constant does that.
     """
+    from aicarousel.ir import evaluate
+
     dv = rm.structure.derivs
     ir = rm.full
     d = dv.symbolic(x, y)
-    if d.free_symbols == set() or d.is_number:
+    if d.is_number:
         return None, 0.0, (f"its gain is the number {float(d):g} (a stock's inflow or a sum), "
                            "set by the model's structure, not by a constant")
+    t, state = run_state(ir, rm.reference_time, params)
+    g0 = rm.links[(x, y)]
+    tried = []
     for c in sorted(d.free_symbols, key=lambda z: z.name):
         n = c.name
         if n not in ir.constants or ir.constants[n] == 0 or abs(ir.constants[n]) >= 1000:
             continue
         e = sp.simplify(sp.diff(d, c) * c / d)
-        if e in (1, -1):
-            return n, float(e), ""
-    return None, 0.0, ("no constant of the full model scales this link gain alone (it depends "
-                       "on the state)")
+        if e not in (1, -1):
+            continue
+        real = ir.variables[n].real_name
+        c0 = float((params or {}).get(real, ir.constants[n]))
+        p = dict(params or {})
+        p[real] = 2 * c0
+        env, _ = evaluate(ir, state, t, p)
+        if abs(dv.value(x, y, env, t) / g0 - 2.0 ** float(e)) < 1e-9:
+            g2 = gains_at_state(rm.structure, t, state, p)
+            moved = [f"{ir.variables[a].real_name} -> {ir.variables[b].real_name}"
+                     for (a, b), v in sorted(g2.links.items()) if (a, b) != (x, y)
+                     and abs(v - rm.links[(a, b)]) > 1e-9 * max(abs(v), 1e-300)]
+            return n, float(e), ("; ".join(moved) and f"it also changes the gain of "
+                                 f"{'; '.join(moved[:3])}, so its own G = 1 threshold (state "
+                                 "held) is used")
+        tried.append(real)
+    return None, 0.0, ("no constant of the full model scales this link gain alone"
+                       + (f" ({', '.join(tried)} also moves the link's other inputs)" if tried
+                          else " (it depends on the state)"))
 
 
 def full_model_checks(rm: ReducedModel, cf: ClosedForms | None = None, factors=(0.9, 1.1),
@@ -659,7 +682,8 @@ def full_model_checks(rm: ReducedModel, cf: ClosedForms | None = None, factors=(
     -------
     list of dict
         ``{"symbol", "link", "value", "threshold", "constant" (model name or None),
-        "constant_value", "constant_threshold", "why" (when not checkable), "runs"}``.
+        "constant_value", "constant_threshold", "why" (when not checkable, or why the
+        constant's own threshold is used), "runs"}``.
     """
     from tqdm import tqdm
 
@@ -680,7 +704,7 @@ def full_model_checks(rm: ReducedModel, cf: ClosedForms | None = None, factors=(
                           "constant of the full model sets it")
             rows.append(row)
             continue
-        c, e, why = _scaling_constant(rm, x, y)
+        c, e, why = _scaling_constant(rm, x, y, params)
         if c is None:
             row["why"] = why
             rows.append(row)
@@ -688,6 +712,17 @@ def full_model_checks(rm: ReducedModel, cf: ClosedForms | None = None, factors=(
         c0 = float((params or {}).get(ir.variables[c].real_name, ir.constants[c]))
         r = thr / cf.values[s]
         cthr = c0 * r ** (1.0 / e)
+        if why:  # the constant moves other links of the loops too: its own threshold
+            from aicarousel.loopgain import constant_thresholds
+            (ct,) = constant_thresholds(rm.structure, params=params, constants=[c])
+            if ct["threshold"] is None:
+                row["why"] = why.replace("so its own G = 1 threshold (state held) is used",
+                                         "and G does not reach 1 through it")
+                rows.append(row)
+                continue
+            cthr = ct["threshold"]
+            r = (cthr / c0) ** e
+        row["why"] = why
         # G is monotonic in one link gain between its value and its threshold: a gain moved
         # from the threshold toward its value puts G on the reference's side of 1
         pred = []

@@ -78,6 +78,10 @@ DOC = ["doc", "--model"]
 
 CASES = [
     # --- not a model at all
+    Case("loopgain-model-no-loops", argv=["loopgain", "--model", "{tmp}/noloop.mdl"],
+         setup=write("noloop.mdl", mdl(y="0.1")), message="has no feedback loops"),
+    Case("dominance-model-no-loops", argv=["dominance", "--model", "{tmp}/noloop.mdl"],
+         setup=write("noloop.mdl", mdl(y="0.1")), message="has no feedback loops"),
     Case("model-empty", argv=DOC + ["{tmp}/empty.mdl"], setup=write("empty.mdl", ""),
          message="is empty"),
     Case("model-whitespace-only", argv=RUN + ["{tmp}/blank.mdl"],
