@@ -1,17 +1,20 @@
-"""Stability report: closed-form analysis of the core loop, the carousel along its baseline,
-the loop lists (ours vs pysimlin) and the stability map grid.
+"""Stability report: closed forms of the carousel's reduced model, the carousel along its
+baseline, the loop lists (ours vs pysimlin) and the stability map grid.
 
 Writes to ``results/stability/``:
 
-* ``core_loop_stability.md`` / ``.tex``: equilibrium, Jacobian, characteristic polynomial,
-  Routh-Hurwitz conditions, loop gains, G and the G = 1 threshold of each parameter;
+* ``core_loop_derived_stability.md`` / ``.tex``: of the reduced model derived from the full
+  model (``models/core_loop_derived.mdl``): equilibrium, Jacobian, characteristic polynomial,
+  Routh-Hurwitz conditions, G in symbols, the G = 1 threshold and stability bound of each link
+  gain and own rate;
 * ``ai_carousel_baseline.md`` and ``ai_carousel_baseline.csv``: dominant eigenvalue and named
   loop gains along the carousel's baseline run;
 * ``loops.md``: loop counts, named loops and the comparison with pysimlin;
 * ``<model>_simlin_loop_importance.nc``: pysimlin's relative loop scores (loop x time) for each
   model, kept beside ours (``results/dominance/``) for comparison;
-* ``stability_map.nc``: simulated outcome over (Lab value per dollar of backlog x Vendor
-  financing per GW) with the sympy G = 1 curve (read by ``figures/fig_stability_map.py``).
+* ``stability_map.nc``: simulated outcome of the reduced model over two link gains (R3's
+  revenue -> desired compute x R2's revenue -> indicated value) with the sympy G = 1 curve
+  (read by ``figures/fig_stability_map.py``).
 
 Usage: ``python analysis/stability_report.py [--out DIR] [--grid N]``.
 """
@@ -26,21 +29,28 @@ import pandas as pd
 from tqdm import tqdm
 
 from aicarousel import paths
+from aicarousel import reduce as RD
 from aicarousel import stability as S
 from aicarousel import stability_report as R
 from aicarousel.atomic import write_netcdf, write_text, write_with
 from aicarousel.errors import AicarouselError
 from aicarousel.ir import build_ir
-from aicarousel.loopgain import LENGTH_BOUND
 from aicarousel.loops import compare_with_simlin, find_loops, match_named_loops
 from aicarousel.provenance import provenance
 
 #: Results this script writes (the figure reads the map).
-PRODUCES = ["results/stability/stability_map.nc", "results/stability/core_loop_stability.md",
+PRODUCES = ["results/stability/stability_map.nc",
+            "results/stability/core_loop_derived_stability.md",
             "results/stability/ai_carousel_baseline.md", "results/stability/loops.md"]
-#: Axes of the stability map (core loop parameters, model names).
-MAP_X = "Lab value per dollar of backlog"
-MAP_Y = "Vendor financing per GW"
+#: The carousel's loop list in loops.md: every cycle of at most this many variables (complete
+#: and the same in every process; the carousel has more than 200,000 cycles in all).
+LENGTH_BOUND = 18
+#: Axes of the stability map: a link only on R3 and a link only on R2 (model names), and their
+#: ranges as fractions of the reference value (G = 1 crosses the plane there).
+MAP_X = "Lab Revenue -> Lab desired compute"
+MAP_Y = "Lab Revenue -> Lab indicated value"
+MAP_X_RANGE = (0.005, 0.12)
+MAP_Y_RANGE = (0.02, 1.2)
 
 
 def loops_markdown(ir, rep, cmp) -> str:
@@ -93,9 +103,10 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else paths.RESULTS_DIR / "stability"
     try:
         steps = tqdm(total=5, desc="stability report", unit="step")
-        core = S.analyse_closed_form(paths.CORE_LOOP_FILE)
-        write_text(out / "core_loop_stability.md", R.report_markdown(core))
-        write_text(out / "core_loop_stability.tex", R.report_latex(core))
+        core = RD.closed_forms(RD.read_mdl(paths.REDUCED_MODEL_FILE))
+        stem = paths.REDUCED_MODEL_FILE.stem
+        write_text(out / f"{stem}_stability.md", R.reduced_markdown(core))
+        write_text(out / f"{stem}_stability.tex", R.reduced_latex(core))
         steps.update()
         car = build_ir(paths.MODEL_FILE)
         b = S.analyse_along_baseline(car)
@@ -109,12 +120,12 @@ def main(argv=None) -> int:
                 "Cycles of each model's variable graph (aicarousel.loops), polarity from the "
                 "signs of the link gains at mid-run of the baseline, matched to the named loops "
                 "of models/named_loops.yaml, and compared with pysimlin's loop list.", ""]
-        for mf in (paths.CORE_LOOP_FILE, paths.MODEL_FILE):
+        for mf in (paths.REDUCED_MODEL_FILE, paths.MODEL_FILE):
             ir = build_ir(mf)
             # the carousel has more cycles than any cap; a capped enumeration would list a
             # subset that depends on the string hash seed, so list every cycle up to the
             # loop-gain analysis's length bound instead (complete, the same in every process)
-            rep = find_loops(ir, length_bound=None if mf == paths.CORE_LOOP_FILE
+            rep = find_loops(ir, length_bound=None if mf == paths.REDUCED_MODEL_FILE
                              else LENGTH_BOUND)
             match_named_loops(ir, rep)
             cmp = compare_with_simlin(ir, rep)
@@ -125,8 +136,12 @@ def main(argv=None) -> int:
                 write_netcdf(imp, out / f"{ir.path.stem}_simlin_loop_importance.nc")
         write_text(out / "loops.md", "\n".join(text) + "\n")
         steps.update()
-        ds = S.stability_map(core, MAP_X, MAP_Y, n=args.grid)
-        ds.attrs.update(provenance(model_file=paths.CORE_LOOP_FILE,
+        x0 = next(v for s_, v in core.values.items() if core.describe(s_) == MAP_X)
+        y0 = next(v for s_, v in core.values.items() if core.describe(s_) == MAP_Y)
+        ds = RD.stability_map(core, MAP_X, MAP_Y, n=args.grid,
+                              xrange=tuple(f * x0 for f in MAP_X_RANGE),
+                              yrange=tuple(f * y0 for f in MAP_Y_RANGE))
+        ds.attrs.update(provenance(model_file=paths.REDUCED_MODEL_FILE,
                                    script="analysis/stability_report.py"))
         write_netcdf(ds, out / "stability_map.nc")
         steps.update()
@@ -135,7 +150,7 @@ def main(argv=None) -> int:
     except AicarouselError as exc:
         print(f"stability_report: error: {exc}", file=sys.stderr)
         return 2
-    print("\n".join(R.plain_words(core)))
+    print("\n".join(R.reduced_plain_words(core)))
     print(f"carousel: {b.equilibrium}; {b.balanced_growth}")
     print(f"wrote {paths.relative_to_root(out)}/")
     return 0

@@ -1,10 +1,11 @@
-"""Stability map of the core loop: simulated outcome over two parameters, sympy G = 1 curve.
+"""Stability map of the reduced model: simulated outcome over two link gains, sympy G = 1 curve.
 
 Reads ``results/stability/stability_map.nc`` (written by ``analysis/stability_report.py``;
-never simulates). Shading: outcome of a 100-year simulation at each grid point (decay, damped
-oscillation, growth, growing oscillation). Solid line: the closed-form threshold G = 1 (the
-reinforcing loops R1 + R2 return as much as the cash loop B3 takes); dashed line: where the
-dominant eigenvalue becomes complex. Cross: the carousel's values.
+never simulates). Shading: outcome of a simulation of the reduced model derived from the
+carousel (``models/core_loop_derived.mdl``) at each grid point (decay, damped oscillation,
+growth, growing oscillation). Solid line: the closed-form threshold G = 1 of the reinforcing
+loops R2 + R3; dashed line: where the dominant eigenvalue becomes complex (none on the derived
+model: every link reinforces). Cross: the reference values (when inside the plotted range).
 Output: ``figures/out/stability_map.{pdf,png}`` (single column).
 """
 
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
                 plotting.plt.Line2D([], [], color="black", lw=0.8, ls="--",
                                     label="complex eigenvalues"),
                 plotting.plt.Line2D([], [], color="black", marker="x", ls="none",
-                                    label="carousel values")]
+                                    label="reference values")]
     fig.legend(handles=handles, fontsize=6, loc="lower center", ncol=3, frameon=False,
                bbox_to_anchor=(0.5, 0.0))
     fig.set_layout_engine("tight", rect=(0, 0.14, 1, 1))

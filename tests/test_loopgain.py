@@ -253,3 +253,45 @@ def test_carousel_threshold_is_a_switch_and_full_runs_agree(carousel):
     row = next(r for r in rows if r["name"] == "Lab target compute intensity")
     assert [r["as_predicted"] for r in LG.threshold_runs(st, row["name"], row["threshold"])] \
         == [False, True]
+
+
+def test_reduced_thresholds_checked_by_full_runs(carousel):
+    """Every G = 1 threshold of the reduced model's link gains is either checked by full runs
+    at 0.9 and 1.1 times it (through the full model's constant that scales that link exactly:
+    elasticity +-1 by sympy) or reported with the reason it cannot be. Each run, at the
+    reference time of that run: G on the predicted side of 1 (exact comparison) and the growth
+    rate of the loops' stocks (largest real eigenvalue of the full Jacobian over them) of the
+    predicted sign, or else the loops are cut there (a link with zero gain: the full model's
+    MIN/IF switch that the linearisation holds fixed), G is then 0 and deviations decay."""
+    from aicarousel import reduce as RD
+
+    ir, st, at = carousel
+    rm = RD.derive(ir, st=st)
+    cf = RD.closed_forms(rm)
+    rows = RD.full_model_checks(rm, cf)
+    assert {r["symbol"] for r in rows} == {str(s) for s, t in cf.thresholds.items()
+                                           if t is not None}
+    checked = [r for r in rows if r["runs"]]
+    assert checked, "no threshold of the reduced model was checked by a full run"
+    for r in rows:
+        assert r["runs"] or r["why"], r
+    for r in checked:
+
+        # the constant's threshold puts the link gain at its threshold (state held)
+        s = next(s for s in cf.values if str(s) == r["symbol"])
+        kind, x, y = cf.symbols[s]
+        p = {r["constant"]: r["constant_threshold"]}
+        t, state = LG.run_state(ir, rm.reference_time)
+        g = LG.gains_at_state(st, t, state, p)
+        if not r["why"]:  # the constant moves this link alone
+            assert g.links[(x, y)] == pytest.approx(r["threshold"], rel=1e-9)
+        else:  # it moves other links of the loops too: its own threshold is used
+            assert "also changes the gain" in r["why"]
+        assert g.G == pytest.approx(1.0, rel=1e-6)
+        for run in r["runs"]:
+            if run["as_predicted"] and run["growth_as_predicted"]:
+                continue
+            assert run["inactive_links"], (r["symbol"], run)
+            assert abs(run["G_reference"]) < 1e-12 and run["growth_rate"] < 0
+        below = [run for run in r["runs"] if run["predicted"] == "G < 1"]
+        assert below and all(run["as_predicted"] for run in below)

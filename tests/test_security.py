@@ -143,7 +143,7 @@ def test_translation_with_forbidden_construct_is_refused(tmp_path, fresh_cache):
 
     good = (fresh_cache / "g.py")
     fresh_cache.mkdir(parents=True, exist_ok=True)
-    src = model.translated_path(paths.CORE_LOOP_FILE).read_text()
+    src = model.translated_path(paths.REDUCED_MODEL_FILE).read_text()
     for bad in ['import os\n', 'x = __import__("os")\n', 'open("f")\n',
                 'def f():\n    return getattr(np, "load")("a")\n',
                 'y = np.load("a.npy")\n', 'z = (1).__class__\n', 'class A:\n    pass\n',
@@ -167,28 +167,28 @@ class _Boom:
 
 
 def test_planted_ir_pickle_is_not_unpickled(tmp_path, fresh_cache):
-    ensemble.compile_model(paths.CORE_LOOP_FILE)
+    ensemble.compile_model(paths.REDUCED_MODEL_FILE)
     pkls = list(fresh_cache.rglob("*.ir.pkl"))
     assert pkls, "the IR cache should exist"
     marker = tmp_path / "MARKER"
     for p in pkls:
         p.write_bytes(pickle.dumps(_Boom(marker)))
     ensemble._CACHE.clear()
-    cm = ensemble.compile_model(paths.CORE_LOOP_FILE)
+    cm = ensemble.compile_model(paths.REDUCED_MODEL_FILE)
     assert not marker.exists(), "a planted pickle in the cache ran code"
-    assert cm.ir.sha256 == model.model_hash(paths.CORE_LOOP_FILE)
+    assert cm.ir.sha256 == model.model_hash(paths.REDUCED_MODEL_FILE)
 
 
 def test_edited_cached_translation_is_detected(tmp_path, fresh_cache, capsys):
-    ref = model.run(model_file=paths.CORE_LOOP_FILE, final_time=2026)
-    py = model.translated_path(paths.CORE_LOOP_FILE)
+    ref = model.run(model_file=paths.REDUCED_MODEL_FILE, final_time=2029)
+    py = model.translated_path(paths.REDUCED_MODEL_FILE)
     text = py.read_text()
     # change every 'return <number>' constant: results would silently change
     import re
     edited = re.sub(r"(\n    return )(\d+(\.\d+)?)\n", r"\g<1>(\2 * 1.5)\n", text)
     assert edited != text
     py.write_text(edited)
-    again = model.run(model_file=paths.CORE_LOOP_FILE, final_time=2026)
+    again = model.run(model_file=paths.REDUCED_MODEL_FILE, final_time=2029)
     for v in ref.data_vars:
         assert (again[v].values == ref[v].values).all(), f"{v} changed: the edit was used"
     assert "fails verification" in capsys.readouterr().err
@@ -199,8 +199,8 @@ def test_planted_bytecode_is_not_used(tmp_path, fresh_cache):
     import importlib.util
     import py_compile
 
-    model.load(paths.CORE_LOOP_FILE)
-    py = model.translated_path(paths.CORE_LOOP_FILE)
+    model.load(paths.REDUCED_MODEL_FILE)
+    py = model.translated_path(paths.REDUCED_MODEL_FILE)
     marker = tmp_path / "MARKER"
     evil = tmp_path / "evil.py"
     evil.write_text(_payload(marker) + "\n" + py.read_text())
@@ -212,7 +212,7 @@ def test_planted_bytecode_is_not_used(tmp_path, fresh_cache):
     data[8:12] = int(st.st_mtime).to_bytes(4, "little")
     data[12:16] = (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
     pyc.write_bytes(bytes(data))
-    model.load(paths.CORE_LOOP_FILE)
+    model.load(paths.REDUCED_MODEL_FILE)
     assert not marker.exists(), "a planted .pyc in the cache ran code"
 
 
@@ -240,14 +240,14 @@ def test_planted_shared_library_is_not_loaded(tmp_path, fresh_cache, monkeypatch
 # ------------------------------------------------------------------ cache privacy ---
 
 def test_cache_is_private(fresh_cache):
-    model.translated_path(paths.CORE_LOOP_FILE)
+    model.translated_path(paths.REDUCED_MODEL_FILE)
     assert (fresh_cache.stat().st_mode & 0o777) == 0o700
 
 
 def test_world_writable_cache_is_made_private(fresh_cache, capsys):
     fresh_cache.mkdir(mode=0o777)
     os.chmod(fresh_cache, 0o777)
-    model.translated_path(paths.CORE_LOOP_FILE)
+    model.translated_path(paths.REDUCED_MODEL_FILE)
     assert (fresh_cache.stat().st_mode & 0o777) == 0o700
     assert "writable by other users" in capsys.readouterr().err
 
@@ -256,7 +256,7 @@ def test_world_writable_cache_is_made_private(fresh_cache, capsys):
 def test_cache_owned_by_another_user_is_not_used(fresh_cache, capsys):
     fresh_cache.mkdir(mode=0o700)
     os.chown(fresh_cache, 65534, 65534)
-    py = model.translated_path(paths.CORE_LOOP_FILE)
+    py = model.translated_path(paths.REDUCED_MODEL_FILE)
     assert fresh_cache not in py.parents
     assert "owned by another user" in capsys.readouterr().err
     assert list(fresh_cache.iterdir()) == []

@@ -1,12 +1,12 @@
-"""Stability analysis of the core loop, cross-checked against PySD runs.
+"""Stability analysis: the carousel's reduced model (closed forms), textbook models, bad input.
 
-Tolerances: decay/growth rates of the dominant mode within 2 % of the eigenvalue's real part;
-the long-run state within 1e-4 (relative) of the sympy equilibrium.
+Tolerances: closed forms in symbols vs numbers 1e-9 relative; stability bounds vs G = 1
+thresholds 1e-6 relative (both bisections to 1e-12); the map's simulated growth agrees with the
+eigenvalue sign on >= 90 % of points (the rest lie next to the threshold).
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,168 +17,85 @@ from aicarousel import paths
 from aicarousel.cli import main
 from aicarousel.ir import build_ir
 from aicarousel.stability import (NoEquilibriumError, SingularJacobianError,
-                                  analyse_closed_form, carousel_values_for, find_equilibria,
-                                  hurwitz_determinants)
-from aicarousel.stability_report import plain_words, report_latex, report_markdown
+                                  analyse_closed_form, find_equilibria, hurwitz_determinants)
+from aicarousel.stability_report import plain_words, reduced_latex, reduced_markdown
 from aicarousel.symbolic import to_sympy
 
 @pytest.fixture(scope="session")
 def core():
-    return analyse_closed_form(paths.CORE_LOOP_FILE)
+    """Closed forms of the carousel's reduced model (generated, never typed by hand)."""
+    from aicarousel import reduce as RD
+
+    return RD.closed_forms(RD.read_mdl(paths.REDUCED_MODEL_FILE))
 
 
-def _run(params=None, initial=None, years=60.0):
-    """PySD run of the core loop; returns (time, states (n, T)) in IR stock order."""
-    from aicarousel.model import load
-
-    ir = build_ir(paths.CORE_LOOP_FILE)
-    m = load(model_file=paths.CORE_LOOP_FILE)
-    kw = {}
-    if initial is not None:
-        kw["initial_condition"] = (ir.time.initial,
-                                   {ir.variables[k].real_name: v for k, v in initial.items()})
-    cols = [ir.variables[s].real_name for s in ir.stocks]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        df = m.run(params={ir.variables[k].real_name: v for k, v in (params or {}).items()},
-                   final_time=ir.time.initial + years, return_columns=cols, **kw)
-    return df.index.values.astype(float), df[cols].values.T.astype(float)
+def test_reduced_equilibrium_closed_form(core):
+    """s* = s_ref - adj(J) f / det J in the symbols equals the numeric solve, and the linear
+    right-hand side vanishes there."""
+    lin = core.system
+    J = core.jacobian_at()
+    x = np.array([core.equilibrium[s] for s in lin.stocks])
+    xs = np.array([float(core.equilibrium_symbolic[s].subs(core.values)) for s in lin.stocks])
+    np.testing.assert_allclose(xs, x, rtol=1e-9)
+    f = np.array([lin.net_flow[s] for s in lin.stocks])
+    ref = np.array([lin.reference[s] for s in lin.stocks])
+    np.testing.assert_allclose(f + J @ (x - ref), 0.0, atol=1e-9 * np.max(np.abs(f)))
 
 
-def _mode_rate(res, params, t, x, t_from):
-    """Growth rate of the projection of x - x* on the dominant mode (left eigenvector)."""
-    sysm = res.system
-    subs = {sysm.params[n]: v for n, v in sysm.param_values.items()}
-    subs.update({sysm.params[k]: v for k, v in (params or {}).items()})
-    J = np.array(sp.N(res.system.jacobian().subs(subs)).tolist(), dtype=float)
-    xs = np.array([float(sp.N(res.equilibrium[s].subs(subs))) for s in sysm.states])
-    w, vl = np.linalg.eig(J.T)  # left eigenvectors of J
-    i = int(np.argmax(w.real))
-    z = vl[:, i] @ (x - xs[:, None])
-    k = t >= t[0] + t_from
-    slope = np.polyfit(t[k], np.log(np.abs(z[k])), 1)[0]
-    return slope, w[i], xs
-
-
-def _eigs(res, params):
-    """Eigenvalues of the core loop's Jacobian at its equilibrium, with ``params`` changed."""
-    sysm = res.system
-    subs = {sysm.params[n]: v for n, v in sysm.param_values.items()}
-    subs.update({sysm.params[k]: v for k, v in (params or {}).items()})
-    J = np.array(sp.N(res.system.jacobian().subs(res.equilibrium).subs(subs)).tolist(),
-                 dtype=float)
-    return np.linalg.eigvals(J)
-
-
-def test_core_equilibrium_and_gain_closed_forms(core):
-    names = {n: core.system.params[n] for n in core.system.param_names}
-    # G = G_R1 + G_R2 with the link-gain products derived from the model
-    G_expected = (names["vendor_financing_switch"] * names["vendor_financing_per_gw"]
-                  / (names["contract_price_per_gw_year"] * names["contract_length"])
-                  + names["outside_funding_availability"] * names["maximum_annual_dilution"]
-                  * names["lab_value_per_dollar_of_backlog"] * names["contract_length"])
-    assert sp.simplify(core.G - G_expected) == 0
-    assert {lid for lid, *_ in core.loops} >= {"R1", "R2", "B3"}
-    # the equilibrium solves dx/dt = 0 identically in the parameters
-    for e in core.system.rhs:
-        assert sp.simplify(e.subs(core.equilibrium)) == 0
-
-
-def test_core_jacobian_singular_exactly_at_g_equal_1(core):
+def test_reduced_jacobian_singular_exactly_at_g_equal_1(core):
     """det J = 0 at every G = 1 threshold, and its sign flips across it."""
-    J = core.system.jacobian().subs(core.equilibrium)
-    detf = sp.lambdify(list(core.system.params.values()), J.det())
-    base = core.system.param_vector()
-    names = core.system.param_names
-    assert core.thresholds
-    for n, (_, val) in core.thresholds.items():
-        if val is None:
+    assert [t for t in core.thresholds.values() if t is not None]
+    detf = sp.lambdify(list(core.values), core.det_jacobian)
+    base = list(core.values.values())
+    scale = abs(detf(*base))
+    for i, (s, thr) in enumerate(core.thresholds.items()):
+        if thr is None:
             continue
-        i = names.index(n)
-        p = base.copy()
-        p[i] = val
-        scale = abs(detf(*base))
-        assert abs(detf(*p)) < 1e-9 * scale, n
-        p[i] = val * 0.95
+        k = list(core.values).index(s)
+        p = list(base)
+        p[k] = thr
+        assert abs(detf(*p)) < 1e-9 * scale, s
+        p[k] = thr * 0.95
         lo = detf(*p)
-        p[i] = val * 1.05
-        hi = detf(*p)
-        assert np.sign(lo) != np.sign(hi), n
+        p[k] = thr * 1.05
+        assert np.sign(lo) != np.sign(detf(*p)), s
 
 
-def test_core_routh_hurwitz_agrees_with_eigenvalues(core):
-    assert core.stable == all(v > 0 for v in core.hurwitz_values)
+def test_reduced_routh_hurwitz_agrees_with_eigenvalues(core):
+    assert (core.verdict == "stable") == all(v > 0 for v in core.hurwitz)
+    # the characteristic polynomial in symbols has the numeric eigenvalues as roots
+    from aicarousel.stability import LAMBDA
+    c = [float(x) for x in sp.Poly(core.charpoly.subs(core.values), LAMBDA).all_coeffs()]
+    np.testing.assert_allclose(c, core.charpoly_coeffs, rtol=1e-9)
+    d1 = float(core.hurwitz_symbolic[0].subs(core.values))
+    assert d1 == pytest.approx(core.hurwitz[0], rel=1e-9)
     # a textbook case: (l+1)(l+2)(l+3) has Hurwitz determinants 6, 60, 360
     assert [float(d) for d in hurwitz_determinants([1, 6, 11, 6])] == [6.0, 60.0, 360.0]
 
 
-def test_long_pysd_run_settles_at_sympy_equilibrium(core):
-    t, x = _run(years=250.0)
-    eq = np.array([core.equilibrium_values[s] for s in core.system.state_names])
-    np.testing.assert_allclose(x[:, -1], eq, rtol=1e-4)
-
-
-def test_pysd_decays_at_dominant_eigenvalue_rate(core):
-    """Start near the equilibrium; the dominant mode decays at Re(lambda) within 2 %."""
-    start = {s: v * (1.1 if i % 2 == 0 else 0.95)
-             for i, (s, v) in enumerate(core.equilibrium_values.items())}
-    t, x = _run(initial=start, years=60.0)
-    rate, lam, _ = _mode_rate(core, None, t, x, t_from=5.0)
-    assert lam.real < 0
-    assert rate == pytest.approx(lam.real, rel=0.02)
-
-
-@pytest.mark.parametrize("param", ["vendor_financing_per_gw", "lab_value_per_dollar_of_backlog",
-                                   "maximum_annual_dilution"])
-@pytest.mark.parametrize("side", [0.9, 1.1])
-def test_threshold_decides_decay_or_growth(core, param, side):
-    """Just above G = 1 the run grows away along a real mode; just below, the real mode G
-    governs decays, and the run follows the dominant eigenvalue. Below G = 1 the dominant mode
-    may be the cash-adjustment oscillation, which is unstable on its own (a Hopf boundary, not
-    G) at the sourced Lab target cash cover of 0.9 years: with it, 'G < 1' is necessary for
-    stability, not sufficient."""
-    value = core.thresholds[param][1] * side
-    t, x = _run(params={param: value}, years=80.0)
-    rate, lam, _ = _mode_rate(core, {param: value}, t, x, t_from=10.0)
-    if side > 1:
-        assert rate > 0 and abs(lam.imag) < 1e-12  # G > 1: a real positive eigenvalue
-    else:
-        real_modes = [w for w in _eigs(core, {param: value}) if abs(w.imag) < 1e-12]
-        assert max(w.real for w in real_modes) < 0  # G < 1: no real mode grows
-    assert np.sign(lam.real) == np.sign(rate)
-    assert rate == pytest.approx(lam.real, rel=0.02)
-
-
-def test_oscillation_bound_switches_behaviour(core):
-    """Below the bound of Lab target cash cover the dominant mode is complex, above real."""
-    b = core.oscillation_bounds["lab_target_cash_cover"]
-    assert b is not None
-    J = core.system.jacobian().subs(core.equilibrium)
-    f = sp.lambdify(list(core.system.params.values()), J)
-    base = core.system.param_vector()
-    i = core.system.param_names.index("lab_target_cash_cover")
-    for factor, complex_expected in ((0.9, True), (1.1, False)):
-        p = base.copy()
-        p[i] = b * factor
-        w = np.linalg.eigvals(np.array(f(*p), dtype=float))
-        d = w[np.argmax(w.real)]
-        assert (abs(d.imag) > 1e-9) == complex_expected
-
-
-def test_core_parameters_come_from_the_carousel():
-    core_ir = build_ir(paths.CORE_LOOP_FILE)
-    vals = carousel_values_for(core_ir, build_ir(paths.MODEL_FILE))
-    assert len(vals) >= 8
-    stale = {n: (src, mine, theirs) for n, (src, mine, theirs) in vals.items() if mine != theirs}
-    assert not stale, ("core_loop.mdl is out of date with the carousel; run "
-                       f"`aicarousel stability --sync-core-loop`: {stale}")
+def test_g_equal_1_is_the_stability_boundary_of_the_reduced_model(core):
+    """Measured finding: on the derived model (Metzler J: every link reinforces) stability is
+    lost exactly at G = 1 for every threshold (1e-6 relative), and the dominant eigenvalue is
+    real from 1/100 to 100 times every symbol's value: G < 1 is necessary AND sufficient. (The
+    hand-written core loop's cash-adjustment oscillation, which made it only necessary, came
+    from Lab's cash, which is on no reinforcing loop active at the reference.)"""
+    assert core.metzler
+    thr = {s: t for s, t in core.thresholds.items() if t is not None}
+    assert len(thr) >= 3
+    for s, t in thr.items():
+        assert core.stability_bounds[s] == pytest.approx(t, rel=1e-6), s
+        for side in (0.9, 1.1):
+            top = float(np.max(np.linalg.eigvals(core.jacobian_at({s: t * side})).real))
+            g = float(core.G.subs({**core.values, s: t * side}))
+            assert (top > 0) == (g > 1), (s, side)
+    assert not any(core.oscillation.values())
 
 
 def test_reports_contain_the_results(core):
-    md = report_markdown(core)
-    tex = report_latex(core)
-    assert "Routh-Hurwitz" in md and "G = 1" in md
-    assert r"\Delta_4" in tex and "begin{tabular}" in tex
+    md = reduced_markdown(core)
+    tex = reduced_latex(core)
+    assert "Routh-Hurwitz" in md and "G = 1" in md and "$$G =" in md
+    assert r"\Delta_6" in tex and "begin{tabular}" in tex
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,16 +133,15 @@ def test_cli_bad_models_give_one_line(tiny_mdl, capsys, body, needle):
 def test_cli_stability_writes_report(tmp_path, capsys):
     assert main(["stability", "--report", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "STABLE" in out and "G = 1 when" in out
-    assert (tmp_path / "core_loop_stability.md").is_file()
-    assert (tmp_path / "core_loop_stability.tex").is_file()
+    assert "UNSTABLE" in out and "G = 1 when" in out and "core_loop_derived.mdl" in out
+    assert (tmp_path / "core_loop_derived_stability.md").is_file()
+    assert (tmp_path / "core_loop_derived_stability.tex").is_file()
 
 
-def test_cli_loops_core(capsys):
-    assert main(["loops", "--model", str(paths.CORE_LOOP_FILE)]) == 0
+def test_cli_loops_reduced(capsys):
+    assert main(["loops", "--model", str(paths.REDUCED_MODEL_FILE)]) == 0
     out = capsys.readouterr().out
-    assert "6 feedback loops" in out
-    assert "R1 vendor financing" in out and "B3" in out
+    assert "R2 reflexive valuation" in out and "R3 compute" in out
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,30 +149,35 @@ def test_cli_loops_core(capsys):
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small_map(core):
-    from aicarousel.stability import stability_map
+    from aicarousel import reduce as RD
 
-    return stability_map(core, "Lab value per dollar of backlog", "Vendor financing per GW",
-                         n=9, years=100.0, dt=1 / 16)
+    x0 = next(v for k, v in core.values.items()
+              if core.describe(k) == "Lab Revenue -> Lab desired compute")
+    y0 = next(v for k, v in core.values.items()
+              if core.describe(k) == "Lab Revenue -> Lab indicated value")
+    return RD.stability_map(core, "Lab Revenue -> Lab desired compute",
+                            "Lab Revenue -> Lab indicated value", n=9, years=40.0,
+                            xrange=(0.005 * x0, 0.12 * x0), yrange=(0.02 * y0, 1.2 * y0))
 
 
 def test_map_simulated_growth_agrees_with_eigenvalues(small_map):
     """Simulated growth where the dominant eigenvalue is positive (>= 90 % of points; the
-    rest lie next to the threshold, where 100 years are too short to tell)."""
+    rest lie next to the threshold, where 40 years are too short to tell); above the sympy
+    G = 1 curve every point is unstable, below it every point stable (no Hopf boundary on the
+    derived model)."""
     grows = small_map["outcome"].values >= 2
     pos = small_map["eig_real"].values > 0
     assert (grows == pos).mean() >= 0.9
-    # above the sympy G = 1 curve every point is unstable; below it only where the dominant
-    # mode is the (complex) cash-adjustment oscillation, unstable on its own (a Hopf boundary)
     x, y = small_map["x"].values, small_map["y"].values
     g1 = small_map["g1_y"].values
-    cx = small_map["eig_complex"].values.astype(bool)
+    assert np.isfinite(g1).sum() >= 3 and not small_map["eig_complex"].values.any()
+    checked = 0
     for j in range(len(x)):
         for i in range(len(y)):
             if np.isfinite(g1[j]) and abs(y[i] - g1[j]) > (y[1] - y[0]):
-                if y[i] > g1[j]:
-                    assert pos[i, j], (x[j], y[i])
-                else:
-                    assert not pos[i, j] or cx[i, j], (x[j], y[i])
+                assert pos[i, j] == (y[i] > g1[j]), (x[j], y[i])
+                checked += 1
+    assert checked >= 20
 
 
 def test_figure_reads_results_only(small_map, tmp_path):
@@ -277,37 +198,17 @@ def test_figure_reads_results_only(small_map, tmp_path):
     assert r.returncode == 2 and "stability_report.py" in r.stderr
 
 
-def test_sync_core_loop_restores_carousel_values(tmp_path):
-    from aicarousel.stability import sync_core_loop
-
-    core = tmp_path / "core_loop.mdl"
-    text = paths.CORE_LOOP_FILE.read_text(encoding="utf-8")
-    ir = build_ir(paths.CORE_LOOP_FILE)
-    vals = carousel_values_for(ir, build_ir(paths.MODEL_FILE))
-    name = next(iter(vals))
-    real = ir.variables[name].real_name
-    import re
-    text = re.sub(r"(^" + re.escape(real) + r"\s*=\s*\n?\s*)([-+0-9.eE]+)",
-                  lambda m: m.group(1) + "12345", text, count=1, flags=re.M)
-    core.write_text(text, encoding="utf-8")
-    assert build_ir(core).constants[name] == 12345
-    changed = sync_core_loop(core, paths.MODEL_FILE)
-    assert real in changed
-    assert build_ir(core).constants[name] == pytest.approx(vals[name][2])
-
-
 def test_along_baseline_jacobian_matches_closed_form(core):
-    """On the linear core loop the finite-difference Jacobian along the run has the closed-form
-    dominant eigenvalue at every time, and the verdicts are stated."""
+    """On the linear reduced model the finite-difference Jacobian along the run has the
+    closed-form dominant eigenvalue at every time (1e-5 relative), and the named loops R2 and
+    R3 (the carousel's key variables, kept in the derived model) are reinforcing throughout."""
     from aicarousel.stability import analyse_along_baseline
 
-    b = analyse_along_baseline(paths.CORE_LOOP_FILE)
-    d = core.dominant
+    b = analyse_along_baseline(paths.REDUCED_MODEL_FILE)
+    d = complex(core.eigenvalues[np.argmax(core.eigenvalues.real)])
     np.testing.assert_allclose(b.dominant.real, d.real, rtol=1e-5)
-    np.testing.assert_allclose(np.abs(b.dominant.imag), abs(d.imag), rtol=1e-5)
-    assert "equilibrium" in b.equilibrium
-    assert set(b.loop_gains) == {"R1", "R2", "B3"}
-    assert all(p == "R" for p in b.loop_polarity["R1"])
+    assert set(b.loop_gains) >= {"R2", "R3"}
+    assert all(p == "R" for p in b.loop_polarity["R3"])
 
 
 # --------------------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ _CONTROL = {"initial_time", "final_time", "time_step", "saveper"}
 
 
 def _compared_models():
-    return [str(paths.MODEL_FILE), str(paths.MODELS_DIR / "core_loop.mdl")] + [
+    return [str(paths.MODEL_FILE), str(paths.REDUCED_MODEL_FILE)] + [
         str(TM / f) for f in model_files()]
 
 

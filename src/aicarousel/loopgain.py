@@ -10,7 +10,9 @@ Everything is derived from the model file through the IR:
   polarity R whose key variables exist in the model (for models without named loops: every
   reinforcing loop found at the reference time), one path: the shortest cycle through its key
   variables that is active with polarity R at the reference time (else the shortest active,
-  else the shortest). The structure is the union ``U`` of the links of these paths.
+  else the shortest), among the cycles :func:`aicarousel.loops.named_cycles` finds through
+  them (the one cycle search of the package; ties go to the first in
+  :func:`aicarousel.loops.find_loops`' order, so the choice does not depend on hash seeds). The structure is the union ``U`` of the links of these paths.
 * **Open-loop residence time of a stock.** ``a_s = d rhs_s / d s`` (total, through every
   auxiliary, by the chain rule over the link gains) minus the part that runs along ``U``
   (the reinforcing loops themselves); ``tau_s = -1 / a_s`` when ``a_s < 0``. A stock with no
@@ -49,18 +51,15 @@ from aicarousel.ir import ModelIR, evaluate, simulate
 
 __all__ = ["LoopGainError", "LinkDerivatives", "ReinforcingStructure", "structure",
            "loop_gains_at", "loop_gains_along", "loop_gain_dataset", "REFERENCE_TIME",
-           "INTEGRATOR_HORIZON", "LENGTH_BOUND", "run_state", "check_time",
+           "INTEGRATOR_HORIZON", "run_state", "check_time",
            "gains_at_state", "GainsAt", "structure_constants", "constant_thresholds",
-           "threshold_runs"]
+           "threshold_runs", "structure_growth_rate"]
 
 #: Reference time of the carousel's headline G (years): the state of the baseline run there.
 REFERENCE_TIME = 2028.0
 #: Residence time (years) given to a stock with no own outflow (an integrator such as a cash
 #: balance, or a stock that grows on its own), as in ``stability.analyse_along_baseline``.
 INTEGRATOR_HORIZON = 1.0
-#: Named loops are searched among cycles of at most this many variables (every named loop of
-#: the carousel fits; ``tests/test_loops.py`` uses the same bound).
-LENGTH_BOUND = 18
 
 
 class LoopGainError(AicarouselError):
@@ -223,8 +222,8 @@ def run_state(ir: ModelIR, time: float, params: Mapping | None = None,
 
 
 def structure(ir: ModelIR, loops: Iterable[str] | None = None, time: float | None = None,
-              params: Mapping | None = None, named: Mapping[str, dict] | None = None,
-              length_bound: int | None = LENGTH_BOUND) -> ReinforcingStructure:
+              params: Mapping | None = None,
+              named: Mapping[str, dict] | None = None) -> ReinforcingStructure:
     """Choose the path of each reinforcing loop at the reference state.
 
     Parameters
@@ -245,7 +244,7 @@ def structure(ir: ModelIR, loops: Iterable[str] | None = None, time: float | Non
     LoopGainError
         The model has no feedback loop, no reinforcing loop, or a loop id is unknown.
     """
-    from aicarousel.loops import find_loops, load_named_loops
+    from aicarousel.loops import dependency_graph, find_loops, load_named_loops, named_cycles
 
     t_ref = check_time(ir, time)
     if not ir.stocks:
@@ -274,20 +273,31 @@ def structure(ir: ModelIR, loops: Iterable[str] | None = None, time: float | Non
                                     f"{ir.path.name} in named_loops.yaml (it names loops of "
                                     f"{', '.join(named[lid].get('key_variables', {})) or 'none'})")
     t, state = run_state(ir, t_ref, params)
-    rep = find_loops(ir, point=(t, state), length_bound=length_bound)
-    if not rep.loops:
+    g = dependency_graph(ir)
+    if nx.is_directed_acyclic_graph(g):
         raise LoopGainError(f"model {ir.path.name} has no feedback loops (no cycle in its "
                             "variable graph), so it has no loop gain")
+    wanted = (loops if loops is not None else
+              [lid for lid in keys if named[lid].get("polarity") == "R"])
+    if keys:
+        # the one owner of cycle search: every cycle through each loop's key variables,
+        # found depth-first in model order (complete up to its bound, order-independent)
+        per_loop, _cut, _bound = named_cycles(ir, {lid: named[lid] for lid in wanted}, g)
+        seen: dict[tuple, list[str]] = {}
+        for found in per_loop.values():
+            for cyc in found:
+                k = cyc.index(min(cyc))
+                seen.setdefault(tuple(cyc[k:] + cyc[:k]), cyc)
+        rep = find_loops(ir, point=(t, state), cycles=list(seen.values()))
+    else:
+        rep = find_loops(ir, point=(t, state), length_bound=None)
     paths, names, notes = {}, {}, {}
     if keys:
-        wanted = loops if loops is not None else [lid for lid in keys
-                                                  if named[lid].get("polarity") == "R"]
         for lid in wanted:
             ks = set(keys[lid])
             matches = [lp for lp in rep.loops if ks <= set(lp.variables)]
             if not matches:
-                notes[lid] = (f"no cycle of at most {length_bound} variables passes through "
-                              "its key variables")
+                notes[lid] = "no cycle passes through its key variables"
                 continue
             pol = named[lid].get("polarity")
             pick = (min((lp for lp in matches if lp.polarity == pol), key=lambda lp:
@@ -318,7 +328,7 @@ def structure(ir: ModelIR, loops: Iterable[str] | None = None, time: float | Non
         raise LoopGainError(f"none of the named reinforcing loops exists in model "
                             f"{ir.path.name}: " + "; ".join(f"{k}: {v}" for k, v in notes.items()))
     return ReinforcingStructure(ir=ir, paths=paths, names=names, reference_time=t,
-                                derivs=LinkDerivatives(ir), notes=notes)
+                                derivs=LinkDerivatives(ir, g), notes=notes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -543,29 +553,69 @@ def constant_thresholds(st: ReinforcingStructure, params: Mapping | None = None,
     return rows
 
 
+def structure_growth_rate(st: ReinforcingStructure, t: float, state: Mapping[str, float],
+                          params: Mapping | None = None) -> float:
+    """Largest real part (1/time unit) of the full model's Jacobian over the structure's stocks.
+
+    Central finite differences of the full model's net flows (through every auxiliary, every
+    other stock held) with respect to the stocks on the reinforcing loops, at one state:
+    positive when a deviation fed into the loops grows there, negative when it decays.
+    """
+    from aicarousel.ir import evaluate
+
+    stocks = st.stocks
+    n = len(stocks)
+    J = np.zeros((n, n))
+    with np.errstate(all="ignore"):
+        for j, s in enumerate(stocks):
+            h = 1e-6 * max(abs(state[s]), 1.0)
+            up, dn = dict(state), dict(state)
+            up[s], dn[s] = state[s] + h, state[s] - h
+            fu = evaluate(st.ir, up, t, params)[1]
+            fd = evaluate(st.ir, dn, t, params)[1]
+            for i, s2 in enumerate(stocks):
+                J[i, j] = (fu[s2] - fd[s2]) / (2 * h)
+    return float(np.max(np.linalg.eigvals(J).real)) if n else float("nan")
+
+
 def threshold_runs(st: ReinforcingStructure, name: str, threshold: float,
-                   params: Mapping | None = None, factors=(0.9, 1.1)) -> list[dict]:
+                   params: Mapping | None = None, factors=(0.9, 1.1),
+                   predicted: list[str] | None = None) -> list[dict]:
     """Full-model runs with a constant just below and above its G = 1 threshold.
 
-    The linearisation predicts G < 1 below and G > 1 above at the reference time; in a run the
-    state itself moves with the constant, so each row gives G at the reference time of that run
-    (the same loop paths) and whether it lies on the predicted side.
+    The linearisation predicts G < 1 on one side and G > 1 on the other at the reference
+    time (``predicted``: ``"G < 1"`` or ``"G > 1"`` per factor; default G < 1 below the
+    threshold and G > 1 above); in a run the state itself moves with the
+    constant, so each row gives, at the reference time of that run (the same loop paths), G
+    and the growth rate of the reinforcing structure (:func:`structure_growth_rate`: the
+    largest real eigenvalue of the full model's Jacobian over the loops' stocks; positive =
+    a deviation grows), and whether both lie on the predicted side.
 
     Returns
     -------
     list of dict
-        ``{"factor", "value", "G_reference", "predicted", "as_predicted"}``.
+        ``{"factor", "value", "G_reference", "growth_rate", "predicted", "as_predicted",
+        "growth_as_predicted", "inactive_links"}`` (links of the loops with zero gain in that
+        run at the reference time: a MIN, MAX or IF branch that cuts them).
     """
     ir = st.ir
     real = ir.variables[ir.resolve(name)].real_name
     rows = []
-    for f in factors:
+    predicted = predicted or ["G < 1" if f < 1 else "G > 1" for f in factors]
+    for f, pred in zip(factors, predicted):
         p = dict(params or {})
         p[real] = threshold * f
         t, state = run_state(ir, st.reference_time, p)
         with np.errstate(all="ignore"):
-            g = gains_at_state(st, t, state, p).G
-        pred = "G < 1" if f < 1 else "G > 1"
-        rows.append({"factor": f, "value": threshold * f, "G_reference": g, "predicted": pred,
-                     "as_predicted": bool((g < 1) if f < 1 else (g > 1))})
+            gat = gains_at_state(st, t, state, p)
+        g = gat.G
+        rate = structure_growth_rate(st, t, state, p)
+        cut = [f"{ir.variables[x].real_name} -> {ir.variables[y].real_name}"
+               for (x, y), v in sorted(gat.links.items()) if v == 0.0]
+        above = pred == "G > 1"
+        rows.append({"factor": f, "value": threshold * f, "G_reference": g,
+                     "growth_rate": rate, "predicted": "G > 1" if above else "G < 1",
+                     "as_predicted": bool((g > 1) if above else (g < 1)),
+                     "growth_as_predicted": bool((rate > 0) if above else (rate < 0)),
+                     "inactive_links": cut})
     return rows

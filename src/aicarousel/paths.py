@@ -15,7 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = ROOT / "models"
 MODEL_FILE = MODELS_DIR / "ai_carousel.mdl"
-CORE_LOOP_FILE = MODELS_DIR / "core_loop.mdl"
+#: The reduced model of the reinforcing loops, generated from MODEL_FILE by
+#: ``aicarousel loopgain --write-reduced`` (aicarousel.reduce); never edited by hand.
+REDUCED_MODEL_FILE = MODELS_DIR / "core_loop_derived.mdl"
 DATA_DIR = ROOT / "data"
 PARAMETERS_CSV = DATA_DIR / "parameters.csv"
 CALIBRATION_TARGETS_CSV = DATA_DIR / "calibration_targets.csv"

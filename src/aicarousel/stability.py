@@ -2,7 +2,9 @@
 
 Two analyses, both derived from the model file through the IR and the sympy system:
 
-* :func:`analyse_closed_form` (for small autonomous models such as ``models/core_loop.mdl``):
+* :func:`analyse_closed_form` (for small autonomous models, e.g. the textbook models of
+  ``tests/data/textbook``; the carousel's reduced model has its own closed forms in
+  :func:`aicarousel.reduce.closed_forms`):
   the equilibrium in closed form, the symbolic Jacobian, the characteristic polynomial, the
   eigenvalues at the baseline parameters, the Hurwitz determinants (all > 0 <=> every
   eigenvalue has a negative real part), the loop gains as products of link gains, the total
@@ -28,9 +30,7 @@ takes, so the loop needs outside money while G < 1 and runs away when G > 1.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -43,8 +43,8 @@ from aicarousel.symbolic import SymbolicSystem, local_equations, to_sympy
 
 __all__ = ["StabilityError", "NoEquilibriumError", "SingularJacobianError",
            "ClosedFormResult", "analyse_closed_form", "find_equilibria", "hurwitz_determinants",
-           "analyse_along_baseline", "BaselineResult", "sync_core_loop", "carousel_values_for",
-           "LAMBDA", "stability_map", "OUTCOMES"]
+           "analyse_along_baseline", "BaselineResult", "LAMBDA", "classify_outcomes",
+           "OUTCOMES"]
 
 LAMBDA = sp.Symbol("lambda")
 
@@ -64,59 +64,6 @@ class NoEquilibriumError(StabilityError):
 
 class SingularJacobianError(StabilityError):
     """The Jacobian at the equilibrium is singular (equilibria not isolated)."""
-
-
-# --------------------------------------------------------------------------------------------
-# Core loop parameters from the carousel
-# --------------------------------------------------------------------------------------------
-_FROM_TAG = re.compile(r"^\s*\[from:\s*([^\]]+)\]")
-
-
-def carousel_values_for(core: ModelIR, carousel: ModelIR) -> dict[str, tuple[str, float, float]]:
-    """Constants of ``core`` tagged ``[from: X]`` with their carousel source and values.
-
-    Returns
-    -------
-    dict
-        ``py_name -> (carousel name, core value, carousel value)``.
-    """
-    out = {}
-    for n, v in core.variables.items():
-        m = _FROM_TAG.match(v.comment or "")
-        if m and v.kind == "constant":
-            src = m.group(1).strip()
-            try:
-                val = carousel.constants[carousel.resolve(src)]
-            except KeyError:
-                raise StabilityError(f"{core.path.name}: {v.real_name!r} says it comes from "
-                                     f"{src!r}, which is not a constant of "
-                                     f"{carousel.path.name}; fix the [from: ...] tag") from None
-            out[n] = (src, float(v.expr.value), float(val))
-    return out
-
-
-def sync_core_loop(core_file: Path, carousel_file: Path) -> list[str]:
-    """Rewrite the ``[from: X]`` constants of the core loop model with the carousel's values.
-
-    Writes atomically (temp file, then rename). Returns the names changed.
-    """
-    core, car = build_ir(core_file), build_ir(carousel_file)
-    vals = carousel_values_for(core, car)
-    text = Path(core_file).read_text(encoding="utf-8")
-    changed = []
-    for n, (src, mine, theirs) in vals.items():
-        if mine == theirs:
-            continue
-        real = core.variables[n].real_name
-        pat = re.compile(r"(^" + re.escape(real) + r"\s*=\s*\n?\s*)([-+0-9.eE]+)", re.M)
-        text, k = pat.subn(lambda m: m.group(1) + repr(theirs).rstrip("0").rstrip(".")
-                           if "." in repr(theirs) else m.group(1) + repr(theirs), text, count=1)
-        if k:
-            changed.append(real)
-    if changed:
-        from .atomic import write_text
-        write_text(core_file, text)
-    return changed
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,14 +210,14 @@ class ClosedFormResult:
                 else sp.Integer(int(v)) for n, v in self.system.param_values.items()}
 
 
-def analyse_closed_form(model=None, values: Mapping[str, float] | None = None,
+def analyse_closed_form(model, values: Mapping[str, float] | None = None,
                         scan_factor: float = 10.0) -> ClosedFormResult:
     """Closed-form stability analysis of a small autonomous model.
 
     Parameters
     ----------
-    model : path or ModelIR, optional
-        Default ``models/core_loop.mdl``.
+    model : path or ModelIR
+        A small autonomous model.
     values : mapping, optional
         Baseline parameter values overriding the model's (model names or py_names).
     scan_factor : float
@@ -285,9 +232,7 @@ def analyse_closed_form(model=None, values: Mapping[str, float] | None = None,
     NoEquilibriumError, SingularJacobianError, aicarousel.errors.UnsupportedFeatureError
         With messages naming the model and the reason.
     """
-    from aicarousel import paths
-
-    ir = model if isinstance(model, ModelIR) else build_ir(model or paths.CORE_LOOP_FILE)
+    ir = model if isinstance(model, ModelIR) else build_ir(model)
     if len(ir.stocks) > MAX_CLOSED_FORM_STOCKS:
         raise StabilityError(
             f"model {ir.path.name} has {len(ir.stocks)} stocks (subscript elements and delay "
@@ -695,151 +640,34 @@ def __getattr__(name: str):
 
 
 # --------------------------------------------------------------------------------------------
-# Stability map
+# Outcomes of simulated runs (the reduced model's stability map, aicarousel.reduce)
 # --------------------------------------------------------------------------------------------
-#: Outcome classes of :func:`stability_map` (code -> label).
+#: Outcome classes of simulated runs (code -> label; :func:`classify_outcomes`).
 OUTCOMES = {0: "decay", 1: "damped oscillation", 2: "growth", 3: "growing oscillation"}
 
 
-def stability_map(res: ClosedFormResult, xparam: str, yparam: str, n: int = 41,
-                  xrange: tuple[float, float] | None = None,
-                  yrange: tuple[float, float] | None = None, years: float = 100.0,
-                  dt: float | None = None):
-    """Simulated outcome over a plane of two parameters, with the sympy G = 1 curve.
-
-    Every grid point is simulated from the model's initial state by Euler integration of the
-    lambdified sympy RHS (proven equal to PySD's derivatives), all points at once. Outcome:
-    growth when the distance from the point's equilibrium grows over the second half of the
-    run, oscillation when the backlog-like first stock's rate of change flips sign at least
-    three times.
+def classify_outcomes(tt: np.ndarray, dist: np.ndarray, d1: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Outcome of simulated runs (:data:`OUTCOMES`) from their recorded paths.
 
     Parameters
     ----------
-    res : ClosedFormResult
-    xparam, yparam : str
-        Parameters (model names or py_names) on the axes.
-    n : int
-        Grid points per axis.
-    xrange, yrange : tuple, optional
-        Axis ranges (default 0.25x to 2.5x the baseline value).
-    years : float
-        Simulated horizon (time units).
-    dt : float, optional
-        Euler step (default the model's TIME STEP).
+    tt : array (T,)
+        Recording times (time units).
+    dist : array (T, m)
+        Distance of each of m runs from its equilibrium (relative).
+    d1 : array (T, m)
+        Rate of change of one stock in each run.
 
     Returns
     -------
-    xarray.Dataset
-        ``outcome`` (code, see :data:`OUTCOMES`), ``growth_rate`` (1/time), ``eig_real``,
-        ``eig_complex`` on (y, x); ``g1_x``/``g1_y``: the G = 1 curve (y as a function of x).
+    (rate, outcome)
+        Growth rate of the distance over the second half (1/time unit; positive: growth) and
+        the outcome code; oscillation when the rate of change flips sign at least 3 times.
     """
-    import xarray as xr
-
-    system = res.system
-    ir = system.ir
-    xp, yp = ir.resolve(xparam), ir.resolve(yparam)
-    names = system.param_names
-    ix, iy = names.index(xp), names.index(yp)
-    base = system.param_vector()
-    xr_ = xrange or (0.25 * base[ix], 2.5 * base[ix])
-    yr_ = yrange or (0.25 * base[iy], 2.5 * base[iy])
-    xs = np.linspace(*xr_, n)
-    ys = np.linspace(*yr_, n)
-    X, Y = np.meshgrid(xs, ys)
-    P = np.repeat(base[:, None], X.size, axis=1)
-    P[ix], P[iy] = X.ravel(), Y.ravel()
-    xstar, eig_re, eig_cx = _equilibria_on_grid(res, P)
-    rate, outcome = _simulated_outcomes(res, P, xstar, years, float(dt or ir.time.dt))
-    g1y = _g1_curve(res, xp, yp, xs)
-    shape = X.shape
-    rn = {m: v.real_name for m, v in ir.variables.items()}
-    ds = xr.Dataset(
-        {"outcome": (("y", "x"), outcome.reshape(shape)),
-         "growth_rate": (("y", "x"), rate.reshape(shape)),
-         "eig_real": (("y", "x"), eig_re.reshape(shape)),
-         "eig_complex": (("y", "x"), eig_cx.reshape(shape).astype("int8")),
-         "g1_y": (("x",), g1y)},
-        coords={"x": xs, "y": ys})
-    ds["growth_rate"].attrs["units"] = "1/" + (ir.variables["time_step"].units or "time")
-    ds.attrs.update({
-        "x_name": rn[xp], "y_name": rn[yp], "x_units": ir.variables[xp].units,
-        "y_units": ir.variables[yp].units, "x_baseline": float(base[ix]),
-        "y_baseline": float(base[iy]), "outcomes": str(OUTCOMES), "years": years,
-        "model": ir.path.name, "model_hash": ir.sha256,
-        "G": str(res.G) if res.G is not None else ""})
-    return ds
-
-
-def _equilibria_on_grid(res: ClosedFormResult, P: np.ndarray
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Closed-form equilibrium (stock units, shape (stock, point)) at every parameter column of
-    ``P``, and the real part (1/time unit) and complexity of the dominant eigenvalue there."""
-    system = res.system
-    m = P.shape[1]
-    eqf = sp.lambdify(list(system.params.values()),
-                      [res.equilibrium[s] for s in system.states], modules="numpy")
-    Jf = sp.lambdify(list(system.params.values()), system.jacobian().subs(res.equilibrium),
-                     modules="numpy")
-    with np.errstate(all="ignore"):
-        xstar = np.array([np.broadcast_to(v, m) for v in eqf(*P)], dtype=float)
-    eig_re = np.empty(m)
-    eig_cx = np.empty(m, dtype=bool)
-    for k in range(m):
-        w = np.linalg.eigvals(np.array(Jf(*P[:, k]), dtype=float))
-        d = w[np.argmax(w.real)]
-        eig_re[k], eig_cx[k] = d.real, abs(d.imag) > 1e-9
-    return xstar, eig_re, eig_cx
-
-
-def _simulated_outcomes(res: ClosedFormResult, P: np.ndarray, xstar: np.ndarray, years: float,
-                        h: float) -> tuple[np.ndarray, np.ndarray]:
-    """Simulate every parameter column of ``P`` at once (Euler, step ``h`` time units, over
-    ``years``) from the model's initial state; return the growth rate of the distance from
-    ``xstar`` over the second half (1/time unit) and the outcome code (:data:`OUTCOMES`)."""
-    system = res.system
-    ir = system.ir
-    m = P.shape[1]
-    f = system.lambdify()
-    from aicarousel.ir import Evaluator
-    x0 = Evaluator(ir, None).initial_state()
-    x = np.repeat(np.array([x0[s] for s in ir.stocks])[:, None], m, axis=1)
-    steps = int(round(years / h))
-    t = ir.time.initial
-    rec_every = max(1, int(round(0.25 / h)))
-    dist, d1 = [], []
-    for k in range(steps + 1):
-        if k % rec_every == 0:
-            dev = (x - xstar) / np.maximum(np.abs(xstar), 1e-9)
-            dist.append(np.sqrt(np.sum(dev ** 2, axis=0)))
-        dx = f(t, x, P)
-        if k % rec_every == 0:
-            d1.append(dx[0].copy())
-        x = x + h * dx
-        t += h
-    dist = np.array(dist)
-    d1 = np.array(d1)
-    tt = np.arange(len(dist)) * rec_every * h
     half = tt >= tt[-1] / 2
     with np.errstate(all="ignore"):
         rate = np.polyfit(tt[half], np.log(np.maximum(dist[half], 1e-300)), 1)[0]
-    sign = np.sign(d1)
-    flips = np.sum(np.abs(np.diff(sign, axis=0)) > 1, axis=0)
-    grows = rate > 0
-    osc = flips >= 3
+    flips = np.sum(np.abs(np.diff(np.sign(d1), axis=0)) > 1, axis=0)
+    grows, osc = rate > 0, flips >= 3
     return rate, np.where(grows, np.where(osc, 3, 2), np.where(osc, 1, 0))
-
-
-def _g1_curve(res: ClosedFormResult, xp: str, yp: str, xs: np.ndarray) -> np.ndarray:
-    """The sympy G = 1 curve: ``yp`` as a function of ``xp`` at ``xs`` (NaN where none)."""
-    system = res.system
-    g1y = np.full_like(xs, np.nan)
-    if res.G is not None:
-        ysym = system.params[yp]
-        sols = sp.solve(sp.Eq(res.G, 1), ysym)
-        if sols:
-            others = {system.params[m]: v for m, v in system.param_values.items()
-                      if m not in (xp, yp)}
-            fy = sp.lambdify(system.params[xp], sols[0].subs(others), modules="numpy")
-            with np.errstate(all="ignore"):
-                g1y = np.broadcast_to(np.asarray(fy(xs), dtype=float), xs.shape).copy()
-    return g1y

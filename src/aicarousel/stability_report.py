@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from aicarousel.ir import ModelIR
     from aicarousel.stability import BaselineResult, ClosedFormResult
 
-__all__ = ["fmt", "plain_words", "report_markdown", "report_latex", "baseline_markdown"]
+__all__ = ["fmt", "plain_words", "report_markdown", "report_latex", "baseline_markdown",
+           "reduced_plain_words", "reduced_markdown", "reduced_latex"]
 
 
 
@@ -210,4 +211,118 @@ def baseline_markdown(b: BaselineResult, ir: ModelIR) -> str:
             for k, v in b.loop_gains.items()) + " |")
     out += ["", "Stock growth rates over the last quarter of the run (1/time):", ""]
     out += [f"- {k}: {fmt(v, 3)}" for k, v in b.growth_rates.items()]
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# The carousel's reduced model (aicarousel.reduce.closed_forms)
+# --------------------------------------------------------------------------------------------
+def reduced_plain_words(cf) -> list[str]:
+    """The closed forms of the reduced model (:class:`aicarousel.reduce.ClosedForms`) in words."""
+    lin = cf.system
+    rn = lin.real_names
+    eig = cf.eigenvalues
+    d = complex(eig[np.argmax(eig.real)])
+    lines = [f"Reduced model of the reinforcing loops, derived from {lin.source}: "
+             f"{len(lin.stocks)} stocks, {len(lin.links)} links (symbols L1-L{len(lin.links)}: "
+             "link gains; a_s: each stock's own rate).",
+             "Equilibrium (everything off the loops frozen at the reference): "
+             + ", ".join(f"{rn[s]} = {fmt(v)}" for s, v in cf.equilibrium.items()) + ".",
+             f"Eigenvalues: {', '.join(fmt(complex(e)) for e in eig)} per year. The equilibrium "
+             f"is {cf.verdict.upper()}: the dominant eigenvalue {fmt(d)} gives "
+             + ("monotonic growth" if d.real > 0 and abs(d.imag) < 1e-9 else
+                "a growing oscillation" if d.real > 0 else
+                "a damped oscillation" if abs(d.imag) > 1e-9 else "monotonic decay") + ".",
+             "Routh-Hurwitz: the Hurwitz determinants are " + ", ".join(fmt(h) for h in cf.hurwitz)
+             + (" - all positive, so every eigenvalue has a negative real part."
+                if all(h > 0 for h in cf.hurwitz) else
+                " - not all positive, so some eigenvalue has a non-negative real part."),
+             f"Open-loop gain G = {fmt(cf.G_value)} (1 - det(I - A), A the stock-to-stock gain "
+             "matrix of the loops)"
+             + (f": each unit of outside money is multiplied by 1/(1-G) = "
+                f"{fmt(1 / (1 - cf.G_value))}." if cf.G_value < 1 else
+                ": above 1, the loops grow on their own.")]
+    for s, thr in cf.thresholds.items():
+        if thr is None:
+            continue
+        lines.append(f"  G = 1 when {cf.describe(s)} ({s}) = {fmt(thr)} (reference "
+                     f"{fmt(cf.values[s])}); stability is lost at {fmt(cf.stability_bounds.get(s))}.")
+    none = [str(s) for s, thr in cf.thresholds.items() if thr is None]
+    if none:
+        lines.append(f"  No G = 1 threshold of the same sign (G stays on one side of 1): "
+                     f"{', '.join(none)}.")
+    same = [s for s, thr in cf.thresholds.items() if thr is not None
+            and cf.stability_bounds.get(s) is not None
+            and abs(cf.stability_bounds[s] / thr - 1) < 1e-6]
+    osc = [s for s, v in cf.oscillation.items() if v]
+    lines.append(
+        ("J is a Metzler matrix (every link reinforces), so the dominant eigenvalue is real "
+         "and " if cf.metzler else "")
+        + f"stability is lost exactly at G = 1 for {len(same)} of the "
+        f"{sum(t is not None for t in cf.thresholds.values())} thresholds (1e-6 relative); the "
+        f"dominant eigenvalue is complex for {len(osc)} of {len(cf.oscillation)} parameters "
+        "anywhere from 1/100 to 100 times their value: in the derived model G < 1 is "
+        + ("necessary and sufficient for stability (no cash-adjustment oscillation: Lab's cash "
+           "is not on the loops active at the reference)."
+           if len(same) == sum(t is not None for t in cf.thresholds.values()) and not osc
+           else "necessary but not sufficient for stability."))
+    return lines
+
+
+def reduced_markdown(cf) -> str:
+    """Markdown report of the reduced model's closed forms (formulas in LaTeX math)."""
+    lin = cf.system
+    rn = lin.real_names
+    L = sp.latex
+    out = [f"# Stability of the reduced model ({lin.source})", "",
+           "Derived automatically from the full model by `aicarousel.reduce` (sympy); nothing "
+           "below was typed by hand. Regenerate the model with "
+           "`aicarousel loopgain --write-reduced`.", "", "## In plain words", ""]
+    out += [f"- {s.strip()}" for s in reduced_plain_words(cf)]
+    out += ["", "## Symbols", "", "| symbol | link or own rate | value at the reference |",
+            "|---|---|---|"]
+    out += [f"| ${L(s)}$ | {cf.describe(s)} | {fmt(v)} |" for s, v in cf.values.items()]
+    out += ["", "## Jacobian", "", "State order: " + ", ".join(rn[s] for s in lin.stocks) + ".",
+            "", f"$$J = {L(cf.jacobian)}$$", "", f"$$\\det J = {L(cf.det_jacobian)}$$", "",
+            "## Equilibrium", "",
+            "$s^* = s_{ref} - J^{-1} f_{ref}$ ($f_{ref}$: net flows at the reference):", ""]
+    out += [f"- {rn[s]} = {fmt(cf.equilibrium[s])}" for s in lin.stocks if s in cf.equilibrium]
+    out += ["", "## Characteristic polynomial", "",
+            f"$$p(\\lambda) = {L(cf.charpoly)}$$", "",
+            "## Routh-Hurwitz conditions (all must be > 0)", ""]
+    for k, v in enumerate(cf.hurwitz, 1):
+        sym = (f"$\\Delta_{k} = {L(cf.hurwitz_symbolic[k - 1])}$"
+               if k <= len(cf.hurwitz_symbolic) else f"$\\Delta_{k}$")
+        out.append(f"- {sym} = {fmt(v)} ({'holds' if v > 0 else 'FAILS'})")
+    out += ["", "## Open-loop gain and thresholds", "", f"$$G = {L(cf.G)}$$", "",
+            f"G = {fmt(cf.G_value)} at the reference.", "",
+            "| symbol | link or own rate | reference | G = 1 at | stability lost at | "
+            "complex dominant eigenvalue in 1/100-100x |", "|---|---|---|---|---|---|"]
+    for s, thr in cf.thresholds.items():
+        out.append(f"| ${L(s)}$ | {cf.describe(s)} | {fmt(cf.values[s])} | {fmt(thr)} | "
+                   f"{fmt(cf.stability_bounds.get(s))} | "
+                   f"{'yes' if cf.oscillation.get(s) else 'no'} |")
+    return "\n".join(out) + "\n"
+
+
+def reduced_latex(cf) -> str:
+    """LaTeX fragment (no preamble) of the reduced model's closed forms."""
+    from aicarousel.tables import latex_escape as esc
+
+    lin = cf.system
+    out = [f"% Stability of the reduced model ({esc(lin.source)}), generated by "
+           "aicarousel.reduce; do not edit.",
+           r"\paragraph{Jacobian.}", r"\[", f"J = {sp.latex(cf.jacobian)}", r"\]",
+           r"\paragraph{Characteristic polynomial.}", r"\[",
+           f"p(\\lambda) = {sp.latex(cf.charpoly)}", r"\]",
+           "Eigenvalues at the reference: "
+           + ", ".join(f"${fmt(complex(e))}$" for e in cf.eigenvalues) + ".",
+           r"\paragraph{Routh--Hurwitz conditions.}", r"\begin{align*}"]
+    out += [f"\\Delta_{k} &= {fmt(v)}\\\\" for k, v in enumerate(cf.hurwitz, 1)]
+    out += [r"\end{align*}", r"\paragraph{Loop gain.}", r"\[",
+            f"G = {sp.latex(cf.G)} = {fmt(cf.G_value)}", r"\]",
+            r"\begin{tabular}{llrr}", r"\hline symbol & link & reference & $G=1$ at\\ \hline"]
+    out += [f"${sp.latex(s)}$ & {esc(cf.describe(s))} & {fmt(cf.values[s])} & {fmt(t)}\\\\"
+            for s, t in cf.thresholds.items() if t is not None]
+    out += [r"\hline", r"\end{tabular}"]
     return "\n".join(out) + "\n"

@@ -12,7 +12,7 @@ Example
 -------
 >>> from aicarousel.ir import build_ir
 >>> from aicarousel.symbolic import to_sympy
->>> sys_ = to_sympy(build_ir("models/core_loop.mdl"))         # doctest: +SKIP
+>>> sys_ = to_sympy(build_ir("models/core_loop_derived.mdl"))         # doctest: +SKIP
 >>> f = sys_.lambdify()                                        # f(t, x, p) -> dx/dt
 """
 

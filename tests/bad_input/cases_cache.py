@@ -18,10 +18,10 @@ from aicarousel.provenance import file_sha256
 
 from .harness import Case
 
-CORE = paths.CORE_LOOP_FILE
+CORE = paths.REDUCED_MODEL_FILE
 KEY16 = file_sha256(CORE)[:16]
 ENV = {"AICAROUSEL_CACHE": "{tmp}/cache", "XDG_CONFIG_HOME": "{tmp}/cfg"}
-DOC = ["doc", "--model", "{root}/models/core_loop.mdl"]
+DOC = ["doc", "--model", "{root}/models/core_loop_derived.mdl"]
 MINE = ("cache", "cache/**", "cfg", "cfg/**")
 ROOT_USER = os.geteuid() == 0
 
@@ -45,7 +45,7 @@ def sandbox_cache(sb: Path):
 
 
 def filled(then=None):
-    """setup: translate the core loop into the sandbox cache, then ``then(entry_dir)``."""
+    """setup: translate the reduced model into the sandbox cache, then ``then(entry_dir)``."""
     def setup(sb: Path) -> None:
         from aicarousel import model
         with sandbox_cache(sb):
@@ -56,9 +56,12 @@ def filled(then=None):
 
 
 def _edit_constant(sb, entry):
+    import re
     py = entry / "model.py"
-    py.write_text(py.read_text().replace("return 1\n", "return 2\n", 1)
-                  .replace("return 0.5\n", "return 0.75\n"))
+    text = py.read_text()
+    edited = re.sub(r"(\n    return )(\d+(\.\d+)?)\n", r"\g<1>(\2 * 1.5)\n", text)
+    assert edited != text, "no constant to edit in the translation"
+    py.write_text(edited)
 
 
 def _edit_with_manifest(sb, entry):

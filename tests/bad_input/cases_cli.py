@@ -74,4 +74,9 @@ CASES = [
          "--every must be a positive"),
     _row("loopgain-write-reduced-with-time", ["loopgain", "--write-reduced", "--time", "2030"],
          "--write-reduced regenerates"),
+    _row("loopgain-loop-closest", ["loopgain", "--loop", "R4"], "(closest: R3"),
+    _row("loopgain-unknown-scenario", ["loopgain", "--scenario", "nope"],
+         "unknown scenario 'nope'"),
+    _row("dominance-unknown-scenario", ["dominance", "--scenario", "nope"],
+         "unknown scenario 'nope'"),
 ]

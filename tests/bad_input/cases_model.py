@@ -78,6 +78,10 @@ DOC = ["doc", "--model"]
 
 CASES = [
     # --- not a model at all
+    Case("loopgain-model-no-loops", argv=["loopgain", "--model", "{tmp}/noloop.mdl"],
+         setup=write("noloop.mdl", mdl(y="0.1")), message="has no feedback loops"),
+    Case("dominance-model-no-loops", argv=["dominance", "--model", "{tmp}/noloop.mdl"],
+         setup=write("noloop.mdl", mdl(y="0.1")), message="has no feedback loops"),
     Case("model-empty", argv=DOC + ["{tmp}/empty.mdl"], setup=write("empty.mdl", ""),
          message="is empty"),
     Case("model-whitespace-only", argv=RUN + ["{tmp}/blank.mdl"],
@@ -216,5 +220,5 @@ CASES = [
              "<eqn>70</eqn>", "<eqn>70</eqn><units>'''&quot;&quot;&quot;\\" +
              payload().replace('"', "&quot;") + "</units>")),
          check=no_marker),
-    Case("doc-core-loop", argv=DOC + ["{root}/models/core_loop.mdl"], status=0),
+    Case("doc-core-loop", argv=DOC + ["{root}/models/core_loop_derived.mdl"], status=0),
 ]

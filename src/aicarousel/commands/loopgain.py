@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     add_scenario(p)
     p.add_argument("--time", type=float, default=None, metavar="T",
                    help="time of the run at which gains are evaluated and the loop paths "
-                        "chosen (default 2027 when inside the run, else mid-run)")
+                        "chosen (default 2028 when inside the run, else mid-run)")
     p.add_argument("--along-baseline", action="store_true",
                    help="also evaluate at every --every time units along the run")
     p.add_argument("--every", type=float, default=None, metavar="YEARS",
@@ -43,8 +43,9 @@ def register(subparsers) -> None:
                    help="print the closed forms of the reduced model derived at --time")
     p.add_argument("--thresholds", action="store_true",
                    help="the G = 1 threshold of each constant in the loops' link gains (state "
-                        "held at --time), checked by full runs just below and above the "
-                        "nearest one (about a minute on the carousel)")
+                        "held at --time) and of each link gain of the reduced model, each "
+                        "checked by full runs at 0.9 and 1.1 times it (a few minutes on the "
+                        "carousel)")
     p.add_argument("--write-reduced", action="store_true",
                    help="regenerate models/core_loop_derived.mdl (carousel at the default "
                         "time only)")
@@ -69,6 +70,20 @@ def _check(args: argparse.Namespace):
     if args.output:
         from aicarousel.atomic import check_output
         check_output(args.output, "--output")
+
+
+def _print_runs(name: str, runs: list[dict]) -> None:
+    """One line per full run around a threshold: G, growth rate, verdict and why."""
+    for r in runs:
+        ok = r["as_predicted"] and r["growth_as_predicted"]
+        why = ("" if ok else
+               f" (the loops are cut in that run: {', '.join(r['inactive_links'][:2])} has "
+               "zero gain, a MIN/MAX/IF branch the linearisation holds fixed)"
+               if r["inactive_links"] else
+               " (the run's state moved with the constant)")
+        print(f"    {name} = {r['value']:.4g}: G = {r['G_reference']:.4g}, growth rate "
+              f"{r['growth_rate']:.3g}/year; predicted {r['predicted']}: "
+              + ("as predicted" if ok else "NOT as predicted") + why)
 
 
 def _loopgain(args: argparse.Namespace) -> int:
@@ -152,15 +167,26 @@ def _loopgain(args: argparse.Namespace) -> int:
         if none:
             print(f"  G stays on one side of 1 within 1/100 to 100 times (or the range) of: "
                   f"{', '.join(none)}")
-        near = next((r for r in rows if r["threshold"] is not None), None)
-        if near is not None:
-            print(f"  full runs with {near['name']} around its threshold (G at {at.time:g} "
-                  "of each run, same loop paths):")
-            for r in LG.threshold_runs(st, near["name"], near["threshold"], params=params):
-                print(f"    x{r['factor']:g} = {r['value']:.4g}: G = {r['G_reference']:.4g}; "
-                      f"predicted {r['predicted']}: "
-                      + ("as predicted" if r["as_predicted"] else
-                         "NOT as predicted (the run's state moved with the constant)"))
+        print(f"  full runs around every threshold (x0.9 and x1.1; at {at.time:g} of each run, "
+              "same loop paths: G, and the growth rate of the loops' stocks = largest real "
+              "eigenvalue of the full Jacobian over them, per year):")
+        for r in rows:
+            if r["threshold"] is not None:
+                _print_runs(r["name"], LG.threshold_runs(st, r["name"], r["threshold"],
+                                                         params=params))
+        from aicarousel import reduce as RD
+        rm = RD.derive(ir, time=t_ref, params=params, st=st)
+        print("the reduced model's G = 1 thresholds of link gains, checked by full runs (the "
+              "full model's constant that scales the link set so the gain is x0.9 and x1.1 its "
+              "threshold):")
+        for r in RD.full_model_checks(rm, params=params, progress=True):
+            head = f"  {r['symbol']} {r['link']}: {r['value']:.4g} -> {r['threshold']:.4g}"
+            if r["constant"] is None:
+                print(f"{head}: not checkable by a full run: {r['why']}")
+                continue
+            print(f"{head}, i.e. {r['constant']} {r['constant_value']:.4g} -> "
+                  f"{r['constant_threshold']:.4g}")
+            _print_runs(r["constant"], r["runs"])
     if args.output:
         ds = LG.loop_gain_dataset(st, results, provenance(
             model_hash=ir.sha256, params_changed=params, model_file=model_file, scenario=run))

@@ -1,10 +1,11 @@
 """``aicarousel stability`` and ``aicarousel loops``: symbolic stability analysis and loops.
 
 ``aicarousel stability [--model FILE] [--report DIR]`` prints the equilibrium and stability
-conditions of a small autonomous model (default ``models/core_loop.mdl``) in plain words and
-writes a Markdown and LaTeX report; ``--along-baseline`` analyses a large non-autonomous model
-(the carousel) numerically along its baseline run instead. ``--sync-core-loop`` copies the
-carousel's current values into the core loop model's ``[from: X]`` constants.
+conditions in plain words and writes a Markdown and LaTeX report: by default of the carousel's
+reduced model ``models/core_loop_derived.mdl`` (generated from the full model by
+``aicarousel loopgain --write-reduced``; closed forms from :func:`aicarousel.reduce.closed_forms`),
+or of any small autonomous model given with ``--model``; ``--along-baseline`` analyses a large
+non-autonomous model (the carousel) numerically along its baseline run instead.
 
 ``aicarousel loops [--model FILE]`` lists the feedback loops with polarity and gain, and the
 named loops (R1-R3, B1-B4) they match.
@@ -25,15 +26,13 @@ def register(subparsers) -> None:
         description="Derive the sympy system from a model file and print its equilibrium, "
                     "eigenvalues, Routh-Hurwitz conditions, loop gains and the parameter "
                     "values at which the reinforcing loops take over (G = 1).")
-    add_model(p, "models/core_loop.mdl, or the carousel with --along-baseline")
+    add_model(p, "the carousel's reduced model models/core_loop_derived.mdl, or the carousel "
+                 "with --along-baseline")
     p.add_argument("--report", default=None, metavar="DIR",
                    help="write <model>_stability.md and .tex (or <model>_baseline.md) to DIR")
     p.add_argument("--along-baseline", action="store_true",
                    help="numerical analysis along the baseline run (for models without an "
                         "equilibrium, e.g. the carousel)")
-    p.add_argument("--sync-core-loop", action="store_true",
-                   help="first copy the carousel's values into the core loop's [from: X] "
-                        "constants")
     p.set_defaults(func=_stability)
 
     q = subparsers.add_parser(
@@ -60,9 +59,6 @@ def _stability(args: argparse.Namespace) -> int:
     from aicarousel.atomic import write_text
     from aicarousel.ir import build_ir
 
-    if args.sync_core_loop:
-        changed = S.sync_core_loop(paths.CORE_LOOP_FILE, paths.MODEL_FILE)
-        print("core loop synced: " + (", ".join(changed) if changed else "nothing changed"))
     if args.report:  # before any analysis: a file, an unwritable place
         from ..atomic import check_output_dir
         check_output_dir(args.report, "--report directory")
@@ -80,7 +76,20 @@ def _stability(args: argparse.Namespace) -> int:
             write_text(out, text)
             print(f"wrote {paths.relative_to_root(out)}")
         return 0
-    ir = build_ir(model_path(args, paths.CORE_LOOP_FILE))
+    model = model_path(args, paths.REDUCED_MODEL_FILE)
+    from aicarousel import reduce as RD
+    if RD.is_derived(model):
+        cf = RD.closed_forms(RD.read_mdl(model))
+        for line in R.reduced_plain_words(cf):
+            print(line)
+        if args.report:
+            d = Path(args.report)
+            md, tex = d / f"{model.stem}_stability.md", d / f"{model.stem}_stability.tex"
+            write_text(md, R.reduced_markdown(cf))
+            write_text(tex, R.reduced_latex(cf))
+            print(f"wrote {paths.relative_to_root(md)} and {paths.relative_to_root(tex)}")
+        return 0
+    ir = build_ir(model)
     res = S.analyse_closed_form(ir)
     for line in R.plain_words(res):
         print(line)
