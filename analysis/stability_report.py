@@ -13,7 +13,7 @@ Writes to ``results/stability/``:
 * ``<model>_simlin_loop_importance.nc``: pysimlin's relative loop scores (loop x time) for each
   model, kept beside ours (``results/dominance/``) for comparison;
 * ``stability_map.nc``: simulated outcome of the reduced model over two link gains (R3's
-  revenue -> desired compute x R2's revenue -> indicated value) with the sympy G = 1 curve
+  revenue -> desired compute x R2's revenue -> business value) with the sympy G = 1 curve
   (read by ``figures/fig_stability_map.py``).
 
 Usage: ``python analysis/stability_report.py [--out DIR] [--grid N]``.
@@ -48,7 +48,7 @@ LENGTH_BOUND = 18
 #: Axes of the stability map: a link only on R3 and a link only on R2 (model names), and their
 #: ranges as fractions of the reference value (G = 1 crosses the plane there).
 MAP_X = "Lab Revenue -> Lab desired compute"
-MAP_Y = "Lab Revenue -> Lab indicated value"
+MAP_Y = "Lab Revenue -> Lab Business Value"
 MAP_X_RANGE = (0.005, 0.12)
 MAP_Y_RANGE = (0.02, 1.2)
 

@@ -154,9 +154,9 @@ def small_map(core):
     x0 = next(v for k, v in core.values.items()
               if core.describe(k) == "Lab Revenue -> Lab desired compute")
     y0 = next(v for k, v in core.values.items()
-              if core.describe(k) == "Lab Revenue -> Lab indicated value")
+              if core.describe(k) == "Lab Revenue -> Lab Business Value")
     return RD.stability_map(core, "Lab Revenue -> Lab desired compute",
-                            "Lab Revenue -> Lab indicated value", n=9, years=40.0,
+                            "Lab Revenue -> Lab Business Value", n=9, years=40.0,
                             xrange=(0.005 * x0, 0.12 * x0), yrange=(0.02 * y0, 1.2 * y0))
 
 

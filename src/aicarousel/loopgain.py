@@ -596,12 +596,17 @@ def threshold_runs(st: ReinforcingStructure, name: str, threshold: float,
     list of dict
         ``{"factor", "value", "G_reference", "growth_rate", "predicted", "as_predicted",
         "growth_as_predicted", "inactive_links"}`` (links of the loops with zero gain in that
-        run at the reference time: a MIN, MAX or IF branch that cuts them).
+        run at the reference time and non-zero gain in the unperturbed run: a MIN, MAX or IF
+        branch that the change of the constant switched).
     """
     ir = st.ir
     real = ir.variables[ir.resolve(name)].real_name
     rows = []
     predicted = predicted or ["G < 1" if f < 1 else "G > 1" for f in factors]
+    t0, state0 = run_state(ir, st.reference_time, dict(params or {}))
+    with np.errstate(all="ignore"):
+        live0 = {e for e, v in gains_at_state(st, t0, state0, dict(params or {})).links.items()
+                 if v != 0.0}
     for f, pred in zip(factors, predicted):
         p = dict(params or {})
         p[real] = threshold * f
@@ -610,8 +615,10 @@ def threshold_runs(st: ReinforcingStructure, name: str, threshold: float,
             gat = gains_at_state(st, t, state, p)
         g = gat.G
         rate = structure_growth_rate(st, t, state, p)
+        # cut by the run: zero gain here, non-zero in the unperturbed run (links already zero
+        # there, such as an inactive loop's, explain nothing about this run)
         cut = [f"{ir.variables[x].real_name} -> {ir.variables[y].real_name}"
-               for (x, y), v in sorted(gat.links.items()) if v == 0.0]
+               for (x, y), v in sorted(gat.links.items()) if v == 0.0 and (x, y) in live0]
         above = pred == "G > 1"
         rows.append({"factor": f, "value": threshold * f, "G_reference": g,
                      "growth_rate": rate, "predicted": "G > 1" if above else "G < 1",

@@ -76,11 +76,13 @@ def _print_runs(name: str, runs: list[dict]) -> None:
     """One line per full run around a threshold: G, growth rate, verdict and why."""
     for r in runs:
         ok = r["as_predicted"] and r["growth_as_predicted"]
+        switched = ", ".join(r["inactive_links"][:2])
         why = ("" if ok else
-               f" (the loops are cut in that run: {', '.join(r['inactive_links'][:2])} has "
-               "zero gain, a MIN/MAX/IF branch the linearisation holds fixed)"
-               if r["inactive_links"] else
-               " (the run's state moved with the constant)")
+               f" (the loops are cut in that run: {switched} has zero gain, a MIN/MAX/IF "
+               "branch the linearisation holds fixed)"
+               if r["inactive_links"] and abs(r["G_reference"]) < 1e-9 else
+               " (the run's state moved with the constant"
+               + (f"; switched off in that run: {switched}" if switched else "") + ")")
         print(f"    {name} = {r['value']:.4g}: G = {r['G_reference']:.4g}, growth rate "
               f"{r['growth_rate']:.3g}/year; predicted {r['predicted']}: "
               + ("as predicted" if ok else "NOT as predicted") + why)
