@@ -23,7 +23,7 @@ from aicarousel import paths
 from aicarousel.calibration import QUALITY_SIGMA, read_targets
 
 #: Parameters of the recovery test, their true values, and one that no target sees.
-TRUE = {"Planning horizon": 1.8, "AI demand multiplier": 1.3, "Construction time": 2.4}
+TRUE = {"Value adjustment time": 0.3, "AI demand multiplier": 1.3, "Construction time": 2.4}
 NULL = "Provider cutoff time"
 UNTIL = 2025.95
 
