@@ -235,7 +235,15 @@ class _Translator:
         f = e.func
         if f == "if_then_else":
             c = self.boolean(e.args[0])
-            return sp.Piecewise((self.num(e.args[1]), c), (self.num(e.args[2]), True))
+            yes, no = self.num(e.args[1]), self.num(e.args[2])
+            try:
+                return sp.Piecewise((yes, c), (no, True))
+            except ValueError:
+                # the condition holds a MIN/MAX of a guarded ratio: sympy folds it, tests it
+                # at 0, builds Max(nan, ...) and gives up (as for XIDZ below): keep it as written
+                from sympy.functions.elementary.piecewise import ExprCondPair
+                return sp.Basic.__new__(sp.Piecewise, sp.Basic.__new__(ExprCondPair, yes, c),
+                                        sp.Basic.__new__(ExprCondPair, no, sp.true))
         a = [self.num(x) for x in e.args]
         small = sp.Float(SMALL_VENSIM)
         dt = sym_number(self.dt)
