@@ -462,7 +462,7 @@ def analyse_along_baseline(model=None, params: Mapping | None = None,
         Loops through a pure integrator (a cash stock) get that stock's gain over this horizon
         (time units) instead of a residence time, so their gain is per ``integrator_horizon``.
     progress : bool
-        Show progress bars (loop enumeration and loop gains take a minute on the carousel).
+        Show progress bars: one over the steps, one over the named-loop gains' times.
 
     Returns
     -------
@@ -471,20 +471,37 @@ def analyse_along_baseline(model=None, params: Mapping | None = None,
     from aicarousel import paths
     from aicarousel.loops import dependency_graph
 
+    from tqdm import tqdm
+
+    # one bar over the steps (the sympy system and the named-loop gains take most of the time;
+    # the loop gains have their own bar below)
+    bar = tqdm(total=5, desc="stability along the baseline", unit=" steps", disable=not progress,
+               leave=False)
+    bar.set_postfix_str("sympy system")
     ir = model if isinstance(model, ModelIR) else build_ir(model or paths.MODEL_FILE)
     system = to_sympy(ir)
     f = system.lambdify()
     p = system.param_vector(params)
+    bar.update()
+    bar.set_postfix_str("baseline run")
     out = simulate(ir, params=params)
     tt = out["time"]
     X = np.array([out[s] for s in ir.stocks])  # (n, T)
+    bar.update()
+    bar.set_postfix_str("Jacobian eigenvalues")
     g = dependency_graph(ir)
     keep = _feedback_stocks(ir, g)
     dom, dom_stock = _dominant_modes(ir, f, p, tt, X, keep)
+    bar.update()
+    bar.set_postfix_str("balanced growth, frozen equilibrium")
     rates, bgp = _balanced_growth(ir, out)
     eq = _frozen_equilibrium(system, f, p, tt, X)
+    bar.update()
+    bar.set_postfix_str("named-loop gains")
     loop_times, lg, lpol = _named_loop_gains(ir, g, out, params, loop_every, integrator_horizon,
                                              progress)
+    bar.update()
+    bar.close()
     return BaselineResult(time=tt, dominant=dom, dominant_stock=dom_stock, growth_rates=rates,
                           balanced_growth=bgp, equilibrium=eq, loop_gains=lg,
                           loop_polarity=lpol, loop_times=loop_times)
