@@ -5,13 +5,15 @@ never simulates). Shading: outcome of a simulation of the reduced model derived 
 carousel (``models/core_loop_derived.mdl``) at each grid point (decay, damped oscillation,
 growth, growing oscillation). Solid line: the closed-form threshold G = 1 of the reinforcing
 loops R2 + R3; dashed line: where the dominant eigenvalue becomes complex (none on the derived
-model: every link reinforces). Cross: the reference values (when inside the plotted range).
+model: every link reinforces). Cross: the reference values (when inside the plotted range;
+otherwise the legend gives them and says they lie off the map).
 Output: ``figures/out/stability_map.{pdf,png}`` (single column).
 """
 
 from __future__ import annotations
 
 import sys
+import textwrap
 
 import numpy as np
 import xarray as xr
@@ -41,20 +43,28 @@ def main(argv=None) -> int:
     ax.plot(x, ds["g1_y"].values, color="black", lw=1.2, label="G = 1 (sympy)")
     ax.contour(x, y, ds["eig_complex"].values.astype(float), levels=[0.5], colors="black",
                linestyles="--", linewidths=0.8)
-    ax.plot([ds.attrs["x_baseline"]], [ds.attrs["y_baseline"]], marker="x", color="black",
-            ms=6, mew=1.5, ls="none")
+    xb, yb = float(ds.attrs["x_baseline"]), float(ds.attrs["y_baseline"])
+    inside = x[0] - dx <= xb <= x[-1] + dx and y[0] - dy <= yb <= y[-1] + dy
+    if inside:
+        ax.plot([xb], [yb], marker="x", color="black", ms=6, mew=1.5, ls="none")
     ax.set_xlim(x[0] - dx, x[-1] + dx)
     ax.set_ylim(y[0] - dy, y[-1] + dy)
-    ax.set_xlabel(plotting.axis_label(name=ds.attrs["x_name"], unit=ds.attrs["x_units"]))
-    ax.set_ylabel(plotting.axis_label(name=ds.attrs["y_name"], unit=ds.attrs["y_units"]))
+    # long link names wrap instead of running off the figure
+    ax.set_xlabel("\n".join(textwrap.wrap(plotting.axis_label(
+        name=ds.attrs["x_name"], unit=ds.attrs["x_units"]), 48)))
+    ax.set_ylabel("\n".join(textwrap.wrap(plotting.axis_label(
+        name=ds.attrs["y_name"], unit=ds.attrs["y_units"]), 36)))
     present = sorted(set(np.unique(ds["outcome"].values).astype(int)))
     handles = [Patch(facecolor=COLORS[k], label=LABELS[k]) for k in present]
-    handles += [plotting.plt.Line2D([], [], color="black", lw=1.2, label="G = 1 (sympy)"),
-                plotting.plt.Line2D([], [], color="black", lw=0.8, ls="--",
-                                    label="complex eigenvalues"),
-                plotting.plt.Line2D([], [], color="black", marker="x", ls="none",
-                                    label="reference values")]
-    fig.legend(handles=handles, fontsize=6, loc="lower center", ncol=3, frameon=False,
+    handles += [plotting.plt.Line2D([], [], color="black", lw=1.2, label="G = 1 (sympy)")]
+    if ds["eig_complex"].values.any():
+        handles += [plotting.plt.Line2D([], [], color="black", lw=0.8, ls="--",
+                                        label="complex eigenvalues")]
+    handles += [plotting.plt.Line2D(
+        [], [], color="black", marker="x", ls="none",
+        label="reference values" if inside else
+        f"reference ({xb:.3g}, {yb:.3g}), off the map")]
+    fig.legend(handles=handles, fontsize=6, loc="lower center", ncol=2, frameon=False,
                bbox_to_anchor=(0.5, 0.0))
     fig.set_layout_engine("tight", rect=(0, 0.14, 1, 1))
     prov = plotting.provenance(ds, scenario="core loop", source=",".join(NEEDS))
