@@ -238,7 +238,7 @@ def test_causal_loop_labels_clear_of_node_boxes(small_results, tmp_path, load_sc
         # arrows crossing the label: sample every arrow's drawn path (display coordinates)
         n = 0
         for a in arrows:
-            curve = [seg.point_at_t(t) for seg, _ in a.get_path().iter_bezier()
+            curve = [seg(t) for seg, _ in a.get_path().iter_bezier()
                      for t in np.linspace(0, 1, 30)]  # on the curves, not their control points
             pts = ax.transData.transform(np.array(curve))  # data -> pixels
             n += int(sum(r.contains(x, y) for x, y in pts))
