@@ -78,26 +78,19 @@ def _stability(args: argparse.Namespace) -> int:
         return 0
     model = model_path(args, paths.REDUCED_MODEL_FILE)
     from aicarousel import reduce as RD
-    if RD.is_derived(model):
-        cf = RD.closed_forms(RD.read_mdl(model))
-        for line in R.reduced_plain_words(cf):
-            print(line)
-        if args.report:
-            d = Path(args.report)
-            md, tex = d / f"{model.stem}_stability.md", d / f"{model.stem}_stability.tex"
-            write_text(md, R.reduced_markdown(cf))
-            write_text(tex, R.reduced_latex(cf))
-            print(f"wrote {paths.relative_to_root(md)} and {paths.relative_to_root(tex)}")
-        return 0
-    ir = build_ir(model)
-    res = S.analyse_closed_form(ir)
-    for line in R.plain_words(res):
+    if RD.is_derived(model):  # the generated reduced model: closed forms from reduce
+        res = RD.closed_forms(RD.read_mdl(model))
+        words, markdown, latex = R.reduced_plain_words, R.reduced_markdown, R.reduced_latex
+    else:  # any small autonomous model: closed forms from its sympy system
+        res = S.analyse_closed_form(build_ir(model))
+        words, markdown, latex = R.plain_words, R.report_markdown, R.report_latex
+    for line in words(res):
         print(line)
     if args.report:
         d = Path(args.report)
-        md, tex = d / f"{ir.path.stem}_stability.md", d / f"{ir.path.stem}_stability.tex"
-        write_text(md, R.report_markdown(res))
-        write_text(tex, R.report_latex(res))
+        md, tex = d / f"{model.stem}_stability.md", d / f"{model.stem}_stability.tex"
+        write_text(md, markdown(res))
+        write_text(tex, latex(res))
         print(f"wrote {paths.relative_to_root(md)} and {paths.relative_to_root(tex)}")
     return 0
 
