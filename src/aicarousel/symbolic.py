@@ -33,6 +33,22 @@ __all__ = ["SymbolicSystem", "to_sympy", "local_equations", "lookup_piecewise", 
 T = sp.Symbol("t", real=True)
 
 
+
+def _piecewise(yes: sp.Expr, cond: sp.Basic, no: sp.Expr) -> sp.Expr:
+    """``Piecewise((yes, cond), (no, True))``, kept as written when sympy cannot build it.
+
+    sympy canonicalises a Piecewise by folding its condition and testing it with 0 substituted
+    for every symbol; a condition holding a MIN/MAX of a guarded ratio (a lookup, an IF, an
+    XIDZ) then reaches ``Max(nan, ...)`` and sympy gives up with a ValueError. The unevaluated
+    form has the same value and lambdify prints it.
+    """
+    try:
+        return sp.Piecewise((yes, cond), (no, True))
+    except ValueError:
+        from sympy.functions.elementary.piecewise import ExprCondPair
+        return sp.Basic.__new__(sp.Piecewise, sp.Basic.__new__(ExprCondPair, yes, cond),
+                                sp.Basic.__new__(ExprCondPair, no, sp.true))
+
 def sym_number(v: float) -> sp.Expr:
     """Exact sympy number for an integer-valued float, else a Float (53-bit, exact)."""
     v = float(v)
@@ -236,14 +252,8 @@ class _Translator:
         if f == "if_then_else":
             c = self.boolean(e.args[0])
             yes, no = self.num(e.args[1]), self.num(e.args[2])
-            try:
-                return sp.Piecewise((yes, c), (no, True))
-            except ValueError:
-                # the condition holds a MIN/MAX of a guarded ratio: sympy folds it, tests it
-                # at 0, builds Max(nan, ...) and gives up (as for XIDZ below): keep it as written
-                from sympy.functions.elementary.piecewise import ExprCondPair
-                return sp.Basic.__new__(sp.Piecewise, sp.Basic.__new__(ExprCondPair, yes, c),
-                                        sp.Basic.__new__(ExprCondPair, no, sp.true))
+            # the condition can hold a MIN/MAX of a guarded ratio (see _piecewise)
+            return _piecewise(yes, c, no)
         a = [self.num(x) for x in e.args]
         small = sp.Float(SMALL_VENSIM)
         dt = sym_number(self.dt)
@@ -269,16 +279,7 @@ class _Translator:
             # unevaluated: Piecewise's canonicalisation substitutes the guard into the other
             # branch and can reach Max(nan, ...), which sympy refuses to build
             guard = sp.Abs(a[1]) < small
-            try:
-                return sp.Piecewise((alt, guard), (a[0] / a[1], True))
-            except ValueError:
-                # the guard holds a Piecewise (a lookup, an IF), so sympy folds it and, testing
-                # it at 0, builds Max(nan, ...) and gives up: keep the expression as written
-                # (lambdify prints it; its value is the same)
-                from sympy.functions.elementary.piecewise import ExprCondPair
-                return sp.Basic.__new__(sp.Piecewise,
-                                        sp.Basic.__new__(ExprCondPair, alt, guard),
-                                        sp.Basic.__new__(ExprCondPair, a[0] / a[1], sp.true))
+            return _piecewise(alt, guard, a[0] / a[1])
         if f == "step":
             return a[0] * sp.Piecewise((1, T + dt / 2 > a[1]), (0, True))
         if f == "ramp":
