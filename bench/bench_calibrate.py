@@ -54,12 +54,12 @@ def main(argv=None) -> int:
     ap.add_argument("--gaussian", action="store_true",
                     help="sampler alone on a standard normal: tau of each move (no model runs)")
     args = ap.parse_args(argv)
+    print("machine:", _machine())  # beside every figure, the sampler's floor too
     if args.gaussian:
         return _gaussian(args)
 
     from aicarousel import calibrate as cal
 
-    print("machine:", _machine())
     t0 = time.perf_counter()
     c0 = time.process_time()
     effect = cal.make_setup(None).screen_effect
