@@ -362,3 +362,25 @@ def test_store_opens_with_xarray(reference_store, tmp_path):
     run_sweep(d, tmp_path / "s.zarr", progress=False)
     with xr.open_zarr(tmp_path / "s.zarr", consolidated=False) as ds:
         assert ds["y_0"].dims == ("run",) and ds["y_0"].attrs["label"] == "final(Lab Cash)"
+
+
+def test_store_write_error_silences_siblings_copies_only(tmp_path, capsys):
+    """A failed store write is one line: zarr's sibling tasks that failed the same way are not
+    logged again by asyncio ("Task exception was never retrieved", which made the file-size
+    bad-input row fail now and then); other asyncio records still pass."""
+    import logging
+
+    from aicarousel import sweep as SW
+
+    with pytest.raises(SW.SweepError, match="cannot write sweep store"):
+        with SW._store_errors(tmp_path / "s.zarr"):
+            raise OSError(27, "File too large")
+    log = logging.getLogger("asyncio")
+    err = OSError(27, "File too large")
+    rec = log.makeRecord("asyncio", logging.ERROR, __file__, 1,
+                         "Task exception was never retrieved\nfuture: <Task>", None,
+                         (OSError, err, None))
+    assert not all(f.filter(rec) for f in log.filters)
+    other = log.makeRecord("asyncio", logging.ERROR, __file__, 1, "Unclosed client session",
+                           None, None)
+    assert all(f.filter(other) for f in log.filters)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -625,6 +626,22 @@ def run_chunk(store: str, definition: dict, i: int, processes: int = 1) -> int:
     return i
 
 
+class _SiblingWriteErrors(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" records of OSErrors (see
+    :func:`_store_errors`); every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, OSError)
+                    and record.getMessage().startswith("Task exception was never retrieved"))
+
+
+def _silence_sibling_write_errors() -> None:
+    log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _SiblingWriteErrors) for f in log.filters):
+        log.addFilter(_SiblingWriteErrors())
+
+
 @contextlib.contextmanager
 def _store_errors(store: Path):
     """A failed write to the store (disk full, ulimit -f, permissions) as one SweepError."""
@@ -633,6 +650,11 @@ def _store_errors(store: Path):
     try:
         yield
     except OSError as exc:
+        # zarr writes chunks as concurrent asyncio tasks; the first failure is raised here and
+        # the siblings' copies of the same failure are logged by asyncio ("Task exception was
+        # never retrieved") whenever they are garbage-collected: this error already says it in
+        # one line, so those copies are dropped
+        _silence_sibling_write_errors()
         again = ("rerun with --resume (finished chunks are kept)" if store.is_dir()
                  else "run again")
         raise SweepError(f"cannot write sweep store {store}: {_cause(exc, store)}; fix that "
