@@ -34,6 +34,11 @@ ZIGZAG_ABOVE = 6
 #: that an arrow crossing a label's corner is seen).
 LABEL_DISTANCE_COST = 3.0
 EDGE_SAMPLES = 400
+#: Weight of a covered sample point on an arrow's last ``HEAD_SHARE`` before its target box
+#: (the head, which shows the link's direction, must stay visible) and elsewhere (a shaft
+#: passes behind the label's white box and stays legible). In the Lab column no spot near R3's
+#: centre is free of shafts; with equal weights R3's label sat on the head of Chips -> Lab Cash.
+HEAD_WEIGHT, SHAFT_WEIGHT, HEAD_SHARE = 25.0, 0.25, 1 / 12
 ZIGZAG = 0.6
 #: Column order of the model groups.
 COLUMN_ORDER = ["Lab", "Investors", "Cloud", "Chips"]
@@ -186,7 +191,7 @@ def main(argv=None) -> int:
     fig.set_layout_engine("none")
     renderer = fig.canvas.get_renderer()
     box_px = {n: t.get_window_extent(renderer).expanded(1.05, 1.15) for n, t in boxes.items()}
-    edge_pts = []
+    edge_pts, edge_weights = [], []
     for a, b in ring_edges:
         (xa, ya), (xb, yb) = P[a], P[b]
         same_col = abs(xa - xb) < 0.5 * xscale
@@ -194,7 +199,13 @@ def main(argv=None) -> int:
         q0, q1 = ax.transData.transform((xa, ya)), ax.transData.transform((xb, yb))
         rad = best_curvature(q0, q1, [bb for n, bb in box_px.items() if n not in (a, b)], first,
                              frame=ax.get_window_extent(renderer))
-        edge_pts.append(ax.transData.inverted().transform(arc_points(q0, q1, rad, n=EDGE_SAMPLES)))
+        px = arc_points(q0, q1, rad, n=EDGE_SAMPLES)
+        edge_pts.append(ax.transData.inverted().transform(px))
+        outside = np.flatnonzero([not box_px[b].contains(x, y) for x, y in px])
+        w = np.full(len(px), SHAFT_WEIGHT)
+        if len(outside):  # the head: the last points before the curve enters the target box
+            w[max(0, outside[-1] - int(HEAD_SHARE * len(px))):outside[-1] + 1] = HEAD_WEIGHT
+        edge_weights.append(w)
         arrow = FancyArrowPatch(
             (xa, ya), (xb, yb), connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>,head_length=3,head_width=1.6",
             patchA=boxes[a].get_bbox_patch(), patchB=boxes[b].get_bbox_patch(), shrinkA=1, shrinkB=1,
@@ -235,8 +246,9 @@ def main(argv=None) -> int:
                 and r[3] < yscale + 0.3
             if not inside or any(overlaps(r, q) for q in taken):
                 continue
-            hits = sum(int(((pts[:, 0] > r[0]) & (pts[:, 0] < r[2]) & (pts[:, 1] > r[1])
-                            & (pts[:, 1] < r[3])).sum()) for pts in edge_pts)
+            hits = sum(float((w * ((pts[:, 0] > r[0]) & (pts[:, 0] < r[2]) & (pts[:, 1] > r[1])
+                                   & (pts[:, 1] < r[3]))).sum())
+                       for pts, w in zip(edge_pts, edge_weights))
             score = hits + LABEL_DISTANCE_COST * dist
             if best is None or score < best[0]:
                 best = (score, cx + dx, cy + dy)

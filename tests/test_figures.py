@@ -246,3 +246,12 @@ def test_causal_loop_labels_clear_of_node_boxes(small_results, tmp_path, load_sc
     # at most a touch (an arrow head at a corner: 10 of 30 points per Bezier segment), not a
     # label lying across an arrow
     assert max(covered.values()) <= 12, covered
+    # no arrow head under a label: the head shows the link's direction (round 4: R3's label sat
+    # on the head of Chips investment -> Lab Cash)
+    for a in arrows:
+        path = a.get_path()
+        start = int(np.flatnonzero(path.codes == path.MOVETO)[-1])  # the head's polygon
+        head = ax.transData.transform(path.vertices[start:-1])
+        for lab in labels:
+            r = lab.get_window_extent(renderer)
+            assert not any(r.contains(x, y) for x, y in head), (lab.get_text(), head)
