@@ -9,7 +9,8 @@ section ends in ``pass``, ``fail`` or ``not applicable`` with its evidence:
    declared range allows) and at 10x its high bound; every exogenous input (lever) at 0 and
    doubled. Flags NaN/inf (first variable and time), stocks below their declared lower bound
    (``[0,?]`` in the units field) and explosions (a stock growing more than
-   ``explosion_factor`` per year, sustained over two years). One ensemble run (:mod:`aicarousel.ensemble`).
+   ``explosion_factor`` per year, sustained over two years). One ensemble run
+   (:mod:`aicarousel.ensemble`).
 3. *Reality checks* from ``<model dir>/<model stem>.checks.yaml`` (see :func:`load_checks`).
 4. *Integration error*: stocks and flows at TIME STEP, /2, /4 and with RK4 (pysimlin); the
    integral of every variable that books a quantity with PULSE/STEP at TIME STEP, /2, /4 and
@@ -54,7 +55,8 @@ __all__ = ["Section", "Report", "Checks", "load_checks", "validate", "write_repo
 
 PASS, FAIL, NA = "pass", "fail", "not applicable"
 
-#: Stock growth per year above which a run "explodes" (unless the checks file says otherwise).
+#: Stock growth per year, sustained over ``SUSTAINED_YEARS``, above which a run "explodes"
+#: (unless the checks file says otherwise).
 DEFAULT_EXPLOSION_FACTOR = 10.0
 #: Thresholds of the integration-error section (relative to the variable's largest magnitude).
 STOCK_TOL, FLOW_TOL, BOOKING_TOL = 0.01, 0.05, 0.01
@@ -283,7 +285,7 @@ def load_checks(model_file: str | os.PathLike, cm=None, path: str | os.PathLike 
         calibration_targets: ../data/calibration_targets.csv   # optional
         scenarios: ../scenarios                     # optional; loop activity also there
         named_loops: named_loops.yaml               # optional; default beside the model
-        explosion_factor: 10                        # per year, optional
+        explosion_factor: 10                        # per year over two years, optional
         checks:
           - name: no_outside_capital
             why: One sentence of why this must hold.
