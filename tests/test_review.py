@@ -436,3 +436,57 @@ def test_integration_error_is_euler_first_order():
             checked.append(ir.variables[n].real_name)
             assert 1.6 <= e32 / e64 <= 2.5, (ir.variables[n].real_name, e32, e64)
     assert len(checked) >= 10, checked
+def _extreme(params, outputs):
+    from aicarousel.ensemble import compile_model
+    cm = compile_model()
+    return cm.run({k: np.array([v]) for k, v in params.items()}, n=1, outputs=outputs,
+                  saveper=0.25)
+
+
+def test_outside_chip_demand_stays_below_the_worlds_capacity():
+    """Base outside demand growth at 10x its high bound (10/yr) grew outside chip demand
+    x3,140 in a year to $70T a year (validate, extreme conditions): no limit from the world's
+    capacity to build and finance accelerators. Its growth is capped at the fastest ramp the
+    supply chain has shown and it saturates below a ceiling."""
+    out = ["Outside Chip Demand", "Maximum outside chip demand"]
+    ds = _extreme({"Base outside demand growth": 10.0}, out)
+    x = ds["Outside Chip Demand"].values[0]
+    assert x.max() <= float(ds["Maximum outside chip demand"].values.ravel()[0]) + 1e-9
+    assert float((x[4:] / x[:-4]).max()) < 10.0
+
+
+def test_sentiment_is_bounded():
+    """Sentiment growth sensitivity at 10x its high bound drove sentiment and Chips' value
+    x10 in a year: sentiment had a floor but no ceiling. It stays at or below Maximum
+    sentiment."""
+    ds = _extreme({"Sentiment growth sensitivity": 10.0},
+                  ["Investor Sentiment", "Maximum sentiment"])
+    assert float(ds["Investor Sentiment"].values.max()) <= float(
+        ds["Maximum sentiment"].values.ravel()[0]) + 1e-9
+
+
+def test_spot_price_saturates():
+    """Spot price elasticity at 10x its high bound (15) turned a 30% shortage into a 50-fold
+    rent ($618B per GW-year) and a glut into 1e-5 of the reference: a power law with no
+    ceiling (buyers' willingness to pay) and no floor (operating cost). The price stays
+    between the two multiples of the reference."""
+    out = ["Spot price", "Reference spot price", "Maximum spot price multiple",
+           "Minimum spot price multiple"]
+    ds = _extreme({"Spot price elasticity": 15.0}, out)
+    p = ds["Spot price"].values[0]
+    ref = float(ds["Reference spot price"].values.ravel()[0])
+    assert p.max() <= ref * float(ds["Maximum spot price multiple"].values.ravel()[0]) + 1e-9
+    assert p.min() >= ref * float(ds["Minimum spot price multiple"].values.ravel()[0]) - 1e-9
+
+
+def test_lab_revenue_multiple_is_bounded():
+    """Growth premium at 10x its high bound (350) valued Lab at about 300 times its revenue:
+    the multiple rose linearly with expected growth without limit. The multiple before
+    sentiment is capped (Maximum revenue multiple), so the value stays within it (10% for
+    the value's adjustment lag)."""
+    out = ["Lab Business Value", "Lab Revenue", "Investor Sentiment", "Maximum revenue multiple"]
+    ds = _extreme({"Growth premium": 350.0}, out)
+    ratio = ds["Lab Business Value"].values[0] / (ds["Lab Revenue"].values[0]
+                                                  * ds["Investor Sentiment"].values[0])
+    cap = float(ds["Maximum revenue multiple"].values.ravel()[0])
+    assert float(ratio[8:].max()) <= 1.1 * cap

@@ -478,3 +478,24 @@ def test_explosion_is_growth_beyond_the_baselines_peak():
                                s: np.vstack([runaway, refill])}, 10.0, 2)
     assert any(f.startswith("explodes: Cloud Debt") for f in flags[0])
     assert not any(f.startswith("explodes") for f in flags[1])
+
+
+def test_explosion_is_sustained_growth_not_a_one_off_jump():
+    """A stock that jumps once (x20 within a year, past the baseline's peak: a first-order
+    adjustment to a goal a parameter moved tenfold, or a funding round landing on drained
+    cash) and then settles is a step response, not a runaway: not flagged. A runaway that
+    keeps growing x12 a year for two years is still flagged, and so is a jump so large
+    (x150 in a year) that even spread over two years it exceeds the limit each year."""
+    ctx = V._Context(MODEL, quick=True)
+    s = ctx.ir.resolve("Cloud Debt")
+    peak = ctx.scale[s]
+    t = np.arange(2024.0, 2030.01, 0.25)
+    yrs = t - t[0]
+    jump = np.where(yrs < 1.0, 0.1 * peak * 20.0 ** yrs, 2.0 * peak)
+    runaway = np.minimum(0.1 * peak * 12.0 ** yrs, 0.1 * peak * 12.0 ** 2.25)
+    huge = np.where(yrs < 1.0, 0.1 * peak * 150.0 ** yrs, 15.0 * peak)
+    flags = V._flags(ctx, t, {**{k: np.zeros((3, len(t))) for k in ctx.stocks},
+                               s: np.vstack([jump, runaway, huge])}, 10.0, 3)
+    assert not any(f.startswith("explodes") for f in flags[0])
+    assert any(f.startswith("explodes: Cloud Debt") for f in flags[1])
+    assert any(f.startswith("explodes: Cloud Debt") for f in flags[2])

@@ -9,7 +9,8 @@ section ends in ``pass``, ``fail`` or ``not applicable`` with its evidence:
    declared range allows) and at 10x its high bound; every exogenous input (lever) at 0 and
    doubled. Flags NaN/inf (first variable and time), stocks below their declared lower bound
    (``[0,?]`` in the units field) and explosions (a stock growing more than
-   ``explosion_factor`` per year). One ensemble run (:mod:`aicarousel.ensemble`).
+   ``explosion_factor`` per year, sustained over two years). One ensemble run
+   (:mod:`aicarousel.ensemble`).
 3. *Reality checks* from ``<model dir>/<model stem>.checks.yaml`` (see :func:`load_checks`).
 4. *Integration error*: stocks and flows at TIME STEP, /2, /4 and with RK4 (pysimlin); the
    integral of every variable that books a quantity with PULSE/STEP at TIME STEP, /2, /4 and
@@ -54,7 +55,8 @@ __all__ = ["Section", "Report", "Checks", "load_checks", "validate", "write_repo
 
 PASS, FAIL, NA = "pass", "fail", "not applicable"
 
-#: Stock growth per year above which a run "explodes" (unless the checks file says otherwise).
+#: Stock growth per year, sustained over ``SUSTAINED_YEARS``, above which a run "explodes"
+#: (unless the checks file says otherwise).
 DEFAULT_EXPLOSION_FACTOR = 10.0
 #: Thresholds of the integration-error section (relative to the variable's largest magnitude).
 STOCK_TOL, FLOW_TOL, BOOKING_TOL = 0.01, 0.05, 0.01
@@ -283,7 +285,7 @@ def load_checks(model_file: str | os.PathLike, cm=None, path: str | os.PathLike 
         calibration_targets: ../data/calibration_targets.csv   # optional
         scenarios: ../scenarios                     # optional; loop activity also there
         named_loops: named_loops.yaml               # optional; default beside the model
-        explosion_factor: 10                        # per year, optional
+        explosion_factor: 10                        # per year over two years, optional
         checks:
           - name: no_outside_capital
             why: One sentence of why this must hold.
@@ -572,36 +574,53 @@ def _first_bad(cm, params, runs) -> dict:
     return out
 
 
+#: Years over which growth must last to count as an explosion (see ``_growth``).
+SUSTAINED_YEARS = 2
+
+
 def _growth(ctx: _Context, t, vals: dict, beyond_peak: bool = True) -> dict:
-    """Largest growth factor over one year of each stock, per run, counted only from values
-    above 5% of the stock's baseline peak (growth from next to nothing is not an explosion;
-    a stock that is zero all along the baseline is not measured), only where the value keeps
-    its sign over the year (a stock such as an expected growth rate that crosses zero has no
-    growth factor), and only into values beyond the baseline's peak: a runaway carries a
-    stock past anything the baseline reaches (debt of $42T on a baseline peak of $0.2T),
-    while a stock refilling within the baseline's own range (a pipeline or a construction
-    stage restarting from a low point after a parameter emptied it) is not one."""
+    """Largest sustained growth factor per year of each stock, per run: the growth over
+    ``SUSTAINED_YEARS`` (two) years, as a factor per year (its geometric mean, so x100 over
+    two years is x10 a year). Sustained, because a runaway keeps growing, while a stock that
+    adjusts to a goal a parameter moved tenfold (a market value following a multiple, a cash
+    stock refilled by a funding round or by revenue ten times its initial scale) can cross
+    x10 within a year and then settles: with the model's adjustment times of a few months,
+    a first-order adjustment closes most of any gap within a year whatever its size, so the
+    one-year factor measures the size of the step, not a missing limit. A one-off jump is
+    still flagged when it is so large that spread over two years it exceeds the limit each
+    year (x100 and more in a year at factor 10). Runs shorter than two years use one year.
+    Counted only from values above 5% of the stock's baseline peak (growth from next to
+    nothing is not an explosion; a stock that is zero all along the baseline is not
+    measured), only where the value keeps its sign over the window (a stock such as an
+    expected growth rate that crosses zero has no growth factor), and only into values
+    beyond the baseline's peak: a runaway carries a stock past anything the baseline
+    reaches (debt of $42T on a baseline peak of $0.2T), while a stock refilling within the
+    baseline's own range (a pipeline or a construction stage restarting from a low point
+    after a parameter emptied it) is not one."""
     sp = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
-    k = max(1, int(round(1.0 / sp)))
+    k1 = max(1, int(round(1.0 / sp)))
     out = {}
     for s, x in vals.items():
-        if x.shape[1] <= k or ctx.scale.get(s, 1.0) <= 1e-9:
+        if x.shape[1] <= k1 or ctx.scale.get(s, 1.0) <= 1e-9:
             # a stock the baseline keeps at zero (arrears, say) has no scale to grow against
             out[s] = np.zeros(x.shape[0])
             continue
+        years = SUSTAINED_YEARS if x.shape[1] > SUSTAINED_YEARS * k1 else 1
+        k = years * k1
         a, b = np.abs(x[:, :-k]), np.abs(x[:, k:])
         floor = 0.05 * max(ctx.scale.get(s, 1.0), 1e-12)
         same_sign = np.sign(x[:, :-k]) == np.sign(x[:, k:])
         beyond = b > ctx.scale.get(s, 1.0) if beyond_peak else True
         with np.errstate(all="ignore"):
-            ratio = np.where((a > floor) & same_sign & beyond, b / a, 0.0)
+            ratio = np.where((a > floor) & same_sign & beyond, (b / a) ** (1.0 / years), 0.0)
         out[s] = np.where(np.isfinite(ratio), ratio, 0.0).max(axis=1)
     return out
 
 
 def _flags(ctx: _Context, t, vals: dict, factor: float, n: int) -> list[list[str]]:
-    """Per run, the list of flags: NaN/inf, below lower bound, explosion (growth per year
-    above ``factor`` and above the baseline's own fastest growth)."""
+    """Per run, the list of flags: NaN/inf, below lower bound, explosion (growth per year,
+    sustained over two years, above ``factor`` and above 1.5 times the baseline's own
+    fastest sustained growth)."""
     out = [[] for _ in range(n)]
     growth = (_growth(ctx, t, {s: vals[s] for s in ctx.stocks if s not in ctx.rates})
               if math.isfinite(factor) else {})
@@ -621,7 +640,8 @@ def _flags(ctx: _Context, t, vals: dict, factor: float, n: int) -> list[list[str
         if s in growth:
             limit = max(factor, 1.5 * ctx.base_growth.get(s, 0.0))
             for i in np.flatnonzero(growth[s] > limit):
-                out[i].append(f"explodes: {real} grows x{growth[s][i]:.3g} in a year "
+                out[i].append(f"explodes: {real} grows x{growth[s][i]:.3g} a year for "
+                              f"{SUSTAINED_YEARS} years "
                               f"(limit x{limit:.3g})")
     return [sorted(set(f), key=f.index) for f in out]
 
@@ -712,8 +732,10 @@ def _extreme_section(ctx: _Context) -> Section:
         table.append({"parameter": name, "setting": label, "value": v, "problem": "; ".join(f[:3])})
     summary = (f"{n} runs (each parameter alone at an extreme, ensemble engine): {n_nan} NaN/inf, "
                f"{n_neg} with a stock below its declared lower bound, {n_exp} explosions "
-               f"(a stock growing more than x{ctx.checks.explosion_factor:g} in a year, more "
-               "than 1.5 times the baseline's own fastest growth, to beyond the baseline's peak).")
+               f"(a stock growing more than x{ctx.checks.explosion_factor:g} a year sustained over "
+               f"{SUSTAINED_YEARS} years, more than 1.5 times the baseline's own fastest such "
+               "growth, to beyond the baseline's peak; a one-off step that then settles is not "
+               "a runaway).")
     if not ctx.lower:
         ev.append("No stock declares a lower bound in its units field ([0,?]); negativity not checked.")
     ev += refused
