@@ -627,13 +627,18 @@ def run_chunk(store: str, definition: dict, i: int, processes: int = 1) -> int:
 
 
 class _SiblingWriteErrors(logging.Filter):
-    """Drops asyncio's "Task exception was never retrieved" records of OSErrors (see
-    :func:`_store_errors`); every other record passes."""
+    """Drops asyncio's records of the failed write's sibling tasks (see :func:`_store_errors`):
+    "Task exception was never retrieved" and "Future exception was never retrieved" of an
+    OSError, and "Task was destroyed but it is pending" of a zarr task cut off by the exit;
+    every other record passes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not (isinstance(exc, OSError)
-                    and record.getMessage().startswith("Task exception was never retrieved"))
+        msg = record.getMessage()
+        if isinstance(exc, OSError) and msg.startswith(("Task exception was never retrieved",
+                                                        "Future exception was never retrieved")):
+            return False
+        return not (msg.startswith("Task was destroyed but it is pending") and "zarr" in msg)
 
 
 def _silence_sibling_write_errors() -> None:
