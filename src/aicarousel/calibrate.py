@@ -18,10 +18,14 @@ Steps (:func:`calibrate`):
    coordinates scaled to the unit cube; the Jacobian's forward differences are one vectorised
    call of D runs. Started from the table's values and from :data:`N_STARTS` - 1 Latin
    hypercube points; the lowest cost wins.
-3. **Posterior**: :class:`emcee.EnsembleSampler` (affine-invariant stretch move,
-   ``vectorize=True``): each step evaluates the whole ensemble in two calls of the ensemble
-   engine, one per half (emcee's red-blue split: the second half's proposals depend on the first
-   half's new positions). Walkers start in a small ball around the point estimate.
+3. **Posterior**: :class:`emcee.EnsembleSampler` (``vectorize=True``) in ``z = logit(u)``.
+   Walkers start from the Laplace approximation at the point estimate (:func:`laplace_start`).
+   The default moves ("fitted", :func:`fitted_moves`) use the posterior's shape: a warm-up of
+   :data:`WARMUP_ROUNDS` x :data:`WARMUP_STEPS` steps, not kept, fits a multivariate t to the
+   walkers' positions (first from the Laplace approximation, then refitted each round); the
+   kept chain runs with that proposal fixed (importance resampling among fresh t draws, and a
+   random walk of the fitted covariance), one engine call per step. The ensemble moves ("de",
+   "stretch") need two calls per step, one per half (emcee's red-blue split).
 4. **Diagnostics** (:func:`diagnostics`): integrated autocorrelation time per parameter
    (:func:`emcee.autocorr.integrated_time`), effective sample size, acceptance fraction. The run
    is converged when the chain is at least :data:`TAU_FACTOR` autocorrelation times long and the
@@ -80,11 +84,26 @@ KEY_OUTPUTS = ("Lab Revenue", "Lab Cash", "Lab Market Value", "Cloud Debt",
                "Cloud Installed Compute", "Cloud Market Value", "Chips Market Value",
                "Credit spread")
 PERCENTILES = (5, 25, 50, 75, 95)
-#: emcee moves: "stretch" (Goodman & Weare's affine-invariant stretch, emcee's default) or
-#: "de" (differential evolution 80 % + DE snooker 20 %, ter Braak 2006/2008; better in many
-#: dimensions). See bench/bench_calibrate.py.
-MOVES = ("stretch", "de")
-DEFAULT_MOVES = "de"
+#: emcee moves: "fitted" (see :func:`fitted_moves`: Metropolis-Hastings with a proposal fitted
+#: to the posterior in a discarded warm-up; one engine call per step), "de" (differential
+#: evolution 80 % + DE snooker 20 %, ter Braak 2006/2008) or "stretch" (Goodman & Weare's
+#: affine-invariant stretch, emcee's default); the last two cost two engine calls per step (the
+#: red-blue halves). See bench/bench_calibrate.py.
+MOVES = ("fitted", "de", "stretch")
+DEFAULT_MOVES = "fitted"
+#: "fitted" moves: warm-up rounds and steps per round (not kept; the proposal is refitted to
+#: each round's positions and fixed for the kept chain).
+WARMUP_ROUNDS = 6
+WARMUP_STEPS = 25
+#: "fitted" moves: degrees of freedom of the multivariate-t proposal of the importance
+#: resampling move, the fresh draws per walker and step, the factor on the fitted scale (a
+#: proposal wider than the posterior keeps the weights bounded where the posterior's tails
+#: are heavy), the move's share of the steps (the rest: a Gaussian random walk with the fitted
+#: covariance x 2.38^2 / D).
+FITTED_DF = 5.0
+FITTED_DRAWS = 16
+FITTED_SCALE = 1.2
+FITTED_INDEPENDENCE_WEIGHT = 0.8
 #: The sampler's coordinates: ``z = logit(u)`` of the unit cube (see :func:`log_prior_z`).
 #: Recorded in the chain store's definition (a store of other coordinates is not resumed).
 COORDINATES = "logit"
@@ -102,7 +121,8 @@ STORE_NAME = "chains.npz"
 
 __all__ = ["Setup", "make_setup", "screen", "point_estimate", "sample_posterior",
            "diagnostics", "calibrate", "parse_until", "load_posterior_draws", "Result",
-           "expit", "logit", "log_prior_z", "laplace_start", "split_rhat", "set_baseline",
+           "expit", "logit", "log_prior_z", "laplace", "laplace_start", "fitted_moves", "warmup", "split_rhat",
+           "set_baseline",
            "baseline_values", "record_table", "write_results", "posterior_intervals"]
 
 
@@ -143,6 +163,7 @@ class Setup:
     fit_ids: tuple[str, ...] = ()
     fixed: dict = field(default_factory=dict)
     runs: int = 0                      # model runs evaluated so far
+    calls: int = 0                     # calls of the ensemble engine so far
 
     @property
     def fit(self) -> pd.DataFrame:
@@ -190,6 +211,7 @@ class Setup:
                                      final_time=self._final_time(targets),
                                      saveper=float(self.cm.ir.time.dt), allow_nonfinite=True)
         self.runs += n
+        self.calls += 1
         by_real = {self.cm.real_name(k): v for k, v in vals.items()}
         out = np.empty((n, len(targets)))
         bad = np.zeros(n, bool)
@@ -352,7 +374,7 @@ def make_setup(params: Sequence[str] | None = None, *, targets_file=None, parame
                                    f"{SCREEN_THRESHOLD} sigma; name parameters with --params")
         setup = Setup(cm, targets, tuple(canon[j] for j in keep), setup.low[keep],
                       setup.high[keep], tuple(units[j] for j in keep), setup.values[keep],
-                      until, fit_ids, dict(fixed or {}), setup.runs)
+                      until, fit_ids, dict(fixed or {}), setup.runs, setup.calls)
         setup.screen_effect = {canon[j]: float(effect[j]) for j in range(len(canon))}
     return setup
 
@@ -424,6 +446,28 @@ def point_estimate(setup: Setup, seed: int = 0, n_starts: int = N_STARTS) -> dic
             "jac": np.asarray(best.jac, float)}
 
 
+def laplace(setup: Setup, point: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Laplace approximation of the posterior in ``z = logit(u)`` at the point estimate: centre
+    and covariance (see :func:`laplace_start`; no model runs).
+
+    Returns
+    -------
+    (z0, cov)
+        Shapes (D,) and (D, D).
+    """
+    d = len(setup.names)
+    u0 = np.clip(np.asarray(point["unit"], float), START_MARGIN, 1 - START_MARGIN)
+    z0 = logit(u0)
+    g = u0 * (1 - u0)
+    jac = point.get("jac")
+    if jac is None or np.shape(jac) != (len(setup.fit_ids), d):
+        jac = np.zeros((len(setup.fit_ids), d))
+    jz = np.where(np.isfinite(jac), jac, 0.0) * g[None, :]
+    prec = jz.T @ jz + np.diag(2.0 * g)
+    cov = np.linalg.inv(prec)
+    return z0, 0.5 * (cov + cov.T)
+
+
 def laplace_start(setup: Setup, point: dict, walkers: int, rng: np.random.Generator,
                   tries: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Walkers' starting points in ``z = logit(u)``: draws from the Laplace approximation of the
@@ -442,16 +486,7 @@ def laplace_start(setup: Setup, point: dict, walkers: int, rng: np.random.Genera
         Shapes (walkers, D) and (walkers,).
     """
     d = len(setup.names)
-    u0 = np.clip(np.asarray(point["unit"], float), START_MARGIN, 1 - START_MARGIN)
-    z0 = logit(u0)
-    g = u0 * (1 - u0)
-    jac = point.get("jac")
-    if jac is None or np.shape(jac) != (len(setup.fit_ids), d):
-        jac = np.zeros((len(setup.fit_ids), d))
-    jz = np.where(np.isfinite(jac), jac, 0.0) * g[None, :]
-    prec = jz.T @ jz + np.diag(2.0 * g)
-    cov = np.linalg.inv(prec)
-    cov = 0.5 * (cov + cov.T)
+    z0, cov = laplace(setup, point)
     chol = np.linalg.cholesky(cov + 1e-12 * np.eye(d))
     coords = z0 + rng.standard_normal((walkers, d)) @ chol.T
     lp = setup.log_prob_z(coords)
@@ -483,10 +518,13 @@ def _arrays_to_state(z) -> tuple:
 
 
 def _save_store(path: Path, definition: dict, chain, log_prob, accepted, coords, lp, rs,
-                point: dict) -> None:
+                point: dict, proposal: tuple | None = None) -> None:
     from .atomic import write_with
 
-    arrays = {"chain": np.asarray(chain, float), "log_prob": np.asarray(log_prob, float),
+    d = np.shape(coords)[1]
+    mean, cov = proposal if proposal is not None else (np.empty(0), np.empty((0, d)))
+    arrays = {"proposal_mean": np.asarray(mean, float), "proposal_cov": np.asarray(cov, float),
+              "chain": np.asarray(chain, float), "log_prob": np.asarray(log_prob, float),
               "accepted": np.asarray(accepted, float), "coords": np.asarray(coords, float),
               "last_log_prob": np.asarray(lp, float), "point_theta": point["theta"],
               "point_cost": np.float64(point["cost"]),
@@ -549,8 +587,11 @@ def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: i
     stop_when_converged : bool
         Every :data:`CONVERGENCE_CHECK_STEPS` steps, stop when :func:`diagnostics` says the
         chains converged (a rule of the chain alone, so a resumed run stops at the same step).
-    moves : {"stretch", "de"}, optional
-        Default :data:`DEFAULT_MOVES`.
+    moves : {"fitted", "de", "stretch"}, optional
+        Default :data:`DEFAULT_MOVES`. With "fitted", a warm-up of :data:`WARMUP_ROUNDS` x
+        :data:`WARMUP_STEPS` steps (not kept) fits the proposal (:func:`fitted_moves`); the
+        store is first saved after it, with the proposal (a kill during the warm-up leaves no
+        store: run again without ``--resume``).
     max_seconds : float, optional
         Wall-time budget (benchmarks): stop after the first saved block past it, as an
         interruption would (``--resume`` continues); not part of the definition.
@@ -572,6 +613,13 @@ def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: i
     definition["stop_when_converged"] = bool(stop_when_converged)
     definition["moves"] = moves
     definition["coordinates"] = COORDINATES
+    if moves == "fitted":
+        definition["warmup_steps"] = [WARMUP_STEPS] * WARMUP_ROUNDS
+        definition["proposal"] = (f"i-SIR, {FITTED_DRAWS} multivariate t (df {FITTED_DF:g}, "
+                                  f"scale x {FITTED_SCALE:g}) draws, "
+                                  f"{FITTED_INDEPENDENCE_WEIGHT:g} + Gaussian random "
+                                  f"walk {1 - FITTED_INDEPENDENCE_WEIGHT:g}")
+    proposal = None
     if resume:
         if store is None or not store.is_file():
             raise CalibrationError(f"--resume: no chain store {store}; run without --resume first")
@@ -587,15 +635,20 @@ def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: i
         point = {"theta": z["point_theta"], "cost": float(z["point_cost"]),
                  **json.loads(str(z["point_info"]))}
         point["unit"] = setup.to_unit(point["theta"])
+        if moves == "fitted":
+            proposal = (z["proposal_mean"], z["proposal_cov"])
     else:
         if point is None:
             raise CalibrationError("internal: a new posterior needs a point estimate")
         coords, lp = laplace_start(setup, point, walkers, np.random.default_rng(seed))
         rs = np.random.RandomState(seed).get_state()
+        if moves == "fitted":
+            coords, lp, rs, proposal = warmup(setup.log_prob_z, laplace(setup, point), coords,
+                                              lp, rs, progress)
         chain, log_prob, accepted = [], [], np.zeros(walkers)
         if store is not None:
             _save_store(store, definition, np.empty((0, walkers, d)), np.empty((0, walkers)),
-                        accepted, coords, lp, rs, point)
+                        accepted, coords, lp, rs, point, proposal)
     done0 = len(chain)
     bar = None
     if progress:
@@ -620,7 +673,7 @@ def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: i
             break
         block = min(CHECKPOINT_STEPS, steps - done)
         sampler = emcee.EnsembleSampler(walkers, d, setup.log_prob_z, vectorize=True,
-                                        moves=_moves(moves))
+                                        moves=_moves(moves, proposal))
         state = emcee.State(coords, log_prob=lp, random_state=rs)
         state = sampler.run_mcmc(state, block, skip_initial_state_check=True, progress=False)
         chain.extend(sampler.get_chain())
@@ -630,7 +683,7 @@ def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: i
         done += block
         if store is not None:
             _save_store(store, definition, np.asarray(chain), np.asarray(log_prob), accepted,
-                        coords, lp, rs, point)
+                        coords, lp, rs, point, proposal)
         if bar is not None:
             bar.update(block)
         if delay > 0:
@@ -645,12 +698,147 @@ def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: i
             "point": point, "resumed_at": done0}
 
 
-def _moves(name: str):
+def _moves(name: str, proposal: tuple | None = None):
     import emcee
 
+    if name == "fitted":
+        if proposal is None:
+            raise CalibrationError("internal: fitted moves need a proposal (mean, covariance)")
+        return fitted_moves(*proposal)
     if name == "de":
         return [(emcee.moves.DEMove(), 0.8), (emcee.moves.DESnookerMove(), 0.2)]
     return None  # emcee's default stretch move
+
+
+def fitted_moves(mean: np.ndarray, cov: np.ndarray, df: float | None = None,
+                 weight: float | None = None, draws: int | None = None,
+                 scale: float | None = None) -> list:
+    """emcee moves that use the posterior's shape, fitted to it and then fixed.
+
+    With probability ``weight`` a step is an *iterated importance resampling* move (i-SIR;
+    Tjelmeland 2004, Andrieu, Lee & Vihola 2018): each walker draws ``draws`` fresh points from
+    the multivariate t distribution (``df`` degrees of freedom) of centre ``mean`` and scale
+    matrix ``scale^2 cov``, and moves to one of those points or stays, picked with probability
+    proportional to the importance weight ``p(x) / q(x)`` among the fresh draws and its current
+    point. Otherwise a Gaussian random walk of covariance ``cov x 2.38^2 / D`` (Roberts, Gelman
+    & Gilks 1997), the local move that keeps the chain moving where the t proposal fits badly.
+    Both are one engine call per step: the i-SIR move evaluates walkers x ``draws`` runs in one
+    vectorised call (the engine's cost per call barely grows up to some hundreds of runs), the
+    random walk proposes all walkers at once (the ensemble moves need two calls, one per
+    red-blue half). The proposal is fixed, so each move leaves the posterior invariant (i-SIR
+    is reversible with respect to it; a valid MCMC); the t's heavier tails keep the importance
+    weights bounded where the posterior's tails are heavier than a Gaussian's.
+
+    Parameters
+    ----------
+    mean, cov : numpy.ndarray
+        (D,) and (D, D) in the sampler's coordinates (positive definite).
+    df, weight, draws, scale : optional
+        Default :data:`FITTED_DF`, :data:`FITTED_INDEPENDENCE_WEIGHT`, :data:`FITTED_DRAWS`,
+        :data:`FITTED_SCALE` (the t's scale matrix is ``scale^2 cov``).
+    """
+    import emcee
+
+    df = FITTED_DF if df is None else float(df)
+    weight = FITTED_INDEPENDENCE_WEIGHT if weight is None else float(weight)
+    draws = FITTED_DRAWS if draws is None else int(draws)
+    scale = FITTED_SCALE if scale is None else float(scale)
+    mean = np.asarray(mean, float)
+    cov = np.asarray(cov, float)
+    d = mean.size
+    chol = scale * np.linalg.cholesky(cov)
+    inv = np.linalg.inv(chol)
+
+    def log_q(x):
+        y = (x - mean) @ inv.T
+        return -0.5 * (df + d) * np.log1p(np.sum(y * y, axis=1) / df)
+
+    class _ISIR(emcee.moves.Move):
+        def propose(self, model, state):
+            walkers = state.coords.shape[0]
+            rnd = model.random
+            g = rnd.standard_normal((walkers * draws, d)) @ chol.T
+            w = rnd.chisquare(df, walkers * draws) / df
+            y = mean + g / np.sqrt(w)[:, None]
+            lp_y, _ = model.compute_log_prob_fn(y)
+            lw = np.concatenate([(state.log_prob - log_q(state.coords))[:, None],
+                                 (lp_y - log_q(y)).reshape(walkers, draws)], axis=1)
+            top = np.max(lw, axis=1, keepdims=True)
+            with np.errstate(invalid="ignore"):
+                p = np.exp(np.where(np.isfinite(lw), lw - top, -np.inf))
+            cum = np.cumsum(p, axis=1)
+            pick = np.minimum(np.sum(cum < rnd.rand(walkers)[:, None] * cum[:, -1:], axis=1),
+                              draws)
+            accepted = pick > 0
+            k = np.maximum(pick - 1, 0)
+            rows = np.arange(walkers)
+            new = emcee.State(y.reshape(walkers, draws, d)[rows, k],
+                              log_prob=lp_y.reshape(walkers, draws)[rows, k])
+            return self.update(state, new, accepted), accepted
+
+    return [(_ISIR(), weight),
+            (emcee.moves.GaussianMove(cov * 2.38 ** 2 / d), 1.0 - weight)]
+
+
+def _fit_proposal(chain_z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of a warm-up round's positions (steps x walkers pooled), kept
+    positive definite."""
+    x = np.asarray(chain_z, float).reshape(-1, chain_z.shape[-1])
+    mean = x.mean(axis=0)
+    cov = np.atleast_2d(np.cov(x, rowvar=False))
+    cov = 0.5 * (cov + cov.T)
+    d = mean.size
+    ridge = 1e-9 * max(float(np.trace(cov)) / d, 1e-12)
+    for _ in range(20):
+        try:
+            np.linalg.cholesky(cov + ridge * np.eye(d))
+            break
+        except np.linalg.LinAlgError:
+            ridge *= 10.0
+    return mean, cov + ridge * np.eye(d)
+
+
+def warmup(log_prob, proposal: tuple, coords: np.ndarray, lp: np.ndarray, rs,
+           progress: bool = False):
+    """The "fitted" moves' warm-up (not kept): :data:`WARMUP_ROUNDS` rounds of
+    :data:`WARMUP_STEPS` steps; the first round's proposal is ``proposal`` (the Laplace
+    approximation, :func:`laplace`), each later round's the mean and covariance of the previous
+    round's positions. Adaptation happens only here; the kept chain runs with the last fit,
+    fixed.
+
+    Parameters
+    ----------
+    log_prob : callable
+        Vectorised log posterior in the sampler's coordinates (:meth:`Setup.log_prob_z`).
+    proposal : (mean, cov)
+    coords, lp, rs
+        Walkers' positions, their log posterior, emcee's random state.
+
+    Returns
+    -------
+    (coords, log_prob, random_state, (mean, cov))
+    """
+    import emcee
+
+    walkers, d = coords.shape
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=WARMUP_ROUNDS * WARMUP_STEPS, desc="warm-up", unit="step",
+                   file=sys.stderr)
+    for _ in range(WARMUP_ROUNDS):
+        sampler = emcee.EnsembleSampler(walkers, d, log_prob, vectorize=True,
+                                        moves=fitted_moves(*proposal))
+        state = sampler.run_mcmc(emcee.State(coords, log_prob=lp, random_state=rs),
+                                 WARMUP_STEPS, skip_initial_state_check=True, progress=False)
+        coords, lp, rs = state.coords, state.log_prob, state.random_state
+        proposal = _fit_proposal(sampler.get_chain())
+        if bar is not None:
+            bar.update(WARMUP_STEPS)
+            bar.set_postfix_str(f"acceptance {sampler.acceptance_fraction.mean():.2f}")
+    if bar is not None:
+        bar.close()
+    return coords, lp, rs, proposal
 
 
 def _tau(chain: np.ndarray) -> np.ndarray:

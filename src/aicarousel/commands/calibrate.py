@@ -1,10 +1,10 @@
 """``aicarousel calibrate``: parameters estimated from the calibration targets, with uncertainty.
 
 ``aicarousel calibrate [--params NAME ...] [--until DATE] [--out DIR] [--seed N] [--walkers N]
-[--steps N] [--resume | --force] [--record-table] [--set-baseline] [--point-only [--starts N]]`` runs
-:func:`aicarousel.calibrate.calibrate` (point estimate, emcee posterior, diagnostics,
-predictive bands) and writes the result files of :func:`aicarousel.calibrate.write_results`
-into DIR (default ``results/calibration/``), beside the chain store ``chains.npz`` that
+[--steps N] [--moves fitted|de|stretch] [--resume | --force] [--record-table] [--set-baseline]
+[--point-only [--starts N]]`` runs :func:`aicarousel.calibrate.calibrate` (point estimate,
+emcee posterior, fitted moves by default, diagnostics, predictive bands) and writes the result
+files of :func:`aicarousel.calibrate.write_results` into DIR (default ``results/calibration/``), beside the chain store ``chains.npz`` that
 ``--resume`` continues. ``--set-baseline`` (checked before anything but the chain store is
 written) ships the point estimate as the baseline in the model file and the table. Exit status 0 when the chains
 converged, 1 (with a warning on stderr; the tables say so too) when not, 2 on bad input (one
@@ -46,8 +46,12 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, default=5000,
                    help="most steps per walker (default 5000; sampling stops earlier once the "
                         "diagnostics say converged, unless --fixed-steps)")
-    p.add_argument("--moves", choices=["stretch", "de"], default=None,
-                   help="emcee moves: differential evolution (de, default) or the stretch move")
+    p.add_argument("--moves", choices=["fitted", "de", "stretch"], default=None,
+                   help="sampler moves: fitted (default: importance resampling from a "
+                        "multivariate t fitted to the posterior in a discarded 100-step "
+                        "warm-up, plus a random walk of its covariance; one engine call a "
+                        "step), de (differential evolution) or stretch (emcee's ensemble "
+                        "moves; two engine calls a step)")
     p.add_argument("--fixed-steps", action="store_true",
                    help="always run --steps steps (no early stop)")
     p.add_argument("--resume", action="store_true",
