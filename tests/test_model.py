@@ -401,3 +401,15 @@ def test_lookups_interpolate_like_the_table(doc):
             warnings.simplefilter("ignore", UserWarning)  # extrapolation warning
             assert float(f(float(x[0] - 1.0))) == pytest.approx(y[0])
             assert float(f(float(x[-1] + 1.0))) == pytest.approx(y[-1])
+
+
+def test_saved_times_are_put_back_on_the_exact_step_grid():
+    """PySD rounds saved times to 7 decimals at TIME STEP 1/512 (2024.001953125 is saved as
+    2024.0019531), so a run saved at every step was unevenly spaced and the exact accounts
+    refused it; times within 1e-4 of a step of the grid are put back on it, others kept."""
+    import numpy as np
+
+    from aicarousel.model import exact_times
+    saved = [2024.0, 2024.0019531, 2024.0039062, 2024.0058594]
+    assert np.array_equal(exact_times(saved, 2024.0, 1 / 512), 2024.0 + np.arange(4) / 512)
+    assert exact_times([2024.3], 2024.0, 1 / 512)[0] == 2024.3  # a return time off the grid

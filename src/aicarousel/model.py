@@ -475,6 +475,23 @@ def _check_finite(df: pd.DataFrame) -> None:
                           f"(a zero duration or divisor?)")
 
 
+def exact_times(times, initial_time: float, time_step: float) -> np.ndarray:
+    """Saved times put back on the exact grid ``INITIAL TIME + k * TIME STEP``.
+
+    PySD rounds the times it saves to a few decimals below TIME STEP
+    (``components.Time.round``): 7 decimals at 1/512 year, so 2024.001953125 is saved as
+    2024.0019531 and the spacing of a run saved at every step varies by 1e-7 year. Where a
+    time lies within 1e-4 TIME STEP of a grid point (far below PySD's rounding, far above
+    float noise) it is replaced by that point; any other time is kept as saved.
+    """
+    t = np.asarray(times, dtype=float)
+    if not time_step > 0:
+        return t
+    k = np.rint((t - initial_time) / time_step)
+    grid = initial_time + k * time_step
+    return np.where(np.abs(grid - t) <= 1e-4 * time_step, grid, t)
+
+
 def to_dataset(df: pd.DataFrame, doc: pd.DataFrame, attrs: Mapping[str, str] | None = None) -> xr.Dataset:
     """Build the result Dataset from PySD's output frame and ``model.doc``.
 
@@ -587,6 +604,8 @@ def run(params: Mapping[str, Any] | None = None, model_file: str | os.PathLike |
         raise SimulationError(_describe_failure(exc, model, doc)) from None
     if check_finite:
         _check_finite(df)
+    df.index = exact_times(df.index, float(model.components.initial_time()),
+                           float(model.components.time_step()))
     source = _resolve_model_file(model_file)
     prov = provenance(model_hash=file_sha256(source), params_changed=params or {},
                       model_file=source,
