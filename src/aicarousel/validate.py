@@ -958,16 +958,30 @@ def _step_runs(ctx: _Context, names: list[str], books: list[str]):
     return runs, bookings
 
 
-def _reads_time_step(ir, name: str) -> bool:
+def _reads_time_step(ir, name: str, _memo: dict | None = None) -> bool:
     """Whether a variable's equation reads TIME STEP (a drain written per Euler step, such as
-    ``MIN(rate, Pending / TIME STEP)``): exact under Euler at any step, but RK4's stages give
-    ``x / TIME STEP`` no meaning as a rate (its value at a stage is not a rate of the
-    continuous system), so RK4 is no reference for it; Euler's dt vs dt/4 still decides."""
+    ``MIN(rate, Pending / TIME STEP)``), itself or through the auxiliaries it is computed from
+    in the same step: exact under Euler at any step, but RK4's stages give ``x / TIME STEP``
+    no meaning as a rate (its value at a stage is not a rate of the continuous system), so RK4
+    is no reference for it, nor for a sum that contains it (``Outside equity raised`` adds a
+    funding round's drain to other inflows); Euler's dt vs dt/4 still decides. Stocks end the
+    walk: they integrate the drain, whose total is exact."""
     from .ir import Ref, walk
 
+    memo = {} if _memo is None else _memo
+    if name in memo:
+        return memo[name]
+    memo[name] = False  # a cycle of auxiliaries cannot occur; guard anyway
     v = ir.variables[name]
-    return v.expr is not None and any(isinstance(e, Ref) and e.name == "time_step"
-                                      for e in walk(v.expr))
+    if v.expr is None:
+        return False
+    if any(isinstance(e, Ref) and e.name == "time_step" for e in walk(v.expr)):
+        memo[name] = True
+        return True
+    out = any(d in ir.variables and ir.variables[d].kind == "aux"
+              and _reads_time_step(ir, d, memo) for d in ir.dependencies(name))
+    memo[name] = out
+    return out
 
 
 def _integration_section(ctx: _Context) -> Section:
