@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from aicarousel.model import run  # noqa: E402
+from aicarousel.model import load, run  # noqa: E402
 
 
 def _get(ds, name):
@@ -31,7 +31,7 @@ def _integral(ds, name, a, b):
 
 
 def main() -> int:
-    dt = 0.015625
+    dt = float(load().components.time_step())  # saved at every step: integrals are exact
     ds = run(saveper=dt)
     at = lambda n, y: float(ds[n].sel(time=y)) if n in ds else float("nan")  # noqa: E731
     print("1 delivery: 2030 Lab Compute at Cloud %.2f GW, contracted %.2f GW, in service due %.2f GW"

@@ -19,6 +19,8 @@ from aicarousel.model import load, run
 #: Oracle contract's term (2027-2032) in the baseline. The first model delivered ~40%.
 DELIVERY_SHARE = 0.9
 TERM = (2027.0, 2032.0)
+#: The model's TIME STEP (years): runs saved at every step, so integrals are exact.
+DT = float(load().components.time_step())
 
 #: Marks a test that fails on the first model; removed as the rebuild fixes each finding.
 FIRST_MODEL = pytest.mark.xfail(strict=True, reason="issue 13: fails on the first model")
@@ -32,7 +34,7 @@ def _integral(ds, name, start, end):
 
 @pytest.fixture(scope="module")
 def base():
-    return run(saveper=0.015625)
+    return run(saveper=DT)
 
 
 def test_lab_receives_its_contracted_gw(base):
@@ -121,7 +123,7 @@ def test_revenue_non_negative_when_demand_vanishes():
     import pandas as pd
     step = pd.Series([1.0, 1.0, 0.0, 0.0], index=[2024.0, 2027.0, 2027.0 + 1e-9, 2035.0])
     ds = run(params={"AI demand multiplier": step}, return_columns=["Lab Revenue"],
-             saveper=0.015625)
+             saveper=DT)
     assert ds["Lab Revenue"].values.min() >= 0.0
 
 

@@ -16,6 +16,7 @@ from aicarousel import validate as V
 from aicarousel.cli import main
 from aicarousel.errors import ChecksError
 
+from conftest import at_machinery_step
 from reference_models import TM
 
 MODEL = paths.MODEL_FILE
@@ -25,10 +26,11 @@ CHECKS = V.checks_path(MODEL)
 def _copy(tmp_path: Path, old: str | None = None, new: str | None = None, checks: bool = True,
           extra_checks: str = "", sub: str = "m") -> Path:
     """A copy of the carousel (optionally with one equation changed) and of its checks file,
-    with the checks file's relative paths made absolute."""
+    with the checks file's relative paths made absolute. The copy runs at TIME STEP 1/64
+    (conftest, ``machinery_step``): a planted defect is caught at any step."""
     d = tmp_path / sub
     d.mkdir(exist_ok=True)
-    text = MODEL.read_text(encoding="utf-8")
+    text = at_machinery_step(MODEL.read_text(encoding="utf-8"))
     if old is not None:
         assert text.count(old) == 1, old
         text = text.replace(old, new)
@@ -90,6 +92,30 @@ def test_carousel_report_has_every_section_with_a_verdict(carousel_report):
     assert meta["model_hash"] == rep["model_hash"]
     assert sorted(p.name for p in out.iterdir()) == [
         "validation.json", "validation.md", "validation.pdf", "validation.png", "validation.tex"]
+
+
+def test_carousel_passes_every_section(carousel_report):
+    """Issue 13: where the validate command exists, the model passes it with no failures.
+    Until TIME STEP 1/512 the integration section failed (18 stocks above 1% at 1/64; two
+    order flows at 5.2% at 1/256: docs/model.md, "Time step")."""
+    _, _, rep = carousel_report
+    bad = {s["key"]: s["summary"] for s in rep["sections"] if s["status"] != "pass"}
+    assert bad == {}
+
+
+def test_rk4_is_no_reference_downstream_of_a_per_step_drain():
+    """A drain written per Euler step (``Lab Round Pending / TIME STEP``) means nothing at an
+    RK4 stage, and neither does a sum that contains it: ``Outside equity raised`` adds a
+    round's payments to other inflows. At TIME STEP 1/256 RK4 had converged on it (0.1% when
+    its step was halved) yet differed from Euler by 100%, and section 4 flagged it; the rule
+    now follows the auxiliaries a variable is computed from (stocks end the walk: they
+    integrate the drain, whose total is exact)."""
+    from aicarousel.ensemble import compile_model
+    ir = compile_model(MODEL).ir
+    assert V._reads_time_step(ir, ir.resolve("Outside round payments"))
+    assert V._reads_time_step(ir, ir.resolve("Outside equity raised"))
+    assert not V._reads_time_step(ir, ir.resolve("Lab revenue growth"))
+    assert not V._reads_time_step(ir, ir.resolve("Lab Revenue"))
 
 
 def test_carousel_known_findings(carousel_report):

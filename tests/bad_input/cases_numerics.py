@@ -68,8 +68,8 @@ def _load_problem(sb):
 
 CASES = [
     # --- aicarousel run: durations, ranges, run length, duplicates (issue items 5, 6)
-    _cli("run-duration-below-time-step", ["--set", "Value adjustment time=0.005"],
-         "'Value adjustment time' = 0.005 Year is shorter than TIME STEP"),
+    _cli("run-duration-below-time-step", ["--set", "Value adjustment time=0.001"],
+         "'Value adjustment time' = 0.001 Year is shorter than TIME STEP"),
     _cli("run-duration-near-zero", ["--set", "Contract length=1e-9"],
          "'Contract length' = 1e-09 Year is shorter than TIME STEP"),
     _cli("run-duration-negative", ["--set", "Contract length=-1"], "below its minimum 0"),
@@ -100,7 +100,7 @@ CASES = [
              AssertionError(f"message of {len(err)} characters"))),
     # --- Python API: model.run
     _api("api-run-duration-below-time-step",
-         lambda sb: model.run({"Value adjustment time": 0.005}), "shorter than TIME STEP"),
+         lambda sb: model.run({"Value adjustment time": 0.001}), "shorter than TIME STEP"),
     _api("api-run-complex-value", lambda sb: model.run({"AI demand multiplier": 0.8 + 1j}),
          "complex"),
     _api("api-run-text-value", lambda sb: model.run({"AI demand multiplier": "0.8"}),
@@ -118,7 +118,7 @@ CASES = [
     _api("api-ensemble-lever-above-range", lambda sb: _ens({"Outside funding availability": 5}),
          "above its maximum"),
     _api("api-ensemble-duration-below-time-step",
-         lambda sb: _ens({"Value adjustment time": 0.005}), "shorter than TIME STEP"),
+         lambda sb: _ens({"Value adjustment time": 0.001}), "shorter than TIME STEP"),
     _api("api-ensemble-one-bad-run",
          lambda sb: _ens({"Contract length": np.array([5.0, 1e-9])}), "'Contract length'"),
     _api("api-ensemble-negative-duration-run",

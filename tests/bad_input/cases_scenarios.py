@@ -70,7 +70,7 @@ CASES = [
     _check("scenario-date-before-run",
            "name: bad\ninterventions:\n  - variable: AI demand multiplier\n    type: ramp\n"
            "    start: 1900-01-01\n    end: 2027\n    to: 0.5\n", "outside the run"),
-    _check("scenario-duration-below-time-step", "name: bad\nparams:\n  Value adjustment time: 0.005\n",
+    _check("scenario-duration-below-time-step", "name: bad\nparams:\n  Value adjustment time: 0.001\n",
            "shorter than TIME STEP"),
     _check("scenario-negative-duration", "name: bad\nparams:\n  Contract length: -1\n",
            "'Contract length'"),
@@ -115,7 +115,7 @@ CASES = [
          call=lambda sb: scenarios.read_scenario_file(sb / "sc" / "bad.yaml"),
          raises=ScenarioError, message="aliases"),
     Case("api-scenario-to-params-tiny-duration",
-         setup=_write("name: bad\nparams:\n  Value adjustment time: 0.005\n"),
+         setup=_write("name: bad\nparams:\n  Value adjustment time: 0.001\n"),
          call=lambda sb: scenarios.to_params("bad", scenarios_dir=sb / "sc"),
          raises=ScenarioError, message="shorter than TIME STEP"),
     Case("api-scenario-duplicate-key",
