@@ -14,6 +14,9 @@ import pytest
 from aicarousel import accounts as A
 from aicarousel import paths
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 RTOL = 1e-9
 TINY = paths.TEST_DATA_DIR / "tiny_carousel.mdl"
 

@@ -7,6 +7,9 @@ import xarray as xr
 from aicarousel.atomic import write_netcdf, write_text
 from aicarousel.errors import OutputError
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 
 def test_write_text_replaces_whole_file(tmp_path):
     p = write_text(tmp_path / "sub" / "a.csv", "x\n1\n")

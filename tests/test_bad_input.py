@@ -14,6 +14,9 @@ import pytest
 
 from bad_input.harness import CASES_GLOB, Case, check_case
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 
 def _all_cases() -> list[Case]:
     cases: list[Case] = []

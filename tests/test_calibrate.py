@@ -10,17 +10,20 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import cli_argv
 
 from aicarousel import calibrate as cal
 from aicarousel import paths
 from aicarousel.calibration import QUALITY_SIGMA, read_targets
+
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
 
 #: Parameters of the recovery test, their true values, and one that no target sees.
 TRUE = {"Value adjustment time": 0.3, "AI demand multiplier": 1.3, "Construction time": 2.4}
@@ -132,7 +135,7 @@ def test_default_selection_keeps_informative_parameters_only():
 
 
 def _cli(args, env=None):
-    return subprocess.Popen([sys.executable, "-m", "aicarousel.cli", *args],
+    return subprocess.Popen(cli_argv(*args),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 import re
 
 from aicarousel.cli import main
+import pytest
+
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
 
 
 def test_point_only_prints_the_estimate_and_the_fit_and_writes_nothing(tmp_path, capsys):

@@ -9,6 +9,9 @@ import xarray as xr
 from aicarousel import paths
 from aicarousel.cli import COMMAND_MODULES, build_parser, main
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 
 def _subcommands():
     parser = build_parser()

@@ -48,6 +48,9 @@ import pytest
 
 from engines import compare_all
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 SEED = int(os.environ.get("AICAROUSEL_DIFF_SEED", "20261201"))
 N_MODELS = int(os.environ.get("AICAROUSEL_DIFF_MODELS", "12"))
 

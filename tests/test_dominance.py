@@ -16,6 +16,9 @@ from aicarousel.dominance import (DominanceError, dominant_periods, dominant_set
                                   strongest_loops, window_mean)
 from aicarousel.ir import build_ir
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 SIR = paths.TEST_MODELS_DIR / "samples" / "SIR" / "SIR.mdl"
 
 # Logistic growth split into a reinforcing inflow and a balancing crowding outflow:

@@ -11,6 +11,9 @@ from aicarousel.ensemble import CompiledModel
 from aicarousel.ir import build_ir
 from engines import compare_all
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 CONTROL = ("INITIAL TIME = 0\n~ ~ |\nFINAL TIME = 4\n~ ~ |\nTIME STEP = 0.5\n~ ~ |\n"
            "SAVEPER = TIME STEP\n~ ~ |\n")
 

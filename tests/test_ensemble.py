@@ -21,12 +21,15 @@ from aicarousel.scenarios import scenario_files, to_params
 from reference_models import (PYSD_DIFFERS, TM, expected_mismatches, expected_output,
                               supported_models)
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 RTOL = 1e-9
 N_RANDOM = 100
 N_GROUPS = 10  # the random sets are split so pytest-xdist can spread the PySD runs
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not session: built after the machinery_step patch
 def cm():
     return compile_model()
 
@@ -77,7 +80,7 @@ def test_scenarios_match_pysd(cm, scenario):
     _assert_close_to_pysd(cm, v, 0, _pysd_run(params), scenario)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not session: built after the machinery_step patch
 def random_sets(cm):
     """100 parameter sets drawn uniformly inside the table ranges, run as one ensemble."""
     from aicarousel.sensitivity import load_problem, sample

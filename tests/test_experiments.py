@@ -14,8 +14,11 @@ from aicarousel import scenarios
 from aicarousel.cli import main as cli_main
 from aicarousel.experiments import latex_table, outcomes, run_experiments
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
 
-@pytest.fixture(scope="session")
+
+@pytest.fixture(scope="module")  # not session: built after the machinery_step patch
 def exp(tmp_path_factory):
     out = tmp_path_factory.mktemp("experiments")
     ds, table = run_experiments(output=out / "experiments.nc", table=out / "experiments_table",
@@ -23,7 +26,7 @@ def exp(tmp_path_factory):
     return {"ds": ds, "table": table, "dir": out}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not session: built after the machinery_step patch
 def resolved():
     return scenarios.validate_all()
 

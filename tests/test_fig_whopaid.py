@@ -7,6 +7,9 @@ import pytest
 from aicarousel import accounts as A
 from aicarousel import paths, plotting
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 
 @pytest.fixture
 def fig(load_script):

@@ -17,6 +17,9 @@ from PIL import Image
 
 from aicarousel import paths, plotting
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 MY_FIGURES = {  # script -> (output stem, width in inches); None: not a PDF/PNG figure
     "fig_baseline_dashboard": ("baseline_dashboard", plotting.DOUBLE),
     "fig_causal_loop_diagram": ("causal_loop_diagram", plotting.DOUBLE),
@@ -34,7 +37,7 @@ def fixed_commit(monkeypatch):
     monkeypatch.setattr(plotting, "git_commit", lambda short=False: FIXED_COMMIT)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not session: built after the machinery_step patch
 def small_results(tmp_path_factory, load_script):
     from aicarousel.experiments import run_experiments
 

@@ -18,6 +18,9 @@ from aicarousel.cli import main
 from aicarousel.ir import build_ir, simulate
 from aicarousel.loops import link_gains, load_named_loops
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 TEXTBOOK = paths.ROOT / "tests" / "data" / "textbook"
 
 

@@ -11,6 +11,9 @@ from aicarousel.errors import OutputError
 from aicarousel.model import model_hash, write_netcdf
 from aicarousel.provenance import provenance
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 
 def test_provenance_is_flat_strings():
     rec = provenance(model_hash="abc", params_changed={"X": 1.5, "S": pd.Series([1.0, 2.0], index=[2024.0, 2035.0])},

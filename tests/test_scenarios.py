@@ -10,6 +10,9 @@ import pytest
 from aicarousel import paths, scenarios
 from aicarousel.errors import ScenarioError
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 
 @pytest.fixture(scope="module")
 def facts():

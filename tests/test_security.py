@@ -23,6 +23,9 @@ from aicarousel import cache, ensemble, model, paths
 from aicarousel.cli import main
 from aicarousel.errors import ModelFileError
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 SHARED = paths.ROOT.parent / "shared" / "test-models"
 
 

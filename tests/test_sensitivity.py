@@ -11,15 +11,18 @@ from aicarousel.errors import ParameterValueError, UnknownParameterError
 from aicarousel.sensitivity import (Problem, analyze, evaluate, evaluate_series, load_problem,
                                     parse_output, percentile_bands, sample)
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 PARAMS = ["AI demand multiplier", "Construction time", "Cloud dividend rate"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not session: built after the machinery_step patch
 def cm():
     return compile_model()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not session: built after the machinery_step patch
 def problem(cm):
     return load_problem(PARAMS, model=cm)
 
@@ -109,7 +112,7 @@ def test_reducers_on_known_series():
 OUTPUTS = ["final(Lab Revenue)", "peak(Cloud Debt)"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not session: built after the machinery_step patch
 def morris_result(problem):
     X = sample(problem, "morris", 12, seed=3)
     Y = evaluate(problem, X, OUTPUTS)

@@ -9,6 +9,9 @@ import xarray as xr
 
 from aicarousel import paths, plotting
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 FIGURES = {"fig_morris": "sensitivity_morris", "fig_sobol": "sensitivity_sobol",
            "fig_montecarlo_fan": "montecarlo_fan"}
 

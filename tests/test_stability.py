@@ -21,7 +21,10 @@ from aicarousel.stability import (NoEquilibriumError, SingularJacobianError,
 from aicarousel.stability_report import plain_words, reduced_latex, reduced_markdown
 from aicarousel.symbolic import to_sympy
 
-@pytest.fixture(scope="session")
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
+@pytest.fixture(scope="module")  # not session: built after the machinery_step patch
 def core():
     """Closed forms of the carousel's reduced model (generated, never typed by hand)."""
     from aicarousel import reduce as RD

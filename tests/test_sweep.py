@@ -12,11 +12,15 @@ import time
 
 import numpy as np
 import pytest
+from conftest import cli_argv
 
 from aicarousel.cli import main
 from aicarousel.sensitivity import load_problem
 from aicarousel.sweep import (SweepError, TASK_DELAY_ENV, make_definition, open_results,
                               run_sweep, store_status)
+
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
 
 PARAMS = ["AI demand multiplier", "GPU economic life", "Construction time"]
 MC_OUTPUTS = ["Cloud Debt", "Lab Cash"]
@@ -73,8 +77,8 @@ def test_killed_sweep_resumes_to_identical_results(tmp_path, reference_store, mo
     with --workers, its dask worker processes), resume, compare with the uninterrupted run."""
     out = tmp_path / "mc"
     env = dict(os.environ, **{TASK_DELAY_ENV: "0.4"})
-    cmd = [sys.executable, "-m", "aicarousel.cli", "montecarlo", "--method", "lhs", "--n", "120",
-           "--seed", "4", "--chunk-size", "20", "--out", str(out), "-q"]
+    cmd = cli_argv("montecarlo", "--method", "lhs", "--n", "120",
+                   "--seed", "4", "--chunk-size", "20", "--out", str(out), "-q")
     if mode == "dask workers":
         cmd += ["--workers", "2"]
     for p in PARAMS:
@@ -321,8 +325,7 @@ def test_two_sweeps_into_one_store(tmp_path, capsys):
     finishes and its store is whole."""
     out = tmp_path / "mc"
     env = dict(os.environ, **{TASK_DELAY_ENV: "0.5"})
-    cmd = [sys.executable, "-m", "aicarousel.cli"] + SMALL[:2] + ["8"] + SMALL[3:] + \
-        ["--out", str(out)]
+    cmd = cli_argv(*SMALL[:2], "8", *SMALL[3:], "--out", str(out))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     lock = out / "sweep.zarr.lock"
     deadline = time.monotonic() + 120

@@ -24,6 +24,9 @@ from aicarousel.symbolic import lookup_piecewise, to_sympy
 from reference_models import TM
 from test_ir import SUPPORTED
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 #: Random points for the carousel (the full proof).
 N_POINTS = 1000
 #: Random points per SDXorg test model: PySD's xarray lookups cost ~10 ms a call, so the

@@ -8,6 +8,9 @@ import pytest
 from aicarousel import accounts as A
 from aicarousel.cli import main
 
+#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
+pytestmark = pytest.mark.machinery_step
+
 
 def _err(capsys, argv):
     status = main(argv)
