@@ -139,6 +139,30 @@ def _select(condlist, choicelist, default=np.nan):
     return np.select([a.astype(bool) for a in arrs[:n]], arrs[n:], default=default)
 
 
+def _zoo_to_nan(e: sp.Basic, memo: dict) -> sp.Basic:
+    """``e.xreplace({zoo: nan})`` visiting each shared subexpression once (``memo`` by id);
+    xreplace walks the tree, which on the carousel's substituted expressions is millions of
+    nodes for a few thousand distinct ones.
+
+    A node sympy refuses to rebuild with nan (a comparison kept as written holding x/0 in a
+    branch its guard never selects: "Invalid NaN comparison") is rebuilt as written; numpy
+    evaluates every branch and the guard picks the finite one.
+    """
+    if e is sp.zoo:
+        return sp.nan
+    key = id(e)
+    if key not in memo:
+        args = [_zoo_to_nan(a, memo) for a in e.args]
+        new = e
+        if any(a is not b for a, b in zip(args, e.args)):
+            try:
+                new = e.func(*args)
+            except (TypeError, ValueError):
+                new = sp.Basic.__new__(e.func, *args)
+        memo[key] = (new, e)  # e kept alive: ids stay unique
+    return memo[key][0]
+
+
 def _trunc(x):
     return _piecewise((sp.floor(x), x >= 0), (sp.ceiling(x), True))
 
@@ -202,9 +226,13 @@ class SymbolicSystem:
         if key not in self._funcs:
             # x/0 with a literal 0 in a branch that a guard (IF THEN ELSE, XIDZ, ZIDZ) never
             # selects becomes sympy's complex infinity, which has no numpy spelling: nan
-            exprs = [sp.sympify(e).xreplace({sp.zoo: sp.nan}) for e in exprs]
+            memo: dict = {}
+            exprs = [_zoo_to_nan(sp.sympify(e), memo) for e in exprs]
+            # use_imps=False: no implemented_function here, and looking for them walks every
+            # tree without sharing (seconds on the carousel)
             f = sp.lambdify((self.t, list(self.states), list(self.params.values())),
-                            list(exprs), modules=[{"select": _select}, "numpy"], cse=True)
+                            list(exprs), modules=[{"select": _select}, "numpy"], cse=True,
+                            use_imps=False)
             self._funcs[key] = f
         f = self._funcs[key]
 
