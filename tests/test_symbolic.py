@@ -159,3 +159,26 @@ def test_symbols_are_named_by_py_name(carousel_system):
     assert set(s.param_names) <= set(ir.constants)
     free = set().union(*(e.free_symbols for e in s.rhs))
     assert free <= set(s.states) | set(s.params.values()) | {s.t}
+
+
+def test_large_minmax_abs_piecewise_kept_as_written_with_same_value():
+    """Arguments above EVALUATE_MAX_NODES skip sympy's simplification search (minutes on the
+    carousel) and keep the equation's form; small ones still get sympy's canonical form."""
+    from aicarousel.symbolic import EVALUATE_MAX_NODES, _function, _piecewise
+
+    xs = sp.symbols(f"x0:{EVALUATE_MAX_NODES}", real=True)
+    big = sum(x ** 2 for x in xs)
+    assert _function(sp.Max, xs[0], xs[0] + 1) == xs[0] + 1  # small: evaluated as before
+    m = _function(sp.Max, big, big + 1)
+    assert isinstance(m, sp.Max) and m.args == (big, big + 1)
+    a = _function(sp.Abs, big)
+    assert isinstance(a, sp.Abs)
+    assert sp.Abs(big) == big  # what sympy's evaluation would have found
+    pw = _piecewise((big, big > 1), (big + 1, sp.true))
+    assert isinstance(pw, sp.Piecewise) and pw.args[0].cond == (big > 1)
+    f = sp.lambdify([xs], [m, a, pw])
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        v = rng.normal(0, 0.1, len(xs))
+        s = float(np.sum(v ** 2))
+        np.testing.assert_allclose(f(v), [s + 1, s, s if s > 1 else s + 1], rtol=1e-14)

@@ -34,20 +34,65 @@ T = sp.Symbol("t", real=True)
 
 
 
-def _piecewise(yes: sp.Expr, cond: sp.Basic, no: sp.Expr) -> sp.Expr:
-    """``Piecewise((yes, cond), (no, True))``, kept as written when sympy cannot build it.
+#: Largest size (nodes of the expression trees, a shared subexpression counted each time it
+#: occurs) of the arguments for which MIN/MAX, ABS and the Piecewise of IF THEN ELSE, XIDZ,
+#: lookups, STEP... are built by sympy's evaluating constructors. Those search the arguments
+#: for simplifications (MIN/MAX: an order between every pair of arguments through
+#: ``factor_terms`` of their difference; ABS: ``signsimp``; Piecewise: folding a condition that
+#: holds a Piecewise), walking the trees without sharing: on the carousel, whose auxiliaries
+#: are substituted into each other, that took 4-7 minutes and found nothing. Larger arguments
+#: are kept as written, which has the same value (lambdify prints it). The textbook and SDXorg
+#: models' arguments stay below 20 nodes, so their closed forms are sympy's canonical ones.
+EVALUATE_MAX_NODES = 200
 
-    sympy canonicalises a Piecewise by folding its condition and testing it with 0 substituted
-    for every symbol; a condition holding a MIN/MAX of a guarded ratio (a lookup, an IF, an
-    XIDZ) then reaches ``Max(nan, ...)`` and sympy gives up with a ValueError. The unevaluated
-    form has the same value and lambdify prints it.
+
+def _small(*exprs) -> bool:
+    """True if the tree of each of ``exprs`` has at most EVALUATE_MAX_NODES nodes (the walk
+    stops there, so the test costs at most that many steps however large the tree)."""
+    for e in exprs:
+        for n, _ in enumerate(sp.preorder_traversal(e)):
+            if n >= EVALUATE_MAX_NODES:
+                return False
+    return True
+
+
+def _piecewise(*pairs) -> sp.Expr:
+    """``Piecewise(*pairs)``, kept as written when its arguments are large or sympy cannot
+    build it.
+
+    sympy canonicalises a Piecewise by folding its conditions and testing them with 0
+    substituted for every symbol; a condition holding a MIN/MAX of a guarded ratio (a lookup,
+    an IF, an XIDZ) then reaches ``Max(nan, ...)`` and sympy gives up with a ValueError. The
+    unevaluated form has the same value and lambdify prints it. Large arguments: see
+    EVALUATE_MAX_NODES.
     """
-    try:
-        return sp.Piecewise((yes, cond), (no, True))
-    except ValueError:
-        from sympy.functions.elementary.piecewise import ExprCondPair
-        return sp.Basic.__new__(sp.Piecewise, sp.Basic.__new__(ExprCondPair, yes, cond),
-                                sp.Basic.__new__(ExprCondPair, no, sp.true))
+    pairs = [(sp.sympify(e), sp.sympify(c)) for e, c in pairs]
+    if _small(*(x for p in pairs for x in p)):
+        try:
+            return sp.Piecewise(*pairs)
+        except ValueError:
+            pass
+    from sympy.functions.elementary.piecewise import ExprCondPair
+    return sp.Basic.__new__(sp.Piecewise, *(sp.Basic.__new__(ExprCondPair, e, c)
+                                            for e, c in pairs))
+
+
+def _function(f, *args) -> sp.Expr:
+    """``f(*args)`` for MIN/MAX and ABS, kept as written when the arguments are large (see
+    EVALUATE_MAX_NODES) or sympy cannot order them."""
+    if _small(*args):
+        try:
+            return f(*args)
+        except ValueError:
+            # sympy tests the arguments' order by substituting 0 for every symbol and gives
+            # up on a nan; keep MIN/MAX as written (lambdify prints it as numpy's)
+            if f not in (sp.Min, sp.Max):
+                raise
+    if f is sp.Abs:
+        return f(*args, evaluate=False)
+    # Min/Max(evaluate=False) would still sort the arguments, walking the trees
+    return sp.Basic.__new__(f, *args)
+
 
 def sym_number(v: float) -> sp.Expr:
     """Exact sympy number for an integer-valued float, else a Float (53-bit, exact)."""
@@ -83,7 +128,7 @@ def lookup_piecewise(table: tuple, x: sp.Expr) -> sp.Expr:
             continue
         pieces.append((y0 + (y1 - y0) * (x - x0) / (x1 - x0), x <= x1))
     pieces.append((ys[-1], True))
-    return sp.Piecewise(*pieces)
+    return _piecewise(*pieces)
 
 
 def _select(condlist, choicelist, default=np.nan):
@@ -94,8 +139,32 @@ def _select(condlist, choicelist, default=np.nan):
     return np.select([a.astype(bool) for a in arrs[:n]], arrs[n:], default=default)
 
 
+def _zoo_to_nan(e: sp.Basic, memo: dict) -> sp.Basic:
+    """``e.xreplace({zoo: nan})`` visiting each shared subexpression once (``memo`` by id);
+    xreplace walks the tree, which on the carousel's substituted expressions is millions of
+    nodes for a few thousand distinct ones.
+
+    A node sympy refuses to rebuild with nan (a comparison kept as written holding x/0 in a
+    branch its guard never selects: "Invalid NaN comparison") is rebuilt as written; numpy
+    evaluates every branch and the guard picks the finite one.
+    """
+    if e is sp.zoo:
+        return sp.nan
+    key = id(e)
+    if key not in memo:
+        args = [_zoo_to_nan(a, memo) for a in e.args]
+        new = e
+        if any(a is not b for a, b in zip(args, e.args)):
+            try:
+                new = e.func(*args)
+            except (TypeError, ValueError):
+                new = sp.Basic.__new__(e.func, *args)
+        memo[key] = (new, e)  # e kept alive: ids stay unique
+    return memo[key][0]
+
+
 def _trunc(x):
-    return sp.Piecewise((sp.floor(x), x >= 0), (sp.ceiling(x), True))
+    return _piecewise((sp.floor(x), x >= 0), (sp.ceiling(x), True))
 
 
 @dataclass
@@ -157,9 +226,13 @@ class SymbolicSystem:
         if key not in self._funcs:
             # x/0 with a literal 0 in a branch that a guard (IF THEN ELSE, XIDZ, ZIDZ) never
             # selects becomes sympy's complex infinity, which has no numpy spelling: nan
-            exprs = [sp.sympify(e).xreplace({sp.zoo: sp.nan}) for e in exprs]
+            memo: dict = {}
+            exprs = [_zoo_to_nan(sp.sympify(e), memo) for e in exprs]
+            # use_imps=False: no implemented_function here, and looking for them walks every
+            # tree without sharing (seconds on the carousel)
             f = sp.lambdify((self.t, list(self.states), list(self.params.values())),
-                            list(exprs), modules=[{"select": _select}, "numpy"], cse=True)
+                            list(exprs), modules=[{"select": _select}, "numpy"], cse=True,
+                            use_imps=False)
             self._funcs[key] = f
         f = self._funcs[key]
 
@@ -242,7 +315,7 @@ class _Translator:
                 a, b = self.num(e.args[0]), self.num(e.args[1])
                 return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
                         "/": lambda: a / b, "^": lambda: a ** b}[o]()
-            return sp.Piecewise((1, self.boolean(e)), (0, True))
+            return _piecewise((1, self.boolean(e)), (0, True))
         if isinstance(e, Call):
             return self.call(e)
         raise TypeError(e)
@@ -253,7 +326,7 @@ class _Translator:
             c = self.boolean(e.args[0])
             yes, no = self.num(e.args[1]), self.num(e.args[2])
             # the condition can hold a MIN/MAX of a guarded ratio (see _piecewise)
-            return _piecewise(yes, c, no)
+            return _piecewise((yes, c), (no, True))
         a = [self.num(x) for x in e.args]
         small = sp.Float(SMALL_VENSIM)
         dt = sym_number(self.dt)
@@ -262,14 +335,9 @@ class _Translator:
                   "arcsin": sp.asin, "arccos": sp.acos, "arctan": sp.atan, "sinh": sp.sinh,
                   "cosh": sp.cosh, "tanh": sp.tanh}
         if f in simple:
-            try:
-                return simple[f](*a)
-            except ValueError:
-                if f not in ("min", "max"):
-                    raise
-                # sympy tests the arguments' order by substituting 0 for every symbol and
-                # gives up on a nan; keep MIN/MAX as written (lambdify prints it as numpy's)
-                return sp.Basic.__new__(simple[f], *a)
+            if f in ("min", "max", "abs"):
+                return _function(simple[f], *a)
+            return simple[f](*a)
         if f == "log":
             return sp.log(a[0]) / sp.log(a[1])
         if f in ("xidz", "zidz"):
@@ -278,24 +346,24 @@ class _Translator:
                 return alt if abs(complex(a[1])) < SMALL_VENSIM else a[0] / a[1]
             # unevaluated: Piecewise's canonicalisation substitutes the guard into the other
             # branch and can reach Max(nan, ...), which sympy refuses to build
-            guard = sp.Abs(a[1]) < small
-            return _piecewise(alt, guard, a[0] / a[1])
+            guard = _function(sp.Abs, a[1]) < small
+            return _piecewise((alt, guard), (a[0] / a[1], True))
         if f == "step":
-            return a[0] * sp.Piecewise((1, T + dt / 2 > a[1]), (0, True))
+            return a[0] * _piecewise((1, T + dt / 2 > a[1]), (0, True))
         if f == "ramp":
-            final = T if len(a) == 2 else sp.Min(a[2], T)
-            return sp.Piecewise((a[0] * (final - a[1]), T + small > a[1]), (0, True))
+            final = T if len(a) == 2 else _function(sp.Min, a[2], T)
+            return _piecewise((a[0] * (final - a[1]), T + small > a[1]), (0, True))
         if f == "pulse":
-            return sp.Piecewise((1, sp.And(T >= a[0] - small, T < a[0] + a[1])), (0, True))
+            return _piecewise((1, sp.And(T >= a[0] - small, T < a[0] + a[1])), (0, True))
         if f == "pulse_train":
             start, rep, width, end = a
-            return sp.Piecewise(
+            return _piecewise(
                 (1, sp.And(T >= start, T < end, sp.Mod(T - start + small, rep) < width)),
                 (0, True))
         if f == "integer":
             return _trunc(a[0])
         if f in ("quantum", "modulo"):
-            q = sp.Piecewise((a[0], a[1] < small), (a[1] * _trunc(a[0] / a[1]), True))
+            q = _piecewise((a[0], a[1] < small), (a[1] * _trunc(a[0] / a[1]), True))
             return q if f == "quantum" else a[0] - q
         raise self.unsupported(f"the function {f.upper()}")
 
