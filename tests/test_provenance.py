@@ -11,8 +11,6 @@ from aicarousel.errors import OutputError
 from aicarousel.model import model_hash, write_netcdf
 from aicarousel.provenance import provenance
 
-#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
-pytestmark = pytest.mark.machinery_step
 
 
 def test_provenance_is_flat_strings():

@@ -277,7 +277,7 @@ def test_unpaid_bills_are_owed_and_a_lab_that_does_not_pay_is_cut_off():
     """Service delivered and not paid stays a receivable of Cloud until it is paid or written
     off (Cloud's loss); once the arrears reach the grace period's billing Cloud stops serving."""
     from aicarousel.scenarios import to_params
-    dt = 1 / 64
+    dt = DT
     ds = run(params=to_params("funding_stop"), saveper=dt)
     on_credit = float(ds["Lab Cloud bills on credit"].values[:-1].sum() * dt)
     settled = float((ds["Lab arrears paid to Cloud"] + ds["Cloud arrears written off"]).values[:-1].sum() * dt)

@@ -19,8 +19,6 @@ from aicarousel.sensitivity import load_problem
 from aicarousel.sweep import (SweepError, TASK_DELAY_ENV, make_definition, open_results,
                               run_sweep, store_status)
 
-#: the carousel at TIME STEP 1/64 while this module runs (conftest: machinery_step)
-pytestmark = pytest.mark.machinery_step
 
 PARAMS = ["AI demand multiplier", "GPU economic life", "Construction time"]
 MC_OUTPUTS = ["Cloud Debt", "Lab Cash"]
