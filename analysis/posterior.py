@@ -1,15 +1,15 @@
 """Posterior of the carousel's parameters: ``aicarousel calibrate`` with its defaults.
 
-Runs :func:`aicarousel.calibrate.calibrate` (point estimate, emcee posterior of the uncertain
+Runs :func:`aicarousel.calibrate.calibrate` (point estimate, SMC posterior of the uncertain
 parameters the targets inform, diagnostics, predictive bands 2024-2035) and writes its files
-into ``results/calibration/`` (see :func:`aicarousel.calibrate.write_results`). Sampling stops
-once the diagnostics say converged, at most ``--steps`` steps; the run takes minutes (see
-``bench/bench_calibrate.py`` for the measured time). An interrupted run continues with
+into ``results/calibration/`` (see :func:`aicarousel.calibrate.write_results`). Over the default
+selection (every uncertain parameter that moves a target by a sigma, about 50) it takes tens of
+minutes; ``bench/bench_calibrate.py`` measures 20 parameters. An interrupted run continues with
 ``--resume``. Exit status 1 (and a warning) when the chains did not converge.
 
 Usage::
 
-    python analysis/posterior.py [--seed 0] [--steps 5000] [--resume]
+    python analysis/posterior.py [--seed 0] [--particles 2000] [--resume]
 """
 
 from __future__ import annotations

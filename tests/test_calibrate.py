@@ -79,7 +79,8 @@ def synthetic(tmp_path_factory):
 @pytest.fixture(scope="module")
 def recovery(synthetic):
     return cal.calibrate(list(TRUE) + [NULL], until=UNTIL, walkers=16, steps=120, seed=11,
-                         targets_file=synthetic, stop_when_converged=False, n_predictive=200)
+                         targets_file=synthetic, stop_when_converged=False, n_predictive=200,
+                         method="emcee")
 
 
 def test_recovers_known_parameters(recovery):
@@ -146,7 +147,8 @@ def _numbers(csv: Path) -> str:
 
 def test_resume_after_kill_gives_the_same_chains_and_flags_non_convergence(tmp_path):
     args = ["calibrate", "--params", "Planning horizon", "AI demand multiplier",
-            "--walkers", "8", "--steps", "50", "--fixed-steps", "--seed", "5", "-q"]
+            "--method", "emcee", "--walkers", "8", "--steps", "50", "--fixed-steps",
+            "--seed", "5", "-q"]
     whole = _cli(args + ["--out", str(tmp_path / "whole")])
     out, err = whole.communicate(timeout=600)
     # 50 steps are far from converged: exit 1, a warning line, the flag in the table

@@ -18,7 +18,17 @@ Steps (:func:`calibrate`):
    coordinates scaled to the unit cube; the Jacobian's forward differences are one vectorised
    call of D runs. Started from the table's values and from :data:`N_STARTS` - 1 Latin
    hypercube points; the lowest cost wins.
-3. **Posterior**: :class:`emcee.EnsembleSampler` (``vectorize=True``) in ``z = logit(u)``.
+3. **Posterior**, by default (``method="smc"``, :func:`sample_smc`) sequential Monte Carlo
+   with adaptive tempering from the prior to the posterior in ``z = logit(u)``
+   (:func:`smc_sample`): particles in :data:`SMC_POPULATIONS` independent populations,
+   reweighted (no runs), resampled and moved by Metropolis-Hastings (a t mixture fitted by EM
+   to each population as independence proposal, and a random walk of its covariance; each
+   move one engine call over all particles) until they decorrelate; converged when the
+   populations agree (:func:`smc_diagnostics`). Why the default: the 20-parameter posterior
+   is a thin curved ridge (locally about 0.05 of its marginal width in some directions) on
+   which the emcee walkers below stick at points the fitted proposal rarely reaches, for
+   1,000+ steps (bench/bench_calibrate.py). With ``method="emcee"``:
+   :class:`emcee.EnsembleSampler` (``vectorize=True``) in ``z = logit(u)``.
    Walkers start from the Laplace approximation at the point estimate (:func:`laplace_start`).
    The default moves ("fitted", :func:`fitted_moves`) use the posterior's shape: a warm-up of
    :data:`WARMUP_ROUNDS` x :data:`WARMUP_STEPS` steps, not kept, fits a multivariate t to the
@@ -26,13 +36,15 @@ Steps (:func:`calibrate`):
    kept chain runs with that proposal fixed (importance resampling among fresh t draws, and a
    random walk of the fitted covariance), one engine call per step. The ensemble moves ("de",
    "stretch") need two calls per step, one per half (emcee's red-blue split).
-4. **Diagnostics** (:func:`diagnostics`): integrated autocorrelation time per parameter
+4. **Diagnostics** (emcee: :func:`diagnostics`; SMC: :func:`smc_diagnostics`): integrated
+   autocorrelation time per parameter
    (:func:`emcee.autocorr.integrated_time`), effective sample size, acceptance fraction. The run
    is converged when the chain is at least :data:`TAU_FACTOR` autocorrelation times long and the
    mean acceptance lies in :data:`ACCEPTANCE_RANGE`; otherwise the table says so and the command
    warns on stderr and exits 1.
 
-The chains are saved every :data:`CHECKPOINT_STEPS` steps to ``<out>/chains.npz`` (atomically:
+The SMC state is saved after every tempering stage, the emcee chains every
+:data:`CHECKPOINT_STEPS` steps, to ``<out>/chains.npz`` (atomically:
 positions, log probabilities, acceptance counts, the sampler's random state and the point
 estimate), so ``--resume`` continues an interrupted run to the same numbers as an
 uninterrupted one. The store records its definition (model hash, targets, parameters, ranges,
@@ -115,6 +127,26 @@ TAU_STABILITY = 0.05
 #: Split R-hat (Gelman-Rubin) over RHAT_GROUPS groups of walkers must be below RHAT_MAX.
 RHAT_GROUPS = 4
 RHAT_MAX = 1.05
+#: Samplers: "smc" (sequential Monte Carlo with adaptive tempering, :func:`smc_sample`) or
+#: "emcee" (the ensemble MCMC of :func:`sample_posterior`).
+METHODS = ("smc", "emcee")
+DEFAULT_METHOD = "smc"
+#: SMC: particles (all populations), independent populations, the share of each population's
+#: particles the importance weights keep as Kish ESS at each tempering stage, the correlation
+#: between a stage's start and its moved particles below which the moves stop, the most moves
+#: per stage, and the smallest population ESS a converged run may have shown.
+SMC_PARTICLES = 2000
+SMC_POPULATIONS = 4
+SMC_ESS_FRACTION = 0.5
+SMC_DECORRELATION = 0.2
+SMC_MAX_MOVES = 1000
+SMC_MIN_ESS = 200
+#: SMC moves: share of independence proposals (a multivariate t of SMC_DF degrees of freedom
+#: with the population's mean and covariance; the rest: a random walk of that covariance).
+SMC_INDEPENDENCE_WEIGHT = 0.5
+SMC_DF = 5.0
+#: SMC: components of the independence proposal's t mixture (fitted by EM to each population).
+SMC_COMPONENTS = 5
 #: Environment variable: seconds to sleep after each saved block (testing aid for kill tests).
 CHECKPOINT_DELAY_ENV = "AICAROUSEL_CALIBRATE_DELAY"
 STORE_NAME = "chains.npz"
@@ -122,6 +154,7 @@ STORE_NAME = "chains.npz"
 __all__ = ["Setup", "make_setup", "screen", "point_estimate", "sample_posterior",
            "diagnostics", "calibrate", "parse_until", "load_posterior_draws", "Result",
            "expit", "logit", "log_prior_z", "laplace", "laplace_start", "fitted_moves", "warmup", "split_rhat",
+           "sample_smc", "smc_sample", "smc_diagnostics", "log_prior_unit",
            "set_baseline",
            "baseline_values", "record_table", "write_results", "posterior_intervals"]
 
@@ -243,6 +276,21 @@ class Setup:
             ll = -0.5 * np.sum(r * r, axis=1)
             lp[ok] = np.where(np.isfinite(ll), ll + lp[ok], -np.inf)
         return lp
+
+    def log_lik_z(self, z: np.ndarray) -> np.ndarray:
+        """Log likelihood at sampler coordinates ``z = logit(u)``, shape (N,); -inf for failed
+        runs (NaN/inf). One vectorised call (SMC tempers it; :meth:`log_prob_z` adds the prior).
+        """
+        z = np.atleast_2d(np.asarray(z, float))
+        r = self.residuals(self.to_theta(expit(z)))
+        ll = -0.5 * np.sum(r * r, axis=1)
+        return np.where(np.isfinite(ll), ll, -np.inf)
+
+    def log_lik_unit(self, u: np.ndarray) -> np.ndarray:
+        """Log likelihood at unit-cube points (inside), shape (N,); -inf for failed runs."""
+        r = self.residuals(self.to_theta(np.atleast_2d(np.asarray(u, float))))
+        ll = -0.5 * np.sum(r * r, axis=1)
+        return np.where(np.isfinite(ll), ll, -np.inf)
 
     def log_prob_unit(self, u: np.ndarray) -> np.ndarray:
         """Log posterior (up to a constant) at unit-cube points, shape (N,); -inf outside."""
@@ -613,6 +661,7 @@ def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: i
     definition["stop_when_converged"] = bool(stop_when_converged)
     definition["moves"] = moves
     definition["coordinates"] = COORDINATES
+    definition["method"] = "emcee"
     if moves == "fitted":
         definition["warmup_steps"] = [WARMUP_STEPS] * WARMUP_ROUNDS
         definition["proposal"] = (f"i-SIR, {FITTED_DRAWS} multivariate t (df {FITTED_DF:g}, "
@@ -952,6 +1001,464 @@ def diagnostics(chain_unit: np.ndarray, acceptance: np.ndarray,
 
 
 # ----------------------------------------------------------------------------------------------
+# sequential Monte Carlo with adaptive tempering (method "smc")
+# ----------------------------------------------------------------------------------------------
+def _rng_state(rng: np.random.Generator) -> str:
+    return json.dumps(rng.bit_generator.state)
+
+
+def _rng_from_state(text: str) -> np.random.Generator:
+    rng = np.random.default_rng()
+    rng.bit_generator.state = json.loads(str(text))
+    return rng
+
+
+def _kish_ess(logw: np.ndarray) -> float:
+    """Kish's effective sample size of log weights (NaN/-inf weigh nothing)."""
+    lw = np.where(np.isfinite(logw), logw, -np.inf)
+    top = np.max(lw)
+    if not np.isfinite(top):
+        return 0.0
+    w = np.exp(lw - top)
+    return float(w.sum() ** 2 / np.sum(w * w))
+
+
+def _tempered(ll: np.ndarray, beta: float) -> np.ndarray:
+    """``beta * ll`` with failed runs (``ll = -inf``) at -inf even when beta is 0."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(ll), beta * ll, -np.inf)
+
+
+def _next_beta(ll: np.ndarray, pops: np.ndarray, beta: float, fraction: float) -> float:
+    """The largest next inverse temperature at which every population's incremental weights
+    ``exp((b - beta) ll)`` keep a Kish ESS of at least ``fraction`` of its particles
+    (bisection; 1 when that is already so at 1)."""
+    def worst(b):
+        return min(_kish_ess(_tempered(ll[p], b - beta)) / len(p) for p in pops)
+
+    if worst(1.0) >= fraction:
+        return 1.0
+    lo, hi = beta, 1.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if worst(mid) >= fraction:
+            lo = mid
+        else:
+            hi = mid
+    return max(lo, beta + 1e-12)
+
+
+def _log_lik_inside(log_lik, log_prior, z: np.ndarray) -> np.ndarray:
+    """``log_lik`` at the points of finite prior (one call; the others, outside the prior's
+    support, are -inf without a run). ``log_prior`` is a callable or its values."""
+    lp = log_prior(z) if callable(log_prior) else np.asarray(log_prior, float)
+    out = np.full(len(z), -np.inf)
+    inside = np.isfinite(lp)
+    if inside.any():
+        out[inside] = np.asarray(log_lik(z[inside]), float)
+    return out
+
+
+def log_prior_unit(u: np.ndarray) -> np.ndarray:
+    """Log density of the uniform prior on the unit cube: 0 inside, -inf outside, shape (N,)."""
+    u = np.atleast_2d(np.asarray(u, float))
+    return np.where(np.all((u >= 0.0) & (u <= 1.0), axis=1), 0.0, -np.inf)
+
+
+def _systematic(logw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Systematic resampling: indices of the particles kept (Kitagawa 1996)."""
+    n = logw.size
+    w = np.exp(logw - np.max(logw))
+    cum = np.cumsum(w / w.sum())
+    cum[-1] = 1.0
+    return np.searchsorted(cum, (rng.random() + np.arange(n)) / n)
+
+
+def _fit_mixture(x: np.ndarray, k: int, iters: int = 30) -> tuple:
+    """A mixture of ``k`` Gaussians fitted to a population by EM (Dempster, Laird & Rubin
+    1977), deterministic: started from ``k`` equal slices along the first principal axis (a
+    curved ridge is cut into pieces), each component's covariance shrunk towards the
+    population's (weight D particles) so it stays positive definite.
+
+    Returns
+    -------
+    (log_weights, means, cholesky factors, log determinants of the factors)
+        Shapes (K,), (K, D), (K, D, D), (K,).
+    """
+    n, d = x.shape
+    k = max(1, min(int(k), n // (2 * d)))
+    mean, cov = _fit_proposal(x[None])
+    _, vec = np.linalg.eigh(cov)
+    order = np.argsort((x - mean) @ vec[:, -1])
+    resp = np.zeros((n, k))
+    for j, idx in enumerate(np.array_split(order, k)):
+        resp[idx, j] = 1.0
+    for it in range(iters + 1):
+        nk = resp.sum(axis=0) + 1e-12
+        means = (resp.T @ x) / nk[:, None]
+        chols = np.empty((k, d, d))
+        for j in range(k):
+            y = x - means[j]
+            c = (y * resp[:, j:j + 1]).T @ y
+            c = (c + d * cov) / (nk[j] + d)
+            chols[j] = np.linalg.cholesky(0.5 * (c + c.T))
+        logw = np.log(nk / nk.sum())
+        logdet = np.log(np.diagonal(chols, axis1=1, axis2=2)).sum(axis=1)
+        if it == iters:
+            break
+        lp = np.empty((n, k))
+        for j in range(k):
+            y = np.linalg.solve(chols[j], (x - means[j]).T).T
+            lp[:, j] = logw[j] - logdet[j] - 0.5 * np.sum(y * y, axis=1)
+        lp -= lp.max(axis=1, keepdims=True)
+        resp = np.exp(lp)
+        resp /= resp.sum(axis=1, keepdims=True)
+    return logw, means, chols, logdet
+
+
+def _mixture_log_q(x: np.ndarray, mix: tuple, df: float) -> np.ndarray:
+    """Log density (up to a constant shared by all components) of the multivariate-t mixture
+    with the fitted means and scale matrices (``df`` degrees of freedom)."""
+    logw, means, chols, logdet = mix
+    d = x.shape[1]
+    lp = np.empty((len(x), len(logw)))
+    for j in range(len(logw)):
+        y = np.linalg.solve(chols[j], (x - means[j]).T).T
+        lp[:, j] = logw[j] - logdet[j] - 0.5 * (df + d) * np.log1p(np.sum(y * y, axis=1) / df)
+    top = lp.max(axis=1, keepdims=True)
+    return (top + np.log(np.exp(lp - top).sum(axis=1, keepdims=True)))[:, 0]
+
+
+def _pop_chol(x: np.ndarray) -> np.ndarray:
+    """Cholesky factor of a population's covariance (kept positive definite)."""
+    _, cov = _fit_proposal(x[None])
+    return np.linalg.cholesky(cov)
+
+
+def smc_sample(log_lik, log_prior, z0: np.ndarray, rng: np.random.Generator, *,
+               populations: int = None, ess_fraction: float = None,
+               decorrelation: float = None, max_moves: int = None, state: dict | None = None,
+               on_stage=None, max_seconds: float | None = None, progress: bool = False) -> dict:
+    """Sequential Monte Carlo with adaptive tempering from the prior to the posterior.
+
+    The particles target ``prior(z) L(z)^beta`` for an increasing sequence ``0 = beta_0 <
+    beta_1 < ... = 1`` (Del Moral, Doucet & Jasra 2006; Chopin & Papaspiliopoulos 2020, ch.
+    17). Each stage (1) picks the next ``beta`` so that every population's incremental
+    importance weights ``L^(beta' - beta)`` keep a Kish effective sample size of
+    ``ess_fraction`` of its particles (bisection; no model runs: the likelihoods are known),
+    (2) resamples each population (systematic), (3) moves every particle by Metropolis-Hastings
+    steps that leave the stage's target invariant: with probability ``share`` an independence
+    proposal from a mixture of :data:`SMC_COMPONENTS` multivariate t fitted by EM to its
+    population (:func:`_fit_mixture`; ``share`` is cut when the last stage's acceptance of it
+    fell below 0.234), else a random walk with the population's covariance and a scale tuned
+    to an acceptance near 0.234 (the kernels are chosen from the particles and the past, as
+    adaptive SMC does; Fearnhead & Taylor 2013), until every parameter's
+    correlation (across each population's particles) between the positions at the stage's start
+    and now is below ``decorrelation``, or ``max_moves`` moves. Every move is ONE call of
+    ``log_lik`` over all particles of all populations.
+
+    The particles form ``populations`` independent populations (own weights, resampling,
+    proposal covariance and scale; only the tempering schedule and the number of moves are
+    shared, the worst population setting them), so their agreement is the convergence check
+    (:func:`smc_diagnostics`).
+
+    Parameters
+    ----------
+    log_lik, log_prior : callable
+        Vectorised: (N, D) -> (N,); ``log_lik`` may be -inf (failed runs weigh nothing).
+    z0 : numpy.ndarray
+        (N, D) draws from the prior, N a multiple of ``populations``.
+    rng : numpy.random.Generator
+        Used for everything after ``z0``; its state is part of the saved ``state``.
+    state : dict, optional
+        A saved state to continue (from ``on_stage``): the same numbers as if never stopped.
+    on_stage : callable, optional
+        Called with the state after the start and after every stage (to save it).
+    max_seconds : float, optional
+        Stop after the first stage past this wall time (the state continues it).
+
+    Returns
+    -------
+    dict
+        The state: ``z`` (N, D), ``ll`` (N,), ``beta``, ``stage``, ``history`` (per stage:
+        beta, ESS per population before resampling, moves, acceptance, correlation left),
+        ``done`` (beta reached 1), ``rng`` (generator state, JSON).
+    """
+    populations = SMC_POPULATIONS if populations is None else int(populations)
+    ess_fraction = SMC_ESS_FRACTION if ess_fraction is None else float(ess_fraction)
+    decorrelation = SMC_DECORRELATION if decorrelation is None else float(decorrelation)
+    max_moves = SMC_MAX_MOVES if max_moves is None else int(max_moves)
+    if state is None:
+        z = np.asarray(z0, float)
+        n, d = z.shape
+        state = {"z": z, "ll": _log_lik_inside(log_lik, log_prior, z), "beta": 0.0, "stage": 0,
+                 "scale": np.full(populations, 2.38 / np.sqrt(d)), "history": [],
+                 "done": False, "rng": _rng_state(rng)}
+        if on_stage is not None:
+            on_stage(state)
+    else:
+        state = dict(state)
+        rng = _rng_from_state(state["rng"])
+    z, ll = np.array(state["z"], float), np.array(state["ll"], float)
+    n, d = z.shape
+    if n % populations:
+        raise CalibrationError(f"{n} particles do not split into {populations} populations")
+    pops = np.arange(n).reshape(populations, -1)
+    scale = np.array(state["scale"], float)
+    share = SMC_INDEPENDENCE_WEIGHT
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=1000, initial=int(1000 * state["beta"]), desc="SMC beta x 1000",
+                   unit="", file=sys.stderr)
+    started = time.perf_counter()
+    while not state["done"]:
+        if max_seconds is not None and time.perf_counter() - started > max_seconds:
+            break
+        beta = float(state["beta"])
+        if state["history"]:
+            # the independence proposal's share: SMC_INDEPENDENCE_WEIGHT while its acceptance
+            # (last stage) is at least the random walk's target, less when it fits worse
+            # (chosen from the past, as the scale is)
+            share = SMC_INDEPENDENCE_WEIGHT * min(1.0, max(
+                0.2, state["history"][-1]["independence_acceptance"] / 0.234))
+        new = _next_beta(ll, pops, beta, ess_fraction)
+        inc = _tempered(ll, new - beta)
+        ess = [_kish_ess(inc[p]) for p in pops]
+        idx = np.concatenate([p[_systematic(inc[p], rng)] for p in pops])
+        z, ll = z[idx], ll[idx]
+        lpri = log_prior(z)
+        chol = [_pop_chol(z[p]) for p in pops]
+        mixes = [_fit_mixture(z[p], SMC_COMPONENTS) for p in pops]
+        start = z.copy()
+        moves, accs, corr = 0, [], np.inf
+        n_ind = acc_ind = 0
+        while moves < max_moves:
+            # per particle: an independence proposal (the t mixture fitted to its
+            # population) with probability ``share``, else a random walk
+            indep = rng.random(n) < share
+            eps = rng.standard_normal((n, d))
+            chi = rng.chisquare(SMC_DF, n) / SMC_DF
+            prop = np.empty_like(z)
+            log_q = np.zeros(n)
+            comp = rng.random(n)
+            for k, p in enumerate(pops):
+                rw = z[p] + scale[k] * eps[p] @ chol[k].T
+                logw, mmeans, mchols, _ = mixes[k]
+                pick = np.minimum(np.searchsorted(np.cumsum(np.exp(logw)), comp[p]),
+                                  len(logw) - 1)
+                t = mmeans[pick] + np.einsum("nij,nj->ni", mchols[pick], eps[p]) / np.sqrt(
+                    chi[p])[:, None]
+                prop[p] = np.where(indep[p, None], t, rw)
+                # log q(current) - log q(proposed) of the t mixture (0 for the symmetric walk)
+                lq = np.zeros(len(p))
+                if indep[p].any():
+                    i = indep[p]
+                    lq[i] = (_mixture_log_q(z[p][i], mixes[k], SMC_DF)
+                             - _mixture_log_q(t[i], mixes[k], SMC_DF))
+                log_q[p] = lq
+            lpri_p = log_prior(prop)
+            ll_p = _log_lik_inside(log_lik, lpri_p, prop)
+            with np.errstate(invalid="ignore"):
+                log_a = _tempered(ll_p, new) + lpri_p - _tempered(ll, new) - lpri + log_q
+            ok = np.log(rng.random(n)) < np.where(np.isfinite(log_a), log_a, -np.inf)
+            z[ok], ll[ok], lpri[ok] = prop[ok], ll_p[ok], lpri_p[ok]
+            moves += 1
+            accs.append(float(ok.mean()))
+            n_ind += int(indep.sum())
+            acc_ind += int(ok[indep].sum())
+            # Robbins-Monro towards 0.234 (Roberts, Gelman & Gilks 1997), per population,
+            # from the random walk's acceptance
+            acc = np.array([ok[p][~indep[p]].mean() if (~indep[p]).any() else 0.234
+                            for p in pops])
+            scale = scale * np.exp(acc - 0.234)
+            with np.errstate(all="ignore"):
+                c = [np.abs([np.corrcoef(start[p, j], z[p, j])[0, 1] for j in range(d)])
+                     for p in pops]
+            c = np.nan_to_num(np.array(c), nan=0.0)
+            corr = float(c.max())
+            if corr < decorrelation:
+                break
+        ind_rate = acc_ind / max(1, n_ind)
+        state = {"z": z, "ll": ll, "beta": new, "stage": int(state["stage"]) + 1,
+                 "scale": scale, "done": new >= 1.0, "rng": _rng_state(rng),
+                 "history": list(state["history"]) + [
+                     {"beta": new, "ess": [float(e) for e in ess], "moves": moves,
+                      "acceptance": float(np.mean(accs)), "correlation": corr,
+                      "worst_parameter": int(np.argmax(c.max(axis=0))),
+                      "independence_share": share, "independence_acceptance": ind_rate}]}
+        if on_stage is not None:
+            on_stage(state)
+        if bar is not None:
+            bar.update(int(1000 * new) - bar.n)
+            bar.set_postfix_str(f"stage {state['stage']}, {moves} moves, acceptance "
+                                f"{np.mean(accs):.2f}, ESS {min(ess):.0f}")
+    if bar is not None:
+        bar.close()
+    return state
+
+
+def _save_smc_store(path: Path, definition: dict, state: dict, point: dict) -> None:
+    from .atomic import write_with
+
+    arrays = {"z": np.asarray(state["z"], float), "ll": np.asarray(state["ll"], float),
+              "scale": np.asarray(state["scale"], float), "beta": np.float64(state["beta"]),
+              "stage": np.int64(state["stage"]), "done": np.int64(bool(state["done"])),
+              "history": np.array(json.dumps(state["history"])),
+              "rng": np.array(state["rng"]),
+              "point_theta": np.asarray(point["theta"], float),
+              "point_cost": np.float64(point["cost"]),
+              "point_info": np.array(json.dumps({k: point[k] for k in ("starts", "nfev", "status")
+                                                 if k in point})),
+              "definition": np.array(json.dumps(definition, sort_keys=True))}
+
+    def write(tmp: Path):
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        tmp.write_bytes(buf.getvalue())
+
+    write_with(path, write)
+
+
+def _check_particles(particles: int, d: int) -> None:
+    if particles < SMC_POPULATIONS * 2 * d or particles % SMC_POPULATIONS:
+        raise CalibrationError(f"--particles {particles}: give a multiple of {SMC_POPULATIONS} "
+                               f"of at least {SMC_POPULATIONS * 2 * d} (populations x 2 x "
+                               "parameters)")
+
+
+def sample_smc(setup: Setup, point: dict | None, *, particles: int, seed: int,
+               store: Path | None = None, resume: bool = False, progress: bool = False,
+               max_seconds: float | None = None) -> dict:
+    """Run (or continue) the SMC sampler (:func:`smc_sample`) on the calibration's posterior in
+    ``z = logit(u)`` and return its final particles.
+
+    The particles start as draws from the prior (uniform on the ranges); the state is saved to
+    ``store`` after the start and after every tempering stage (atomically), so ``resume``
+    continues an interrupted run to the same numbers. The store's definition (model, targets,
+    parameters, seed, particles and the SMC settings) must match, else the resume is refused.
+
+    Returns
+    -------
+    dict
+        ``state`` (see :func:`smc_sample`), ``point``, ``resumed_at`` (stages in the store).
+    """
+    d = len(setup.names)
+    particles = int(particles)
+    _check_particles(particles, d)
+    definition = setup.definition(seed, 0, 0)
+    for k in ("walkers", "steps", "checkpoint_steps"):
+        definition.pop(k)
+    definition.update({"method": "smc", "coordinates": COORDINATES, "particles": particles,
+                       "populations": SMC_POPULATIONS, "ess_fraction": SMC_ESS_FRACTION,
+                       "decorrelation": SMC_DECORRELATION, "max_moves": SMC_MAX_MOVES,
+                       "moves": f"independence t (df {SMC_DF:g}) {SMC_INDEPENDENCE_WEIGHT:g} + "
+                                f"random walk {1 - SMC_INDEPENDENCE_WEIGHT:g}"})
+    state = None
+    if resume:
+        if store is None or not store.is_file():
+            raise CalibrationError(f"--resume: no chain store {store}; run without --resume first")
+        zs = _load_store(store)
+        diffs = _diff(zs["definition"], definition)
+        if diffs:
+            raise CalibrationError(f"{store} was made by a different calibration; differs in: "
+                                   + ", ".join(diffs) + ". Use the same settings or a new --out")
+        state = {"z": zs["z"], "ll": zs["ll"], "scale": zs["scale"], "beta": float(zs["beta"]),
+                 "stage": int(zs["stage"]), "done": bool(zs["done"]),
+                 "history": json.loads(str(zs["history"])), "rng": str(zs["rng"])}
+        point = {"theta": zs["point_theta"], "cost": float(zs["point_cost"]),
+                 **json.loads(str(zs["point_info"]))}
+        point["unit"] = setup.to_unit(point["theta"])
+        rng, z0 = None, None
+    else:
+        if point is None:
+            raise CalibrationError("internal: a new posterior needs a point estimate")
+        rng = np.random.default_rng(seed)
+        z0 = logit(np.clip(rng.random((particles, d)), 1e-12, 1 - 1e-12))
+    resumed_at = 0 if state is None else int(state["stage"])
+    delay = float(os.environ.get(CHECKPOINT_DELAY_ENV, "0") or 0)
+
+    def on_stage(st):
+        if store is not None:
+            _save_smc_store(store, definition, st, point)
+        if delay > 0:
+            time.sleep(delay)
+
+    state = smc_sample(setup.log_lik_z, log_prior_z, z0, rng, state=state, on_stage=on_stage,
+                       max_seconds=max_seconds, progress=progress)
+    return {"state": state, "point": point, "resumed_at": resumed_at}
+
+
+def smc_diagnostics(state: dict, to_unit=None, populations: int | None = None,
+                    decorrelation: float | None = None, min_ess: float | None = None) -> dict:
+    """Convergence of an SMC run (as strict in spirit as :func:`diagnostics` for chains).
+
+    Converged when (1) the tempering reached the posterior (beta = 1), (2) R-hat across the
+    independent populations (each population a "chain"; Gelman-Rubin, BDA3 11.4) is below
+    :data:`RHAT_MAX` for every parameter, in the unit cube and in ``z`` (within-population
+    duplicates only make it larger: conservative), (3) the Kish ESS of every population's
+    importance weights at every stage is at least ``min_ess``, (4) every stage's moves
+    decorrelated the particles (correlation below ``decorrelation``) before the move limit,
+    (5) the last stage's mean acceptance lies in :data:`ACCEPTANCE_RANGE`.
+
+    Returns
+    -------
+    dict
+        The keys of :func:`diagnostics` (``tau`` NaN: no chain; ``ess`` (D,): the smallest
+        population ESS x populations, the same for every parameter; ``burn`` 0, ``thin`` 1)
+        plus ``stages``, ``moves`` (total), ``ess_min`` (per population), ``method``.
+    """
+    populations = SMC_POPULATIONS if populations is None else int(populations)
+    decorrelation = SMC_DECORRELATION if decorrelation is None else float(decorrelation)
+    min_ess = SMC_MIN_ESS if min_ess is None else float(min_ess)
+    z = np.asarray(state["z"], float)
+    n, d = z.shape
+    hist = state["history"]
+    reasons = []
+    if not state["done"]:
+        reasons.append(f"tempering stopped at beta {state['beta']:.3g} of 1 after "
+                       f"{state['stage']} stages; run with --resume")
+    u = expit(z) if to_unit is None else to_unit(z)
+    pieces_u = u.reshape(populations, -1, d)
+    pieces_z = z.reshape(populations, -1, d)
+    rhat = np.maximum(_rhat_pieces(pieces_u), _rhat_pieces(pieces_z))
+    if not np.max(rhat) < RHAT_MAX:
+        worst = int(np.argmax(rhat))
+        reasons.append(f"R-hat across the {populations} populations {rhat[worst]:.3f} >= "
+                       f"{RHAT_MAX} (parameter {worst + 1}); more particles")
+    ess_min = min((min(h["ess"]) for h in hist), default=0.0)
+    if ess_min < min_ess:
+        reasons.append(f"smallest population ESS {ess_min:.0f} < {min_ess:.0f}; more particles")
+    stuck = [i + 1 for i, h in enumerate(hist) if not h["correlation"] < decorrelation]
+    if stuck:
+        reasons.append(f"the moves of stage(s) {', '.join(map(str, stuck[:5]))} did not "
+                       f"decorrelate the particles (correlation left >= {decorrelation:g} after "
+                       "the move limit)")
+    acc = float(hist[-1]["acceptance"]) if hist else float("nan")
+    lo, hi = ACCEPTANCE_RANGE
+    if not lo <= acc <= hi:
+        reasons.append(f"last stage's acceptance {acc:.2f} outside {lo}-{hi}")
+    return {"tau": np.full(d, np.nan), "burn": 0, "thin": 1,
+            "ess": np.full(d, ess_min * populations), "rhat": rhat, "acceptance": acc,
+            "tau_change": float("nan"), "converged": not reasons, "reasons": reasons,
+            "stages": int(state["stage"]), "moves": int(sum(h["moves"] for h in hist)),
+            "populations": populations,
+            "ess_min": ess_min, "method": "smc"}
+
+
+def _rhat_pieces(x: np.ndarray) -> np.ndarray:
+    """Gelman-Rubin R-hat of (pieces, n, D) draws, (D,)."""
+    n = x.shape[1]
+    if n < 2 or x.shape[0] < 2:
+        return np.full(x.shape[2], np.inf)
+    w = x.var(axis=1, ddof=1).mean(axis=0)
+    b = n * x.mean(axis=1).var(axis=0, ddof=1)
+    with np.errstate(all="ignore"):
+        r = np.sqrt(((n - 1) / n * w + b / n) / w)
+    return np.where(np.isfinite(r), r, np.inf)
+
+
+# ----------------------------------------------------------------------------------------------
 # results
 # ----------------------------------------------------------------------------------------------
 @dataclass
@@ -1094,8 +1601,13 @@ def calibrate(params: Sequence[str] | None = None, *, until: float | None = None
               targets_file=None, parameters_file=None, model_file=None,
               fixed: Mapping[str, float] | None = None, n_predictive: int = N_PREDICTIVE,
               outputs: Sequence[str] = KEY_OUTPUTS, stop_when_converged: bool = True,
-              moves: str | None = None, max_seconds: float | None = None) -> Result:
+              moves: str | None = None, max_seconds: float | None = None,
+              method: str | None = None, particles: int | None = None) -> Result:
     """Point estimate, posterior, diagnostics, tables and predictive bands (see module doc).
+
+    ``method`` "smc" (default, :data:`DEFAULT_METHOD`) samples with :func:`sample_smc`
+    (``particles``, default :data:`SMC_PARTICLES`; ``walkers``, ``steps``, ``moves`` and
+    ``stop_when_converged`` do not apply); "emcee" with :func:`sample_posterior`.
 
     Returns
     -------
@@ -1108,21 +1620,44 @@ def calibrate(params: Sequence[str] | None = None, *, until: float | None = None
     except Exception as exc:  # noqa: BLE001
         raise CalibrationError(str(exc)) from None
     t0 = time.perf_counter()
+    method = DEFAULT_METHOD if method is None else method
+    if method not in METHODS:
+        raise CalibrationError(f"--method {method!r}: use one of {', '.join(METHODS)}")
     setup = make_setup(params, targets_file=targets_file, parameters_file=parameters_file,
                        until=until, model_file=model_file, fixed=fixed)
     d = len(setup.names)
-    walkers = int(walkers) if walkers is not None else max(32, 4 * d)
-    _check_walkers(walkers, steps, d)
+    if method == "smc":
+        if walkers is not None or moves is not None:
+            raise CalibrationError("--walkers and --moves apply to --method emcee; SMC takes "
+                                   "--particles")
+        particles = SMC_PARTICLES if particles is None else int(particles)
+        _check_particles(particles, d)
+    else:
+        if particles is not None:
+            raise CalibrationError("--particles applies to --method smc; emcee takes --walkers")
+        walkers = int(walkers) if walkers is not None else max(32, 4 * d)
+        _check_walkers(walkers, steps, d)
     point = None
     if not resume:
         point = point_estimate(setup, seed=seed)
-    post = sample_posterior(setup, point, walkers=walkers, steps=steps, seed=seed, store=store,
-                            resume=resume, progress=progress,
-                            stop_when_converged=stop_when_converged, moves=moves,
-                            max_seconds=max_seconds)
+    if method == "smc":
+        post = sample_smc(setup, point, particles=particles, seed=seed, store=store,
+                          resume=resume, progress=progress, max_seconds=max_seconds)
+        st = post["state"]
+        diag = smc_diagnostics(st)
+        draws = setup.to_theta(expit(st["z"]))
+        post["log_prob"] = (st["ll"] + log_prior_z(st["z"]))[None, :]
+        post["steps"] = int(st["stage"])
+        walkers = particles
+    else:
+        post = sample_posterior(setup, point, walkers=walkers, steps=steps, seed=seed,
+                                store=store, resume=resume, progress=progress,
+                                stop_when_converged=stop_when_converged, moves=moves,
+                                max_seconds=max_seconds)
+        diag = diagnostics(post["chain_unit"], post["acceptance"], chain_z=post["chain_z"])
+        diag["method"] = "emcee"
+        draws = post["chain"][diag["burn"]::diag["thin"]].reshape(-1, d)
     point = post["point"]
-    diag = diagnostics(post["chain_unit"], post["acceptance"], chain_z=post["chain_z"])
-    draws = post["chain"][diag["burn"]::diag["thin"]].reshape(-1, d)
     posterior = _posterior_table(setup, point, draws, diag)
     corr = _correlations(setup, draws)
     median = posterior["median"].to_numpy(float)
@@ -1132,8 +1667,11 @@ def calibrate(params: Sequence[str] | None = None, *, until: float | None = None
     return Result(setup, point, draws, diag, posterior, corr, table, bands, walkers,
                   post["steps"], seed,
                   time.perf_counter() - t0, setup.runs, post["resumed_at"],
-                  {"log_prob": post["log_prob"], "chain": post["chain"],
-                   "moves": DEFAULT_MOVES if moves is None else moves})
+                  {"log_prob": post["log_prob"], "chain": post.get("chain"),
+                   "method": method, "history": post["state"]["history"] if method == "smc"
+                   else [],
+                   "moves": (DEFAULT_MOVES if moves is None else moves) if method == "emcee"
+                   else "smc"})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1154,6 +1692,7 @@ def _provenance(res: Result) -> dict:
                       convergence_notes="; ".join(d["reasons"]),
                       acceptance=f"{d['acceptance']:.3f}", burn=str(d["burn"]),
                       thin=str(d["thin"]), runs=str(res.runs),
+                      method=str(res.extra.get("method", "emcee")),
                       fitted_targets=list(res.setup.fit_ids))
 
 
@@ -1238,8 +1777,10 @@ def record_table(res: Result, path=None) -> Path:
     table = read_table(path)
     for c in POSTERIOR_COLUMNS:
         table[c] = ""
-    run = (f"{_dt.date.today().isoformat()} seed {res.seed}, {res.walkers} walkers x "
-           f"{res.steps} steps, {'converged' if res.diag['converged'] else 'NOT converged'}")
+    how = (f"SMC {res.walkers} particles, {res.steps} stages"
+           if res.extra.get("method") == "smc" else f"{res.walkers} walkers x {res.steps} steps")
+    run = (f"{_dt.date.today().isoformat()} seed {res.seed}, {how}, "
+           f"{'converged' if res.diag['converged'] else 'NOT converged'}")
     for name, r in res.posterior.iterrows():
         table.loc[name, "posterior_p5"] = f"{r['p5']:.6g}"
         table.loc[name, "posterior_median"] = f"{r['median']:.6g}"

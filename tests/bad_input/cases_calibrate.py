@@ -11,8 +11,9 @@ from aicarousel import paths
 
 from .harness import Case
 
-CAL = ["calibrate", "--params", "Planning horizon", "--walkers", "4", "--steps", "2",
-       "--out", "{tmp}/out", "-q"]
+CAL = ["calibrate", "--params", "Planning horizon", "--method", "emcee", "--walkers", "4",
+       "--steps", "2", "--out", "{tmp}/out", "-q"]
+SMC = ["calibrate", "--params", "Planning horizon", "--out", "{tmp}/out", "-q"]
 
 
 def _targets(edit):
@@ -78,9 +79,15 @@ CASES = [
     Case("calibrate-until-before-every-target", argv=CAL + ["--until", "2024-03-01"],
          message="before every target"),
     Case("calibrate-until-not-a-date", argv=CAL + ["--until", "soon"], message="YYYY-MM-DD"),
-    Case("calibrate-walkers-odd", argv=CAL[:3] + ["--walkers", "3", "--steps", "2", "--out",
+    Case("calibrate-walkers-odd", argv=CAL[:5] + ["--walkers", "3", "--steps", "2", "--out",
                                                   "{tmp}/out", "-q"],
          message="--walkers 3"),
+    Case("calibrate-smc-particles-not-a-multiple", argv=SMC + ["--particles", "402"],
+         message="--particles 402: give a multiple of 4"),
+    Case("calibrate-smc-steps", argv=SMC + ["--steps", "100"],
+         message="--steps applies to --method emcee"),
+    Case("calibrate-emcee-particles", argv=CAL + ["--particles", "400"],
+         message="--particles applies to --method smc"),
     Case("calibrate-resume-without-store", argv=CAL + ["--resume"], message="no chain store"),
     Case("calibrate-store-exists", argv=CAL, setup=_store, message="--resume"),
     Case("calibrate-resume-and-force", argv=CAL + ["--resume", "--force"],

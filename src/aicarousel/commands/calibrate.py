@@ -1,9 +1,11 @@
 """``aicarousel calibrate``: parameters estimated from the calibration targets, with uncertainty.
 
 ``aicarousel calibrate [--params NAME ...] [--until DATE] [--out DIR] [--seed N] [--walkers N]
-[--steps N] [--moves fitted|de|stretch] [--resume | --force] [--record-table] [--set-baseline]
+[--method smc|emcee] [--particles N] [--steps N] [--moves fitted|de|stretch]
+[--resume | --force] [--record-table] [--set-baseline]
 [--point-only [--starts N]]`` runs :func:`aicarousel.calibrate.calibrate` (point estimate,
-emcee posterior, fitted moves by default, diagnostics, predictive bands) and writes the result
+posterior by sequential Monte Carlo by default or emcee, diagnostics, predictive bands) and
+writes the result
 files of :func:`aicarousel.calibrate.write_results` into DIR (default ``results/calibration/``), beside the chain store ``chains.npz`` that
 ``--resume`` continues. ``--set-baseline`` (checked before anything but the chain store is
 written) ships the point estimate as the baseline in the model file and the table. Exit status 0 when the chains
@@ -25,7 +27,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "calibrate", help="estimate parameters from the calibration targets (posterior, "
                           "intervals, out-of-sample checks)",
-        description="Weighted least squares point estimate and emcee posterior of the "
+        description="Weighted least squares point estimate and posterior (SMC or emcee) of the "
                     "uncertain parameters the targets of data/calibration_targets.csv inform "
                     "(priors uniform on the ranges of data/parameters.csv), with convergence "
                     "diagnostics, posterior predictive bands and, with --until, an "
@@ -40,14 +42,25 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output directory (default results/calibration)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--method", choices=["smc", "emcee"], default=None,
+                   help="sampler: smc (default: sequential Monte Carlo with adaptive tempering "
+                        "from the prior to the posterior in 4 independent populations; one "
+                        "engine call per move over all particles; converged when the "
+                        "populations agree, R-hat < 1.05) or emcee (ensemble MCMC; "
+                        "--walkers, --steps, --moves, --fixed-steps)")
+    p.add_argument("--particles", type=int, default=None,
+                   help="with --method smc: particles over the 4 populations, a multiple of 4 "
+                        "and >= 8 x parameters (default 2000)")
     p.add_argument("--walkers", type=int, default=None,
-                   help="emcee walkers, even and >= 2 x parameters (default max(32, 4 x "
-                        "parameters))")
-    p.add_argument("--steps", type=int, default=5000,
-                   help="most steps per walker (default 5000; sampling stops earlier once the "
+                   help="with --method emcee: walkers, even and >= 2 x parameters (default "
+                        "max(32, 4 x parameters))")
+    p.add_argument("--steps", type=int, default=None,
+                   help="with --method emcee: most steps per walker (default 5000; sampling "
+                        "stops earlier once the "
                         "diagnostics say converged, unless --fixed-steps)")
     p.add_argument("--moves", choices=["fitted", "de", "stretch"], default=None,
-                   help="sampler moves: fitted (default: importance resampling from a "
+                   help="with --method emcee: sampler moves: fitted (default: importance "
+                        "resampling from a "
                         "multivariate t fitted to the posterior in a discarded 100-step "
                         "warm-up, plus a random walk of its covariance; one engine call a "
                         "step), de (differential evolution) or stretch (emcee's ensemble "
@@ -126,7 +139,16 @@ def _calibrate(args: argparse.Namespace) -> int:
         raise CalibrationError("give --resume or --force, not both")
     if not 0 <= args.seed <= MAX_SEED:
         raise CalibrationError(f"--seed {args.seed}: give a whole number from 0 to {MAX_SEED}")
-    if args.steps < 1:
+    from ..calibrate import DEFAULT_METHOD
+    if (args.method or DEFAULT_METHOD) == "smc":
+        for flag, given in (("--steps", args.steps is not None),
+                            ("--fixed-steps", args.fixed_steps)):
+            if given:
+                raise CalibrationError(f"{flag} applies to --method emcee; SMC runs its "
+                                       "tempering stages to the posterior (size: --particles)")
+    elif args.steps is None:
+        args.steps = 5000
+    if args.steps is not None and args.steps < 1:
         raise CalibrationError(f"--steps {args.steps}: give at least 1 step")
     if args.out is not None and not args.out.strip():
         raise OutputError("--out is empty; give a directory (or leave --out out for "
@@ -186,10 +208,18 @@ def _calibrate(args: argparse.Namespace) -> int:
         if res.coverage is not None:
             print(f"out-of-sample coverage of the 90% intervals: {res.coverage:.0%} "
                   f"({int(held['inside_90'].sum())}/{len(held)})")
+        if d.get("method") == "smc":
+            how = (f"SMC {res.walkers} particles in {d['populations']} populations, "
+                   f"{d['stages']} tempering stages, {d['moves']} moves, last acceptance "
+                   f"{d['acceptance']:.2f}, smallest population ESS {d['ess_min']:.0f}, max "
+                   f"R-hat across populations {d['rhat'].max():.3f}")
+        else:
+            how = (f"{res.walkers} walkers x {res.steps} steps, burn {d['burn']}, thin "
+                   f"{d['thin']}, acceptance {d['acceptance']:.2f}, max tau "
+                   f"{d['tau'].max():.0f}")
         print(f"{len(res.setup.names)} parameters, {len(res.setup.fit_ids)} targets fitted, "
-              f"{res.walkers} walkers x {res.steps} steps, burn {d['burn']}, thin {d['thin']}, "
-              f"acceptance {d['acceptance']:.2f}, max tau {d['tau'].max():.0f}; {res.runs} runs "
-              f"in {res.seconds:.0f} s ({res.runs / max(res.seconds, 1e-9):.0f} runs/s)")
+              f"{how}; {res.runs} runs in {res.setup.calls} engine calls, {res.seconds:.0f} s "
+              f"({res.runs / max(res.seconds, 1e-9):.0f} runs/s)")
         print("wrote " + ", ".join(str(f) for f in files))
     if not d["converged"]:
         print("aicarousel: WARNING: the chains did not converge: " + "; ".join(d["reasons"])
@@ -215,4 +245,4 @@ def _run(args, until, out: Path, store: Path):
                      seed=args.seed, store=store, resume=args.resume,
                      progress=not args.quiet, targets_file=args.targets,
                      parameters_file=args.parameters, stop_when_converged=not args.fixed_steps,
-                     moves=args.moves)
+                     moves=args.moves, method=args.method, particles=args.particles)
