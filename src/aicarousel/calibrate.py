@@ -589,6 +589,19 @@ def _save_store(path: Path, definition: dict, chain, log_prob, accepted, coords,
     write_with(path, write)
 
 
+def _resume_store(store, definition: dict):
+    """The chain store to resume, refused in one line if it is missing or was made by a
+    calibration with another definition (emcee and SMC alike)."""
+    if store is None or not store.is_file():
+        raise CalibrationError(f"--resume: no chain store {store}; run without --resume first")
+    z = _load_store(store)
+    diffs = _diff(z["definition"], definition)
+    if diffs:
+        raise CalibrationError(f"{store} was made by a different calibration; differs in: "
+                               + ", ".join(diffs) + ". Use the same settings or a new --out")
+    return z
+
+
 def _load_store(path: Path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -670,13 +683,7 @@ def sample_posterior(setup: Setup, point: dict | None, *, walkers: int, steps: i
                                   f"walk {1 - FITTED_INDEPENDENCE_WEIGHT:g}")
     proposal = None
     if resume:
-        if store is None or not store.is_file():
-            raise CalibrationError(f"--resume: no chain store {store}; run without --resume first")
-        z = _load_store(store)
-        diffs = _diff(z["definition"], definition)
-        if diffs:
-            raise CalibrationError(f"{store} was made by a different calibration; differs in: "
-                                   + ", ".join(diffs) + ". Use the same settings or a new --out")
+        z = _resume_store(store, definition)
         chain = list(z["chain"])
         log_prob = list(z["log_prob"])
         accepted = z["accepted"].copy()
@@ -1356,13 +1363,7 @@ def sample_smc(setup: Setup, point: dict | None, *, particles: int, seed: int,
                                 f"random walk {1 - SMC_INDEPENDENCE_WEIGHT:g}"})
     state = None
     if resume:
-        if store is None or not store.is_file():
-            raise CalibrationError(f"--resume: no chain store {store}; run without --resume first")
-        zs = _load_store(store)
-        diffs = _diff(zs["definition"], definition)
-        if diffs:
-            raise CalibrationError(f"{store} was made by a different calibration; differs in: "
-                                   + ", ".join(diffs) + ". Use the same settings or a new --out")
+        zs = _resume_store(store, definition)
         state = {"z": zs["z"], "ll": zs["ll"], "scale": zs["scale"], "beta": float(zs["beta"]),
                  "stage": int(zs["stage"]), "done": bool(zs["done"]),
                  "history": json.loads(str(zs["history"])), "rng": str(zs["rng"])}
