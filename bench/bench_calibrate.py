@@ -85,6 +85,10 @@ def main(argv=None) -> int:
                     help="emcee moves (default: aicarousel.calibrate.DEFAULT_MOVES)")
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="wall-time budget of the sampling (reported as not converged if hit)")
+    ap.add_argument("--sampling-step", default=None,
+                    help="TIME STEP of the sampler's runs (default: aicarousel.calibrate."
+                         "SAMPLING_STEP when the model is finer, then reweighted to the "
+                         "model's step; 'model': sample at the model's step)")
     ap.add_argument("--out", default=None, help="also write the result files here")
     ap.add_argument("--gaussian", action="store_true",
                     help="sampler alone on a standard normal: tau of each move (no model runs)")
@@ -104,10 +108,18 @@ def main(argv=None) -> int:
           {"walkers": args.walkers, "steps": args.steps, "moves": args.moves})
     res = cal.calibrate(names, seed=args.seed, progress=True, method=method,
                         max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
-                        **kw)
+                        sampling_step=args.sampling_step, **kw)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     d = res.diag
-    print(f"TIME STEP of the model: {float(res.setup.cm.ir.time.dt):g} year")
+    print(f"TIME STEP of the model: {cal._step_text(res.setup.model_step)} year; runs by "
+          "TIME STEP: " + ", ".join(f"{cal._step_text(k)}: {v:,}"
+                                    for k, v in sorted(res.setup.runs_by_step.items())))
+    rw = d.get("reweight")
+    if rw:
+        print(f"sampled at TIME STEP {cal._step_text(rw['sampled_at'])}, reweighted to the "
+              f"model's: ESS per population {', '.join(f'{e:.0f}' for e in rw['ess'])} of "
+              f"{rw['draws']}; {rw['distinct']} distinct draws; log likelihood change sd "
+              f"{rw['dll_sd']:.3f} (min {rw['dll_min']:.2f}, max {rw['dll_max']:.2f})")
     if method == "smc":
         print(f"parameters: {len(names)}; targets fitted: {len(res.setup.fit_ids)}; SMC "
               f"{res.walkers} particles in {d['populations']} populations; {d['stages']} "

@@ -2,6 +2,7 @@
 
 ``aicarousel calibrate [--params NAME ...] [--until DATE] [--out DIR] [--seed N] [--walkers N]
 [--method smc|emcee] [--particles N] [--steps N] [--moves fitted|de|stretch]
+[--sampling-step STEP]
 [--resume | --force] [--record-table] [--set-baseline]
 [--point-only [--starts N]]`` runs :func:`aicarousel.calibrate.calibrate` (point estimate,
 posterior by sequential Monte Carlo by default or emcee, diagnostics, predictive bands) and
@@ -67,6 +68,13 @@ def register(subparsers) -> None:
                         "moves; two engine calls a step)")
     p.add_argument("--fixed-steps", action="store_true",
                    help="always run --steps steps (no early stop)")
+    p.add_argument("--sampling-step", default=None, metavar="STEP",
+                   help="TIME STEP in years (e.g. 1/64) at which the point estimate's starts "
+                        "and the posterior run the model, a whole multiple of the model's; the "
+                        "estimate is then polished and the draws importance-reweighted to the "
+                        "model's own step, whose effective sample size is reported and must "
+                        "keep half of each population (default 1/64 when the model's step is "
+                        "finer; 'model' samples at the model's step)")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run whose chain store is in --out")
     p.add_argument("--force", action="store_true",
@@ -99,7 +107,7 @@ def _point_only(args: argparse.Namespace, until) -> int:
     """``--point-only``: the WLS point estimate and the fit at it, printed; nothing written."""
     import numpy as np
 
-    from ..calibrate import N_STARTS, make_setup, point_estimate
+    from ..calibrate import N_STARTS, make_setup, point_estimate, resolve_sampling_step
     from ..errors import CalibrationError
 
     starts = N_STARTS if args.starts is None else args.starts
@@ -107,7 +115,8 @@ def _point_only(args: argparse.Namespace, until) -> int:
         raise CalibrationError(f"--starts {starts}: give at least 1 starting point")
     setup = make_setup(args.params, targets_file=args.targets,
                        parameters_file=args.parameters, until=until)
-    pe = point_estimate(setup, seed=args.seed, n_starts=starts)
+    coarse = resolve_sampling_step(args.sampling_step, setup.model_step)
+    pe = point_estimate(setup, seed=args.seed, n_starts=starts, sampling_step=coarse)
     for j, name in enumerate(setup.names):
         lo, hi, v = setup.low[j], setup.high[j], pe["theta"][j]
         edge = " (at a bound)" if min(v - lo, hi - v) <= 1e-6 * (hi - lo) else ""
@@ -123,7 +132,9 @@ def _point_only(args: argparse.Namespace, until) -> int:
         print(f"  {tid:<34} data {r['value']:<9.4g} model {model[k]:<9.4g} {err:+.1%} "
               f"tolerance {r['tolerance']:.0%} {'ok' if ok else 'MISS'}{fitted}")
     print(f"cost {pe['cost']:.4g} (sum of squared residuals / 2) at {len(setup.names)} "
-          f"parameters, {starts} starts, {pe['nfev']} evaluations; {inside} of "
+          f"parameters, {starts} starts, {pe['nfev']} evaluations"
+          + (f" ({pe['nfev_sampling_step']} at TIME STEP {coarse:g}, then polished at the "
+             f"model's {setup.model_step:g})" if coarse else "") + f"; {inside} of "
           f"{len(setup.targets)} targets within tolerance")
     return 0
 
@@ -217,8 +228,20 @@ def _calibrate(args: argparse.Namespace) -> int:
             how = (f"{res.walkers} walkers x {res.steps} steps, burn {d['burn']}, thin "
                    f"{d['thin']}, acceptance {d['acceptance']:.2f}, max tau "
                    f"{d['tau'].max():.0f}")
+        from ..calibrate import _step_text as _step
+        rw = d.get("reweight")
+        if rw:
+            print(f"sampled at TIME STEP {_step(rw['sampled_at'])} year, reweighted to the "
+                  f"model's {_step(rw['model_step'])}: ESS per population "
+                  + ", ".join(f"{e:.0f}" for e in rw["ess"]) + f" of {rw['draws']}, "
+                  f"{rw['distinct']} distinct draws kept, log likelihood change sd "
+                  f"{rw['dll_sd']:.3f} (min {rw['dll_min']:.2f}, max {rw['dll_max']:.2f})")
         print(f"{len(res.setup.names)} parameters, {len(res.setup.fit_ids)} targets fitted, "
-              f"{how}; {res.runs} runs in {res.setup.calls} engine calls, {res.seconds:.0f} s "
+              f"{how}; {res.runs} runs ("
+              + ", ".join(f"{v} at TIME STEP {_step(k)}"
+                          for k, v in sorted(res.setup.runs_by_step.items()))
+              + f") in {res.setup.calls} engine calls, "
+              f"{res.seconds:.0f} s "
               f"({res.runs / max(res.seconds, 1e-9):.0f} runs/s)")
         print("wrote " + ", ".join(str(f) for f in files))
     if not d["converged"]:
@@ -245,4 +268,5 @@ def _run(args, until, out: Path, store: Path):
                      seed=args.seed, store=store, resume=args.resume,
                      progress=not args.quiet, targets_file=args.targets,
                      parameters_file=args.parameters, stop_when_converged=not args.fixed_steps,
-                     moves=args.moves, method=args.method, particles=args.particles)
+                     moves=args.moves, method=args.method, particles=args.particles,
+                     sampling_step=args.sampling_step)
