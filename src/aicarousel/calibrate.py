@@ -1993,8 +1993,12 @@ def record_table(res: Result, path=None) -> Path:
         table[c] = ""
     how = (f"SMC {res.walkers} particles, {res.steps} stages"
            if res.extra.get("method") == "smc" else f"{res.walkers} walkers x {res.steps} steps")
-    run = (f"{_dt.date.today().isoformat()} seed {res.seed}, {how}, "
-           f"{'converged' if res.diag['converged'] else 'NOT converged'}")
+    rw = res.diag.get("reweight")
+    step = (f"TIME STEP {_step_text(rw['sampled_at'])} reweighted to "
+            f"{_step_text(rw['model_step'])} (ESS >= {min(rw['ess']):.0f}/{rw['draws']})" if rw
+            else f"TIME STEP {_step_text(res.setup.model_step)}")
+    run = (f"{_dt.date.today().isoformat()} seed {res.seed}, {len(res.setup.names)} parameters "
+           f"jointly, {how}, {step}, {'converged' if res.diag['converged'] else 'NOT converged'}")
     for name, r in res.posterior.iterrows():
         table.loc[name, "posterior_p5"] = f"{r['p5']:.6g}"
         table.loc[name, "posterior_median"] = f"{r['median']:.6g}"
