@@ -2,7 +2,9 @@
 
 Reads ``results/calibration/predictive.nc`` (written by ``analysis/posterior.py``; never
 simulates): percentile bands 2024-2035 of the key outputs and of every target's variable over
-posterior draws (5-95 and 25-75 %), the run at the posterior median, and the data points with
+posterior draws (5-95 and 25-75 %), the run at the parameters' marginal posterior medians (one
+parameter set; when parameters correlate it lies off the posterior's ridge and can leave the
+middle band, so the bands, not this line, are the projection), and the data points with
 their measurement error (one sigma). Targets over a period (integrals, means) are drawn as the
 average rate over the period, a horizontal bar; filled markers were fitted, open ones held out
 (``--until``).
@@ -45,7 +47,7 @@ def main(argv=None) -> int:
                                 alpha=alpha, lw=0, label=f"{lo}-{hi}%")
         med = f"{name} (posterior median)"
         if med in ds:
-            ax.plot(t, ds[med], color=color, lw=1, label="posterior median run")
+            ax.plot(t, ds[med], color=color, lw=1, label="run at marginal medians")
         for k in np.flatnonzero(np.array(tvars) == name):
             start, end = float(ds["target_start"][k]), float(ds["target_end"][k])
             value, sigma = float(ds["target_value"][k]), float(ds["target_sigma"][k])
