@@ -204,3 +204,12 @@ def test_resume_at_another_sampling_step_is_refused(coarse_run):
     with pytest.raises(CalibrationError, match="sampling_time_step"):
         cal.calibrate(PARAMS, particles=400, seed=0, store=out / cal.STORE_NAME, resume=True,
                       sampling_step="1/128")
+
+
+def test_emcee_draws_are_reweighted_too():
+    res = cal.calibrate(PARAMS[:1], method="emcee", walkers=8, steps=20, moves="stretch",
+                        stop_when_converged=False, seed=0, n_predictive=10)
+    rw = res.diag["reweight"]
+    assert rw is not None and len(rw["ess"]) == 1  # one population: the thinned chain
+    assert rw["draws"] == len(res.draws) and rw["sampled_at"] == cal.SAMPLING_STEP
+    assert set(res.setup.runs_by_step) == {cal.SAMPLING_STEP, res.setup.model_step}
