@@ -94,6 +94,8 @@ def test_reweight_refuses_a_setup_not_at_the_model_step():
     (None, 1 / 512, 1 / 64),      # default: 1/64 when the model is finer
     (None, 1 / 64, None),         # ... else the model's own step (no reweighting)
     (None, 1 / 16, None),
+    (None, 0.01, None),           # 1/64 is no whole multiple of 0.01: the model's own step
+    (None, 1 / 128, 1 / 64),
     ("model", 1 / 512, None),
     ("1/128", 1 / 512, 1 / 128),
     ("0.015625", 1 / 512, 1 / 64),

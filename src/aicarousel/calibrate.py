@@ -50,6 +50,11 @@ estimate), so ``--resume`` continues an interrupted run to the same numbers as a
 uninterrupted one. The store records its definition (model hash, targets, parameters, ranges,
 seed, walkers, steps, until); a different definition is refused, naming the keys.
 
+Sampling step (:func:`resolve_sampling_step`): when the model's TIME STEP is finer than
+:data:`SAMPLING_STEP` (the carousel's 1/512 against 1/64), steps 2 and 3 run the model at the
+sampling step; the point estimate is then polished at the model's own step and the final draws
+are importance-reweighted to it (:func:`reweight`; the weights' ESS is a convergence check).
+
 Out-of-sample (``until``): only targets whose period ends on or before ``until`` are fitted;
 every target gets its posterior predictive interval (5-95 %) and whether the data fall inside;
 the held-out targets' coverage is reported.
@@ -201,14 +206,17 @@ def resolve_sampling_step(value: Any, model_step: float) -> float | None:
     Parameters
     ----------
     value : None, "model", float or str
-        None: :data:`SAMPLING_STEP` when the model's step is finer, else the model's; "model":
+        None: :data:`SAMPLING_STEP` when it is a whole multiple (> 1) of the model's step, else
+        the model's; "model":
         the model's; a number or a fraction such as ``"1/64"``: that step, which must be a
         whole multiple of the model's step and at most :data:`MAX_SAMPLING_STEP`.
     model_step : float
         The model file's TIME STEP (years).
     """
-    if value is None:
-        return SAMPLING_STEP if SAMPLING_STEP > model_step * (1 + 1e-9) else None
+    if value is None:  # the default only where it is a whole multiple of the model's step
+        ratio = SAMPLING_STEP / model_step
+        whole = abs(ratio - round(ratio)) <= 1e-9 * ratio
+        return SAMPLING_STEP if whole and round(ratio) > 1 else None
     text = str(value).strip()
     if text.lower() == "model":
         return None
