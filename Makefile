@@ -21,7 +21,7 @@ help:
 	@echo "make run      venv + baseline run (results/baseline.nc) + figures"
 	@echo "make test     venv + the whole test suite (pytest $(PYTEST_ARGS))"
 	@echo "make figures  build every figure from results/ (figures/build.py)"
-	@echo "make calibrate  posterior of the uncertain parameters (slow at TIME STEP 1/512; not yet timed) + its figures"
+	@echo "make calibrate  posterior of the 20 parameters the targets inform most (~12 min on 2 cores) + its figures"
 	@echo "make docs     API reference into docs/_build/html (Sphinx -W: warnings are errors)"
 	@echo "make schema   regenerate scenarios/schema.json from aicarousel.scenario_schema"
 	@echo "make clean    remove results/, figures/out/, caches (keeps $(VENV))"

@@ -101,16 +101,16 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     c0 = time.process_time()
-    effect = cal.make_setup(None).screen_effect
-    names = sorted(effect, key=lambda n: -effect[n])[:args.n_params]
     method = args.method or cal.DEFAULT_METHOD
     kw = ({"particles": args.particles} if method == "smc" else
           {"walkers": args.walkers, "steps": args.steps, "moves": args.moves})
-    res = cal.calibrate(names, seed=args.seed, progress=True, method=method,
+    res = cal.calibrate(None, max_params=args.n_params, seed=args.seed, progress=True,
+                        method=method,
                         max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
                         sampling_step=args.sampling_step, **kw)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     d = res.diag
+    names = list(res.setup.names)
     print(f"TIME STEP of the model: {cal._step_text(res.setup.model_step)} year; runs by "
           "TIME STEP: " + ", ".join(f"{cal._step_text(k)}: {v:,}"
                                     for k, v in sorted(res.setup.runs_by_step.items())))

@@ -215,3 +215,22 @@ def test_emcee_draws_are_reweighted_too():
     assert rw is not None and len(rw["ess"]) == 1  # one population: the thinned chain
     assert rw["draws"] == len(res.draws) and rw["sampled_at"] == cal.SAMPLING_STEP
     assert set(res.setup.runs_by_step) == {cal.SAMPLING_STEP, res.setup.model_step}
+
+
+def test_max_params_keeps_the_most_informative_screened_parameters():
+    every = cal.make_setup(None)
+    top = cal.make_setup(None, max_params=3)
+    effect = every.screen_effect
+    expected = sorted(every.names, key=lambda n: -effect[n])[:3]
+    assert sorted(top.names) == sorted(expected) and len(every.names) > 3
+    assert min(effect[n] for n in top.names) >= max(
+        effect[n] for n in every.names if n not in top.names)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"params": PARAMS[:1], "max_params": 2}, "not both"),
+    ({"max_params": 0}, "--max-params 0: give at least 1"),
+])
+def test_max_params_refuses(kw, match):
+    with pytest.raises(CalibrationError, match=match):
+        cal.make_setup(**kw)

@@ -432,7 +432,8 @@ def _table_rows(csv=None) -> dict[str, Any]:
 
 def make_setup(params: Sequence[str] | None = None, *, targets_file=None, parameters_file=None,
                until: float | None = None, model_file=None,
-               fixed: Mapping[str, float] | None = None) -> Setup:
+               fixed: Mapping[str, float] | None = None,
+               max_params: int | None = None) -> Setup:
     """Read and check targets and parameters; every bad input is one CalibrationError line.
 
     Parameters
@@ -446,7 +447,15 @@ def make_setup(params: Sequence[str] | None = None, *, targets_file=None, parame
     model_file : path, optional
     fixed : mapping, optional
         Overrides applied to every run (not estimated).
+    max_params : int, optional
+        Without ``params``: keep at most this many of the screened parameters, those that move
+        a fitted target most (the others stay at their table values).
     """
+    if max_params is not None:
+        if params is not None:
+            raise CalibrationError("give --params or --max-params, not both")
+        if int(max_params) < 1:
+            raise CalibrationError(f"--max-params {max_params}: give at least 1")
     from .calibration import check_targets, read_targets
     from .ensemble import compile_model
     from .params import check_range, did_you_mean, facts_from_ir
@@ -501,6 +510,8 @@ def make_setup(params: Sequence[str] | None = None, *, targets_file=None, parame
     if params is None:
         effect = screen(setup)
         keep = [j for j in range(len(canon)) if effect[j] >= SCREEN_THRESHOLD]
+        if max_params is not None:  # the most informative first; ties in table order
+            keep = sorted(sorted(keep, key=lambda j: -effect[j])[:int(max_params)])
         if not keep:
             raise CalibrationError("no uncertain parameter moves any fitted target by "
                                    f"{SCREEN_THRESHOLD} sigma; name parameters with --params")
@@ -1793,7 +1804,7 @@ def calibrate(params: Sequence[str] | None = None, *, until: float | None = None
               outputs: Sequence[str] = KEY_OUTPUTS, stop_when_converged: bool = True,
               moves: str | None = None, max_seconds: float | None = None,
               method: str | None = None, particles: int | None = None,
-              sampling_step: Any = None) -> Result:
+              sampling_step: Any = None, max_params: int | None = None) -> Result:
     """Point estimate, posterior, diagnostics, tables and predictive bands (see module doc).
 
     ``sampling_step`` (see :func:`resolve_sampling_step`; default :data:`SAMPLING_STEP` when the
@@ -1820,7 +1831,7 @@ def calibrate(params: Sequence[str] | None = None, *, until: float | None = None
     if method not in METHODS:
         raise CalibrationError(f"--method {method!r}: use one of {', '.join(METHODS)}")
     setup = make_setup(params, targets_file=targets_file, parameters_file=parameters_file,
-                       until=until, model_file=model_file, fixed=fixed)
+                       until=until, model_file=model_file, fixed=fixed, max_params=max_params)
     d = len(setup.names)
     coarse = resolve_sampling_step(sampling_step, setup.model_step)
     if method == "smc":

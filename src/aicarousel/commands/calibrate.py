@@ -1,6 +1,6 @@
 """``aicarousel calibrate``: parameters estimated from the calibration targets, with uncertainty.
 
-``aicarousel calibrate [--params NAME ...] [--until DATE] [--out DIR] [--seed N] [--walkers N]
+``aicarousel calibrate [--params NAME ... | --max-params N] [--until DATE] [--out DIR] [--seed N] [--walkers N]
 [--method smc|emcee] [--particles N] [--steps N] [--moves fitted|de|stretch]
 [--sampling-step STEP]
 [--resume | --force] [--record-table] [--set-baseline]
@@ -37,6 +37,9 @@ def register(subparsers) -> None:
                    help="parameters to estimate (quote names with spaces; default: the "
                         "uncertain parameters whose range moves a target by at least "
                         "1 measurement sigma)")
+    p.add_argument("--max-params", type=int, default=None, metavar="N",
+                   help="without --params: estimate only the N screened parameters that move "
+                        "the targets most (the others keep their table values)")
     p.add_argument("--until", default=None, metavar="DATE",
                    help="fit only targets whose period ends on or before DATE (YYYY-MM-DD or a "
                         "decimal year); report the later ones' predictive intervals")
@@ -114,7 +117,7 @@ def _point_only(args: argparse.Namespace, until) -> int:
     if starts < 1:
         raise CalibrationError(f"--starts {starts}: give at least 1 starting point")
     setup = make_setup(args.params, targets_file=args.targets,
-                       parameters_file=args.parameters, until=until)
+                       parameters_file=args.parameters, until=until, max_params=args.max_params)
     coarse = resolve_sampling_step(args.sampling_step, setup.model_step)
     pe = point_estimate(setup, seed=args.seed, n_starts=starts, sampling_step=coarse)
     for j, name in enumerate(setup.names):
@@ -269,4 +272,4 @@ def _run(args, until, out: Path, store: Path):
                      progress=not args.quiet, targets_file=args.targets,
                      parameters_file=args.parameters, stop_when_converged=not args.fixed_steps,
                      moves=args.moves, method=args.method, particles=args.particles,
-                     sampling_step=args.sampling_step)
+                     sampling_step=args.sampling_step, max_params=args.max_params)
