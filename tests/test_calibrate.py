@@ -76,11 +76,30 @@ def synthetic(tmp_path_factory):
     return _synthetic_targets(tmp_path_factory.mktemp("synthetic"))
 
 
+#: The recovery run's settings: one in-process run (``recovery``) serves the recovery, file,
+#: table and --from-posterior tests, and is the uninterrupted run that the killed and resumed
+#: CLI run of the same settings must reproduce exactly (resume and same seed in one).
+RECOVERY = dict(walkers=16, steps=120, seed=11)
+
+
 @pytest.fixture(scope="module")
-def recovery(synthetic):
-    return cal.calibrate(list(TRUE) + [NULL], until=UNTIL, walkers=16, steps=120, seed=11,
-                         targets_file=synthetic, stop_when_converged=False, n_predictive=200,
-                         method="emcee")
+def recovery_dir(tmp_path_factory):
+    """``results/calibration`` of the recovery run (its chain store and result files)."""
+    return tmp_path_factory.mktemp("recovery") / "results" / "calibration"
+
+
+@pytest.fixture(scope="module")
+def recovery(synthetic, recovery_dir):
+    recovery_dir.mkdir(parents=True)
+    return cal.calibrate(list(TRUE) + [NULL], until=UNTIL, targets_file=synthetic,
+                         stop_when_converged=False, n_predictive=200, method="emcee",
+                         store=recovery_dir / cal.STORE_NAME, **RECOVERY)
+
+
+@pytest.fixture(scope="module")
+def recovery_files(recovery, recovery_dir):
+    """The files :func:`write_results` wrote for the recovery run (into ``recovery_dir``)."""
+    return cal.write_results(recovery, recovery_dir)
 
 
 def assert_recovers(post) -> None:
@@ -149,19 +168,21 @@ def _numbers(csv: Path) -> str:
     return "\n".join(csv.read_text().splitlines()[1:])   # without the provenance line
 
 
-def test_resume_after_kill_gives_the_same_chains_and_flags_non_convergence(tmp_path):
-    args = ["calibrate", "--params", "Planning horizon", "AI demand multiplier",
-            "--method", "emcee", "--walkers", "8", "--steps", "50", "--fixed-steps",
-            "--seed", "5", "-q"]
-    whole = _cli(args + ["--out", str(tmp_path / "whole")])
-    out, err = whole.communicate(timeout=600)
-    # 50 steps are far from converged: exit 1, a warning line, the flag in the table
-    assert whole.returncode == 1, err
-    assert "WARNING: the chains did not converge" in err
-    post = pd.read_csv(tmp_path / "whole" / "posterior.csv", comment="#")
+def test_resume_after_kill_gives_the_same_chains_and_flags_non_convergence(
+        synthetic, recovery, recovery_dir, recovery_files, tmp_path):
+    """The recovery run again through the CLI, killed after its first saved block and resumed:
+    the same chains and posterior as the uninterrupted in-process run with the same seed (so
+    the seed fixes the chains, the CLI passes it on, and a resume continues exactly); 120 steps
+    are far from converged: exit 1, a warning line, the flag in the table."""
+    assert not recovery.diag["converged"]
+    post = pd.read_csv(recovery_dir / "posterior.csv", comment="#")
     assert not post["converged"].any()
 
-    killed = _cli(args + ["--out", str(tmp_path / "cut")], env={cal.CHECKPOINT_DELAY_ENV: "30"})
+    args = ["calibrate", "--params", *TRUE, NULL, "--until", str(UNTIL), "--targets",
+            str(synthetic), "--method", "emcee", "--walkers", str(RECOVERY["walkers"]),
+            "--steps", str(RECOVERY["steps"]), "--fixed-steps", "--seed", str(RECOVERY["seed"]),
+            "-q", "--out", str(tmp_path / "cut")]
+    killed = _cli(args, env={cal.CHECKPOINT_DELAY_ENV: "30"})
     store = tmp_path / "cut" / cal.STORE_NAME
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -172,48 +193,46 @@ def test_resume_after_kill_gives_the_same_chains_and_flags_non_convergence(tmp_p
     killed.wait()
     assert np.load(store)["chain"].shape[0] == cal.CHECKPOINT_STEPS   # really interrupted
     assert not (tmp_path / "cut" / "posterior.csv").exists()
-    resumed = _cli(args + ["--out", str(tmp_path / "cut"), "--resume"])
+    resumed = _cli(args + ["--resume"])
     _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 1, err
-    a, b = np.load(tmp_path / "whole" / cal.STORE_NAME), np.load(store)
+    assert "WARNING: the chains did not converge" in err
+    a, b = np.load(recovery_dir / cal.STORE_NAME), np.load(store)
+    assert a["chain"].shape[0] == RECOVERY["steps"]
     assert np.array_equal(a["chain"], b["chain"]) and np.array_equal(a["log_prob"], b["log_prob"])
-    assert _numbers(tmp_path / "whole" / "posterior.csv") == _numbers(
+    assert _numbers(recovery_dir / "posterior.csv") == _numbers(
         tmp_path / "cut" / "posterior.csv")
 
-    # same seed, same posterior; another seed, other chains
-    other = _cli(args[:-3] + ["--seed", "6", "-q", "--out", str(tmp_path / "other")])
-    other.communicate(timeout=600)
-    c = np.load(tmp_path / "other" / cal.STORE_NAME)
-    assert not np.array_equal(a["chain"], c["chain"])
 
-
-def test_result_files_and_figures(recovery, tmp_path, load_script):
+def test_result_files_and_figures(recovery, recovery_dir, recovery_files, tmp_path,
+                                  load_script):
     """write_results writes every file with provenance; both figure scripts draw from them."""
     import xarray as xr
 
     from aicarousel import plotting
 
-    files = cal.write_results(recovery, tmp_path / "results" / "calibration")
-    assert sorted(f.name for f in files) == sorted(cal.RESULT_FILES)
-    post = pd.read_csv(tmp_path / "results" / "calibration" / "posterior.csv", comment="#")
+    assert sorted(f.name for f in recovery_files) == sorted(cal.RESULT_FILES)
+    assert all(f.parent == recovery_dir and f.is_file() for f in recovery_files)
+    post = pd.read_csv(recovery_dir / "posterior.csv", comment="#")
     assert {"median", "p5", "p95", "prior_low", "prior_high", "width_ratio",
             "converged"} <= set(post.columns)
-    assert (tmp_path / "results" / "calibration" / "posterior.csv").read_text().startswith(
+    assert (recovery_dir / "posterior.csv").read_text().startswith(
         "# made by aicarousel calibrate; provenance: ")
-    bands = xr.load_dataset(tmp_path / "results" / "calibration" / "predictive.nc")
+    bands = xr.load_dataset(recovery_dir / "predictive.nc")
     assert bands.attrs["model_hash"] == recovery.setup.cm.model_hash
     assert float(bands["time"].min()) == 2024.0 and float(bands["time"].max()) == 2035.0
     assert bands.attrs["coverage_90"] == "0.000"
     for script, stem in (("fig_calibration_corner", "calibration_corner"),
                          ("fig_calibration_fan", "calibration_fan")):
         mod = load_script(paths.FIGURES_DIR / f"{script}.py")
-        assert mod.main(["--results", str(tmp_path / "results"), "--out",
+        assert mod.main(["--results", str(recovery_dir.parent), "--out",
                          str(tmp_path / "out")]) == 0
         meta = plotting.read_metadata(tmp_path / "out" / f"{stem}.png")
         assert meta["model_hash"] == recovery.setup.cm.model_hash
 
 
-def test_record_table_and_montecarlo_from_posterior(recovery, tmp_path):
+def test_record_table_and_montecarlo_from_posterior(recovery, recovery_dir, recovery_files,
+                                                    tmp_path):
     """The posterior goes into the parameter table's posterior_* columns (values unchanged),
     and ``montecarlo --from-posterior`` draws the estimated parameters from the draws."""
     import shutil
@@ -235,9 +254,7 @@ def test_record_table_and_montecarlo_from_posterior(recovery, tmp_path):
             recovery.posterior.loc[name, "median"], rel=1e-5)
     assert after.loc["Lab fixed costs", "posterior_median"] == ""
 
-    out = tmp_path / "calibration"
-    cal.write_results(recovery, out)
-    status = main(["montecarlo", "--n", "16", "--from-posterior", str(out), "--param",
+    status = main(["montecarlo", "--n", "16", "--from-posterior", str(recovery_dir), "--param",
                    "Lab fixed costs", "--output", "Lab Cash", "--out", str(tmp_path / "mc"),
                    "-q"])
     assert status == 0
@@ -349,7 +366,8 @@ def test_set_baseline_writes_the_point_estimate_into_model_and_table(recovery, t
     assert len(changed) == len(values)
 
 
-def test_sensitivity_and_experiment_from_posterior(recovery, tmp_path):
+def test_sensitivity_and_experiment_from_posterior(recovery, recovery_dir, recovery_files,
+                                                   tmp_path):
     """sensitivity --from-posterior samples the estimated parameters inside their posterior
     5-95 % intervals (and says so); experiment --from-posterior gives each scenario's outcomes
     as bands over posterior draws."""
@@ -358,8 +376,7 @@ def test_sensitivity_and_experiment_from_posterior(recovery, tmp_path):
 
     from aicarousel.cli import main
 
-    post = tmp_path / "calibration"
-    cal.write_results(recovery, post)
+    post = recovery_dir
     assert main(["sensitivity", "--method", "morris", "--n", "4", "--from-posterior", str(post),
                  "--param", "Lab fixed costs", "--output", "peak(Cloud Debt)", "--out",
                  str(tmp_path / "sens"), "-q"]) == 0
@@ -468,14 +485,19 @@ def test_fitted_moves_are_one_engine_call_a_step_and_mix_fast():
     assert np.allclose(np.cov(x, rowvar=False), cov, atol=0.15 * np.abs(cov).max())
 
 
-def test_resume_of_a_store_with_other_moves_is_refused(tmp_path):
-    """A chain store made by other moves (e.g. before the default became "fitted") is refused
-    on --resume, naming the key, and left as it was."""
-    setup = cal.make_setup(["Planning horizon", "AI demand multiplier"])
-    point = cal.point_estimate(setup, n_starts=1)
+def test_another_seed_gives_other_chains_and_a_store_with_other_moves_is_refused(recovery,
+                                                                                tmp_path):
+    """Another seed, other chains (the same seed giving the same chains is the resume test's
+    in-process run against its CLI run). A chain store made by other moves (e.g. before the
+    default became "fitted") is refused on --resume, naming the key, and left as it was.
+    Both on the recovery run's setup and point estimate, with the cheap "de" moves."""
+    setup, point = recovery.setup, recovery.point
     store = tmp_path / cal.STORE_NAME
-    cal.sample_posterior(setup, point, walkers=8, steps=25, seed=1, store=store, moves="de",
-                         stop_when_converged=False)
+    runs = [cal.sample_posterior(setup, point, walkers=8, steps=25, seed=s, moves="de",
+                                 store=store if s == 1 else None, stop_when_converged=False)
+            for s in (1, 2)]
+    assert runs[0]["chain"].shape == runs[1]["chain"].shape == (25, 8, len(setup.names))
+    assert not np.array_equal(runs[0]["chain"], runs[1]["chain"])
     before = store.read_bytes()
     with pytest.raises(cal.CalibrationError, match=r"differs in: .*moves"):
         cal.sample_posterior(setup, None, walkers=8, steps=25, seed=1, store=store,
