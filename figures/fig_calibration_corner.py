@@ -11,6 +11,7 @@ Output: ``figures/out/calibration_corner.{pdf,png}`` (double column).
 from __future__ import annotations
 
 import sys
+import textwrap
 
 import numpy as np
 import xarray as xr
@@ -57,11 +58,11 @@ def main(argv=None) -> int:
             ax.set_xlim(lo[j], hi[j])
             ax.tick_params(labelsize=5)
             if r == k - 1:
-                ax.set_xlabel(names[j], fontsize=5.5)
+                ax.set_xlabel(textwrap.fill(names[j], 22), fontsize=5.5)
             else:
                 ax.set_xticklabels([])
             if c == 0 and r > 0:
-                ax.set_ylabel(names[i], fontsize=5.5)
+                ax.set_ylabel(textwrap.fill(names[i], 22), fontsize=5.5)
             elif c > 0:
                 ax.set_yticklabels([])
     fig.suptitle(f"Posterior of the {k} most constrained parameters "
