@@ -269,6 +269,13 @@ class Setup:
         """The model file's TIME STEP (years)."""
         return float(self.cm.ir.time.dt)
 
+    def count_runs(self, n: int, dt: float | None = None) -> None:
+        """Count one engine call of ``n`` runs at TIME STEP ``dt`` (None: the model's)."""
+        dt = self.model_step if dt is None else float(dt)
+        self.runs += n
+        self.calls += 1
+        self.runs_by_step[dt] = self.runs_by_step.get(dt, 0) + n
+
     @contextlib.contextmanager
     def stepping(self, time_step: float | None):
         """Run the likelihood at ``time_step`` (None: the model's own) inside the block."""
@@ -324,9 +331,7 @@ class Setup:
         t, vals = self.cm.run_arrays(params, n=n, outputs=variables,
                                      final_time=self._final_time(targets), time_step=dt,
                                      saveper=dt, allow_nonfinite=True)
-        self.runs += n
-        self.calls += 1
-        self.runs_by_step[dt] = self.runs_by_step.get(dt, 0) + n
+        self.count_runs(n, dt)
         by_real = {self.cm.real_name(k): v for k, v in vals.items()}
         out = np.empty((n, len(targets)))
         bad = np.zeros(n, bool)
@@ -1767,9 +1772,7 @@ def _bands(setup: Setup, pred_draws: np.ndarray, median: np.ndarray, outputs: Se
     params = dict(setup.fixed)
     params.update({n: pred_draws[:, j] for j, n in enumerate(setup.names)})
     t, vals = cm.run_arrays(params, n=pred_draws.shape[0], outputs=names, allow_nonfinite=True)
-    setup.runs += pred_draws.shape[0]
-    setup.runs_by_step[setup.model_step] = (setup.runs_by_step.get(setup.model_step, 0)
-                                            + pred_draws.shape[0] + 1)
+    setup.count_runs(pred_draws.shape[0])
     ds = xr.Dataset({cm.real_name(k): (("run", "time"), v) for k, v in vals.items()},
                     coords={"run": np.arange(pred_draws.shape[0]), "time": t})
     for k in ds.data_vars:
@@ -1779,7 +1782,7 @@ def _bands(setup: Setup, pred_draws: np.ndarray, median: np.ndarray, outputs: Se
     p = dict(setup.fixed)
     p.update({n: float(median[j]) for j, n in enumerate(setup.names)})
     t2, med = cm.run_arrays(p, n=1, outputs=names, allow_nonfinite=True)
-    setup.runs += 1
+    setup.count_runs(1)
     for k, v in med.items():
         name = cm.real_name(k)
         bands[f"{name} (posterior median)"] = ("time", v[0])
